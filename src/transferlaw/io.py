@@ -1,0 +1,85 @@
+"""Atomic file output: a killed job must leave either the complete file or no file at all.
+
+Every writer here writes to a temporary file in the destination folder and renames it into place;
+``os.replace`` is atomic on POSIX filesystems, so readers (and Snakemake) never see half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it."""
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{dest.suffix}", dir=dest.parent)
+    # the temporary name keeps the real suffix, so writers that infer a format from it still work
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
+    """Write ``obj`` as indented JSON (numpy scalars and arrays allowed), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default, allow_nan=True) + "\n")
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_parquet(df: pd.DataFrame, path: str | os.PathLike[str], **kwargs: Any) -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False, **kwargs)
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], **kwargs: Any) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, **kwargs)
+
+
+def write_with(writer: Callable[[Path], None], path: str | os.PathLike[str]) -> None:
+    """Atomically write ``path`` with any function that writes to a given path (figures, npz, ...)."""
+    with atomic_path(path) as tmp:
+        writer(tmp)
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a table of runs from parquet or CSV (chosen by suffix), naming the file on failure."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"table of runs not found: {p}")
+    suffix = p.suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        return pd.read_parquet(p)
+    if suffix in {".csv", ".tsv", ".txt"}:
+        return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
+    raise ValueError(f"{p}: unknown table format {suffix!r} (expected .parquet, .csv or .tsv)")

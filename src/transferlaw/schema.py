@@ -1,0 +1,142 @@
+"""The run record: one row per fine-tuning run, defined once and validated everywhere.
+
+Every fine-tuning job writes exactly one record; aggregation, fitting, bootstrap and figures read these
+columns by name. Changing a column means changing it here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+#: Status of a run whose minimum eval loss is usable for fitting (early stopping triggered).
+STATUS_OK = "ok"
+#: The run hit ``max_epochs`` before early stopping triggered: its loss is only an upper bound.
+STATUS_MAX_EPOCHS = "max_epochs"
+#: A non-finite training or eval loss appeared.
+STATUS_DIVERGED = "diverged"
+STATUSES = (STATUS_OK, STATUS_MAX_EPOCHS, STATUS_DIVERGED)
+
+#: Column name -> (arrow type, description). Order is the column order of every record file.
+RECORD_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "dataset": (pa.string(), "downstream dataset name (config key under `datasets`)"),
+    "model": (pa.string(), "model name (config key under `models`)"),
+    "revision": (pa.string(), "checkpoint revision, Pythia-style (`step0`, `step1`, ...)"),
+    "pretrain_step": (pa.int64(), "pre-training optimizer steps of the checkpoint"),
+    "pretrain_tokens": (pa.int64(), "pre-training tokens seen by the checkpoint (steps x tokens per step)"),
+    "finetune_unit": (pa.string(), "unit of `finetune_size`: `sequences` or `tokens`"),
+    "finetune_size": (pa.int64(), "fine-tune data size in the study's unit (the law's f)"),
+    "finetune_sequences": (pa.int64(), "number of (context-length) sequences fine-tuned on"),
+    "finetune_tokens": (pa.int64(), "number of tokens fine-tuned on (one epoch)"),
+    "context_length": (pa.int64(), "tokens per sequence"),
+    "seed": (pa.int64(), "seed of the run (data order, dropout)"),
+    "eval_loss": (pa.float64(), "minimum over epochs of the mean token cross-entropy on the eval split, nats"),
+    "initial_eval_loss": (pa.float64(), "eval loss of the checkpoint before any fine-tuning, nats"),
+    "eval_tokens": (pa.int64(), "number of predicted tokens in the eval split"),
+    "best_epoch": (pa.int64(), "epoch (1-based) that reached `eval_loss`"),
+    "epochs": (pa.int64(), "epochs trained before early stopping or the cap"),
+    "optimizer_steps": (pa.int64(), "optimizer updates performed"),
+    "train_loss": (pa.float64(), "mean training loss over the best epoch, nats"),
+    "n_params": (pa.int64(), "parameters of the model (all, embeddings included)"),
+    "flops": (pa.float64(), "training compute, 6 x n_params x tokens trained (epochs x finetune_tokens)"),
+    "wall_seconds": (pa.float64(), "wall time of the run (load, train, eval)"),
+    "status": (pa.string(), f"one of {', '.join(STATUSES)}; only `{STATUS_OK}` runs are fitted"),
+    "eval_curve": (pa.list_(pa.float64()), "eval loss after each epoch"),
+}
+
+RECORD_SCHEMA = pa.schema([pa.field(name, dtype, nullable=False) for name, (dtype, _) in RECORD_COLUMNS.items()])
+
+_INT = {n for n, (t, _) in RECORD_COLUMNS.items() if pa.types.is_integer(t)}
+_FLOAT = {n for n, (t, _) in RECORD_COLUMNS.items() if pa.types.is_floating(t)}
+_STR = {n for n, (t, _) in RECORD_COLUMNS.items() if pa.types.is_string(t)}
+
+
+class RecordError(ValueError):
+    """A run record (or a table of them) does not match :data:`RECORD_SCHEMA`."""
+
+
+def validate_records(df: pd.DataFrame, source: str = "records") -> pd.DataFrame:
+    """Check a table of run records against the schema and return it with canonical column order and types.
+
+    Raises :class:`RecordError` naming the file (``source``) and the offending column.
+    """
+    missing = [c for c in RECORD_COLUMNS if c not in df.columns]
+    if missing:
+        raise RecordError(f"{source}: missing column(s) {', '.join(missing)}")
+    extra = [c for c in df.columns if c not in RECORD_COLUMNS]
+    if extra:
+        raise RecordError(f"{source}: unknown column(s) {', '.join(extra)}")
+    for col in RECORD_COLUMNS:
+        if df[col].isna().any():
+            raise RecordError(f"{source}: column {col!r} has missing values")
+    for col in _INT:
+        if not pd.api.types.is_integer_dtype(df[col]):
+            raise RecordError(f"{source}: column {col!r} must be integer, got {df[col].dtype}")
+    for col in _FLOAT:
+        if not pd.api.types.is_numeric_dtype(df[col]):
+            raise RecordError(f"{source}: column {col!r} must be numeric, got {df[col].dtype}")
+    for col in _STR:
+        if not all(isinstance(v, str) for v in df[col]):
+            raise RecordError(f"{source}: column {col!r} must hold strings")
+    bad_status = sorted(set(df["status"]) - set(STATUSES))
+    if bad_status:
+        raise RecordError(f"{source}: column 'status' has unknown value(s) {bad_status}")
+    for col in ("pretrain_step", "pretrain_tokens", "finetune_size", "finetune_sequences", "finetune_tokens"):
+        if (df[col] < 0).any():
+            raise RecordError(f"{source}: column {col!r} has negative values")
+    if not set(df["finetune_unit"]) <= {"sequences", "tokens"}:
+        raise RecordError(f"{source}: column 'finetune_unit' must be 'sequences' or 'tokens'")
+    out = df[list(RECORD_COLUMNS)].copy()
+    for col in _INT:
+        out[col] = out[col].astype("int64")
+    for col in _FLOAT:
+        out[col] = out[col].astype("float64")
+    return out.reset_index(drop=True)
+
+
+def records_frame(rows: Sequence[Mapping[str, Any]], source: str = "records") -> pd.DataFrame:
+    """Build a validated records table from dicts (one per run)."""
+    return validate_records(pd.DataFrame(list(rows)), source)
+
+
+def to_arrow(df: pd.DataFrame, source: str = "records") -> pa.Table:
+    """Validated records as an Arrow table with exactly :data:`RECORD_SCHEMA`."""
+    return pa.Table.from_pandas(validate_records(df, source), schema=RECORD_SCHEMA, preserve_index=False)
+
+
+def write_records(df: pd.DataFrame, path: str, source: str | None = None) -> None:
+    """Validate and write a records table as parquet, atomically."""
+    import pyarrow.parquet as pq
+
+    from transferlaw.io import atomic_path
+
+    table = to_arrow(df, source or path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_records(paths: str | Sequence[str]) -> pd.DataFrame:
+    """Read and validate one or more record files into one table (sorted for reproducibility)."""
+    if isinstance(paths, str):
+        paths = [paths]
+    frames = [validate_records(pd.read_parquet(p), p) for p in paths]
+    if not frames:
+        return validate_records(pd.DataFrame({c: [] for c in RECORD_COLUMNS}).astype(_empty_dtypes()))
+    df = pd.concat(frames, ignore_index=True)
+    return df.sort_values(["dataset", "model", "pretrain_step", "finetune_size", "seed"], kind="stable").reset_index(
+        drop=True
+    )
+
+
+def _empty_dtypes() -> dict[str, str]:
+    return {c: ("int64" if c in _INT else "float64" if c in _FLOAT else "object") for c in RECORD_COLUMNS}
+
+
+def describe_schema() -> str:
+    """The schema as a Markdown table (used by the README and `transferlaw schema`)."""
+    lines = ["| column | type | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{n}` | {t} | {d} |" for n, (t, d) in RECORD_COLUMNS.items()]
+    return "\n".join(lines)
