@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -70,7 +71,8 @@ def validate_records(df: pd.DataFrame, source: str = "records") -> pd.DataFrame:
     if extra:
         raise RecordError(f"{source}: unknown column(s) {', '.join(extra)}")
     for col in RECORD_COLUMNS:
-        if df[col].isna().any():
+        # float columns may be NaN (a diverged run has no finite loss); nothing else may be missing
+        if col not in _FLOAT and df[col].isna().any():
             raise RecordError(f"{source}: column {col!r} has missing values")
     for col in _INT:
         if not pd.api.types.is_integer_dtype(df[col]):
@@ -87,6 +89,9 @@ def validate_records(df: pd.DataFrame, source: str = "records") -> pd.DataFrame:
     for col in ("pretrain_step", "pretrain_tokens", "finetune_size", "finetune_sequences", "finetune_tokens"):
         if (df[col] < 0).any():
             raise RecordError(f"{source}: column {col!r} has negative values")
+    ok = df["status"] == STATUS_OK
+    if ok.any() and not np.isfinite(df.loc[ok, "eval_loss"].astype(float)).all():
+        raise RecordError(f"{source}: column 'eval_loss' must be finite for runs with status '{STATUS_OK}'")
     if not set(df["finetune_unit"]) <= {"sequences", "tokens"}:
         raise RecordError(f"{source}: column 'finetune_unit' must be 'sequences' or 'tokens'")
     out = df[list(RECORD_COLUMNS)].copy()

@@ -1,0 +1,28 @@
+# transferlaw: scaling laws for transfer (Barnett 2024) as a Snakemake study.
+# One fine-tuning job per (dataset, checkpoint, fine-tune size); aggregation, fits and analyses downstream.
+from snakemake.utils import min_version, validate
+
+from transferlaw.config import SCHEMA_PATH
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+# Defaults are filled by transferlaw.config.resolve (see common.smk), not by the validator: a dataset's
+# `finetune` block holds overrides only.
+validate(config, schema=str(SCHEMA_PATH), set_default=False)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/finetune.smk"
+include: "workflow/rules/fit.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

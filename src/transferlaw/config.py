@@ -1,0 +1,234 @@
+"""The study's configuration: one JSON schema (``schemas/config.schema.yaml``), defaults, and the checks that
+must pass before any expensive job starts.
+
+Snakemake validates the raw config against the schema (``snakemake.utils.validate``); :func:`resolve` then
+fills the schema's defaults and :func:`check_study` checks what a schema cannot (files exist and are large
+enough, revisions exist, the context fits the model). Every error names the config key or file at fault.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
+_STEP = re.compile(r"^step(\d+)$")
+
+
+class ConfigError(ValueError):
+    """The study configuration is unusable; the message names the config key or file."""
+
+
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def validate_schema(config: Mapping[str, Any]) -> None:
+    """Validate against the JSON schema without filling defaults (Snakemake's validator, same messages)."""
+    from snakemake.utils import validate
+
+    validate(dict(config), str(SCHEMA_PATH), set_default=False)
+
+
+def _defaults(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: copy.deepcopy(v["default"]) for k, v in props.items() if "default" in v}
+
+
+def finetune_defaults() -> dict[str, Any]:
+    """The paper's fine-tuning settings, as documented in the schema."""
+    return _defaults(load_schema()["definitions"]["finetune"]["properties"])
+
+
+def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` with the schema's defaults filled in and per-dataset settings merged.
+
+    Defaults are filled here rather than by the validator because a dataset's ``finetune`` block holds only
+    *overrides* of the global ``finetune`` block; filling defaults into it would mask the global values.
+    """
+    schema = load_schema()
+    props = schema["properties"]
+    cfg = copy.deepcopy(dict(config))
+    cfg.setdefault("study", props["study"]["default"])
+    cfg["finetune"] = {**finetune_defaults(), **cfg.get("finetune", {})}
+    cfg["fit"] = {**_defaults(props["fit"]["properties"]), **cfg.get("fit", {})}
+    cfg.setdefault("fit", {})
+    cfg["fit"].setdefault("model", next(iter(cfg["models"])))
+    if "pretrain" in cfg:
+        cfg["pretrain"] = {**_defaults(props["pretrain"]["properties"]), **cfg["pretrain"]}
+        cfg["pretrain"].setdefault("save_steps", log2_steps(cfg["pretrain"]["steps"]))
+    model_defaults = _defaults(props["models"]["additionalProperties"]["properties"])
+    cfg["models"] = {name: {**model_defaults, **m} for name, m in cfg["models"].items()}
+    gen_defaults = _defaults(props["datasets"]["additionalProperties"]["properties"]["generate"]["properties"])
+    for block in cfg["datasets"].values():
+        if "generate" in block:
+            block["generate"] = {**gen_defaults, **block["generate"]}
+    return cfg
+
+
+def log2_steps(last: int) -> list[int]:
+    """Pythia-like log-spaced checkpoint steps: 0, 1, 2, 4, ..., and the final step."""
+    steps = [0] + [2**k for k in range(int(math.log2(last)) + 1)] if last >= 1 else [0]
+    return sorted(set(steps) | {last})
+
+
+def revision_step(revision: str) -> int:
+    """The pre-training step of a Pythia-style revision name (``step1000`` -> 1000)."""
+    m = _STEP.match(revision)
+    if not m:
+        raise ConfigError(f"revision {revision!r} is not of the form 'step<N>'")
+    return int(m.group(1))
+
+
+def finetune_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+    """Global fine-tune settings with the dataset's overrides applied (resolved config)."""
+    return {**cfg["finetune"], **cfg["datasets"][dataset].get("finetune", {})}
+
+
+def prepare_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+    """What data preparation of ``dataset`` depends on, and nothing more: the fine-tune *sizes* are left
+    out on purpose, so adding a size adds fine-tune jobs without re-preparing (and re-running) the rest."""
+    ft = finetune_settings(cfg, dataset)
+    block = cfg["datasets"][dataset]
+    return {
+        "dataset": dataset,
+        "source": block.get("path") or block.get("generate"),
+        "context_length": ft["context_length"],
+        "eval_sequences": ft["eval_sequences"],
+        "seed": ft["seed"],
+    }
+
+
+def model_settings(cfg: Mapping[str, Any], model: str, root: str | Path = ".") -> dict[str, Any]:
+    """How to load ``model``'s checkpoints: a repo id, the cache folder holding its revisions, and the
+    number of pre-training tokens per step (to convert steps to tokens)."""
+    m = cfg["models"][model]
+    if m["source"] == "pretrain":
+        pre = cfg["pretrain"]
+        return {
+            "model": model,
+            "repo_id": local_repo_id(model),
+            "cache_dir": str(Path(root) / "results" / "models"),
+            "offline": True,
+            "tokens_per_step": m.get("tokens_per_step", pre["batch_size"] * pre["context_length"]),
+        }
+    return {
+        "model": model,
+        "repo_id": m["repo_id"],
+        "cache_dir": m.get("cache_dir"),
+        "offline": m["offline"],
+        "tokens_per_step": m["tokens_per_step"],
+    }
+
+
+def local_repo_id(model: str) -> str:
+    """Repo id under which the workflow's own pre-trained model is laid out in its Hugging Face cache."""
+    return f"transferlaw/{model}"
+
+
+def required_tokens(sizes: list[int], unit: str, context_length: int, eval_sequences: int) -> int:
+    """Tokens a dataset needs: the eval split plus the largest fine-tune subset, in whole sequences."""
+    largest = max(sizes)
+    train_seqs = largest if unit == "sequences" else math.ceil(largest / context_length)
+    return (train_seqs + eval_sequences) * context_length
+
+
+def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
+    """Semantic checks of a resolved config, run when the workflow is parsed (before any job).
+
+    Checks that need the tokenizer (the exact token count of a dataset) happen in the data-preparation job,
+    which every fine-tune job of that dataset waits for.
+    """
+    root = Path(root)
+    models = cfg["models"]
+    if any(m["source"] == "pretrain" for m in models.values()) and "pretrain" not in cfg:
+        raise ConfigError("models: a model has `source: pretrain` but the config has no `pretrain` block")
+    if cfg["fit"]["model"] not in models:
+        raise ConfigError(f"fit.model: {cfg['fit']['model']!r} is not a key of `models` ({', '.join(models)})")
+    if "pretrain" in cfg:
+        pre = cfg["pretrain"]
+        _check_file(root, pre["corpus"], "pretrain.corpus")
+        bad = [s for s in pre["save_steps"] if s > pre["steps"]]
+        if bad:
+            raise ConfigError(f"pretrain.save_steps: {bad} exceed pretrain.steps = {pre['steps']}")
+        if pre["hidden_size"] % pre["num_attention_heads"]:
+            raise ConfigError("pretrain.hidden_size must be a multiple of pretrain.num_attention_heads")
+    for name, m in models.items():
+        key = f"models.{name}"
+        for rev in m["revisions"]:
+            revision_step(rev)
+        if m["source"] == "pretrain":
+            saved = {f"step{s}" for s in cfg["pretrain"]["save_steps"]}
+            unknown = [r for r in m["revisions"] if r not in saved]
+            if unknown:
+                raise ConfigError(
+                    f"{key}.revisions: {', '.join(unknown)} not saved by the pretrain rule "
+                    f"(pretrain.save_steps gives {', '.join(sorted(saved, key=revision_step))})"
+                )
+        else:
+            for field in ("repo_id", "tokens_per_step"):
+                if field not in m:
+                    raise ConfigError(f"{key}.{field} is required for a hub model")
+            from transferlaw.hub import check_hub_revisions
+
+            check_hub_revisions(m["repo_id"], m["revisions"], m.get("cache_dir"), m["offline"], key)
+    for name, block in cfg["datasets"].items():
+        key = f"datasets.{name}"
+        if ("path" in block) == ("generate" in block):
+            raise ConfigError(f"{key}: give exactly one of `path` (a file) or `generate` (a generator)")
+        ft = finetune_settings(cfg, name)
+        for mname, m in models.items():
+            if m["source"] == "pretrain" and ft["context_length"] > cfg["pretrain"]["context_length"]:
+                raise ConfigError(
+                    f"{key}: finetune.context_length {ft['context_length']} exceeds the context of model "
+                    f"{mname!r} (pretrain.context_length = {cfg['pretrain']['context_length']})"
+                )
+        if "path" in block:
+            path = _check_file(root, block["path"], f"{key}.path")
+            need = required_tokens(block["sizes"], ft["unit"], ft["context_length"], ft["eval_sequences"])
+            # A byte-level tokenizer never makes more tokens than there are bytes, so this bound is safe;
+            # the exact count is checked by the data-preparation job once the tokenizer exists.
+            raw = text_bytes(path, limit=need)
+            if raw < need:
+                raise ConfigError(
+                    f"{key}.path: {block['path']} has {raw} bytes of text, fewer than the {need} tokens the "
+                    f"eval split ({ft['eval_sequences']} sequences) plus the largest size ({max(block['sizes'])} "
+                    f"{ft['unit']}) need at context length {ft['context_length']}"
+                )
+
+
+def _check_file(root: Path, rel: str, key: str) -> Path:
+    path = Path(rel) if Path(rel).is_absolute() else root / rel
+    if not path.is_file():
+        raise ConfigError(f"{key}: file not found: {rel}")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"{key}: file is empty: {rel}")
+    return path
+
+
+def text_bytes(path: Path, limit: int | None = None) -> int:
+    """Bytes of (decompressed) text in ``path``, counting no further than ``limit``."""
+    from transferlaw.data import open_text_binary
+
+    n = 0
+    with open_text_binary(path) as fh:
+        while chunk := fh.read(1 << 20):
+            n += len(chunk)
+            if limit is not None and n >= limit:
+                break
+    return n
+
+
+def load_config(path: str | Path, root: str | Path | None = None) -> dict[str, Any]:
+    """Load, validate, resolve and check a config file outside Snakemake (tests, notebooks)."""
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text())
+    validate_schema(raw)
+    cfg = resolve(raw)
+    check_study(cfg, root if root is not None else Path.cwd())
+    return cfg

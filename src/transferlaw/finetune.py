@@ -1,0 +1,222 @@
+"""One fine-tuning run: full-parameter AdamW on a nested subset, evaluated every epoch, stopped early.
+
+The paper trains to convergence on the fine-tune data (early stopping with patience 3) and records the
+*minimum* eval loss; weights are not saved (750 runs of a 2.8B model would need terabytes).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from transferlaw.schema import STATUS_DIVERGED, STATUS_MAX_EPOCHS, STATUS_OK
+
+
+@dataclass
+class EarlyStopping:
+    """Stop after ``patience`` consecutive evaluations without a new minimum (strictly lower loss)."""
+
+    patience: int
+    best: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[float] = field(default_factory=list)
+
+    def update(self, loss: float) -> bool:
+        """Record the loss of the next epoch; return True when training should stop."""
+        self.history.append(loss)
+        if loss < self.best:
+            self.best, self.best_epoch, self.bad_epochs = loss, len(self.history), 0
+        else:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+    @property
+    def stopped(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+
+def _batches(seqs: Sequence[np.ndarray], order: np.ndarray, size: int) -> list[list[np.ndarray]]:
+    return [[seqs[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
+
+
+def _collate(batch: Sequence[np.ndarray], device: Any):
+    """Right-pad a micro-batch; padded positions are masked out of attention and loss (label -100)."""
+    import torch
+
+    width = max(len(s) for s in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, s in enumerate(batch):
+        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    labels = ids.masked_fill(mask == 0, -100)
+    return ids.to(device), mask.to(device), labels.to(device)
+
+
+def token_losses(model: Any, ids: Any, mask: Any, labels: Any):
+    """Summed next-token cross-entropy (nats) and the number of predicted tokens of one micro-batch."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    target = labels[:, 1:]
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
+                           reduction="sum")
+    return loss, int((target != -100).sum())
+
+
+def evaluate(model: Any, sequences: np.ndarray, batch_size: int, device: Any) -> tuple[float, int]:
+    """Mean token cross-entropy (nats) of ``model`` on ``sequences``, and the number of tokens scored."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in _batches(list(sequences), np.arange(len(sequences)), batch_size):
+            loss, n = token_losses(model, *_collate(batch, device))
+            total += loss.item()
+            count += n
+    model.train()
+    return total / count, count
+
+
+def finetune(
+    model: Any,
+    train: Sequence[np.ndarray],
+    eval_data: np.ndarray,
+    settings: dict[str, Any],
+    progress: Callable[..., Any] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune ``model`` in place until early stopping (or ``max_epochs``); return the run's outcome.
+
+    An optimizer step is taken every ``grad_accum`` micro-batches and at the end of each epoch, so a
+    subset smaller than one effective batch still gets one update per epoch (as with the paper's smallest
+    sizes). Losses are averaged per token over the accumulation window.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    torch.manual_seed(settings["seed"])
+    rng = np.random.default_rng(settings["seed"])
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=settings["lr"], betas=tuple(settings["betas"]), eps=settings["eps"],
+        weight_decay=settings["weight_decay"],
+    )
+    initial, eval_tokens = evaluate(model, eval_data, settings["eval_batch"], device)
+    stopper = EarlyStopping(settings["patience"])
+    train_losses: list[float] = []
+    steps, status = 0, STATUS_OK
+    epochs = range(1, settings["max_epochs"] + 1)
+    bar = progress(epochs, desc="epochs", unit="epoch") if progress else epochs
+    for _epoch in bar:
+        order = rng.permutation(len(train))
+        batches = _batches(train, order, settings["micro_batch"])
+        windows = [batches[k : k + settings["grad_accum"]] for k in range(0, len(batches), settings["grad_accum"])]
+        epoch_loss, epoch_tokens = 0.0, 0
+        for window in windows:
+            collated = [_collate(b, device) for b in window]
+            n_window = sum(int((c[2][:, 1:] != -100).sum()) for c in collated)
+            for ids, mask, labels in collated:
+                loss, n = token_losses(model, ids, mask, labels)
+                (loss / n_window).backward()
+                epoch_loss += loss.item()
+                epoch_tokens += n
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            steps += 1
+        train_losses.append(epoch_loss / epoch_tokens)
+        eval_loss, _ = evaluate(model, eval_data, settings["eval_batch"], device)
+        if not (math.isfinite(eval_loss) and math.isfinite(train_losses[-1])):
+            status = STATUS_DIVERGED
+            stopper.history.append(eval_loss)
+            break
+        stop = stopper.update(eval_loss)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(eval=f"{eval_loss:.4f}", best=f"{stopper.best:.4f}", train=f"{train_losses[-1]:.4f}")
+        if stop:
+            break
+    if status == STATUS_OK and not stopper.stopped:
+        status = STATUS_MAX_EPOCHS
+    best = stopper.best_epoch
+    return {
+        "eval_loss": stopper.best if best else math.nan,
+        "initial_eval_loss": initial,
+        "eval_tokens": eval_tokens,
+        "best_epoch": best,
+        "epochs": len(train_losses),
+        "optimizer_steps": steps,
+        "train_loss": train_losses[best - 1] if best else math.nan,
+        "status": status,
+        "eval_curve": [float(x) for x in stopper.history],
+    }
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def run(
+    *,
+    dataset: str,
+    model_settings: dict[str, Any],
+    revision: str,
+    size: int,
+    settings: dict[str, Any],
+    data_path: str,
+    progress: Callable[..., Any] | None = None,
+) -> dict[str, Any]:
+    """Load the checkpoint and the prepared data, fine-tune on the nested subset of ``size``, and return
+    the run record (a dict with every column of :data:`transferlaw.schema.RECORD_COLUMNS`)."""
+    import torch
+
+    from transferlaw.config import revision_step
+    from transferlaw.data import PreparedData, subset
+    from transferlaw.hub import load_model
+
+    t0 = time.time()
+    torch.set_num_threads(settings["threads"])
+    data = PreparedData.load(data_path)
+    train = subset(data.train, size, settings["unit"])
+    dtype = getattr(torch, settings["dtype"])
+    model = load_model(
+        model_settings["repo_id"], revision, model_settings["cache_dir"], model_settings["offline"], dtype=dtype
+    )
+    vocab = model.get_input_embeddings().num_embeddings
+    top = max(int(data.eval.max()), int(data.train.max()))
+    if top >= vocab:
+        raise ValueError(
+            f"dataset {dataset!r} was tokenized with a vocabulary larger than model "
+            f"{model_settings['model']!r} has ({top} >= {vocab}): models of one study must share a tokenizer"
+        )
+    model.to(resolve_device(settings["device"]))
+    model.train()
+    outcome = finetune(model, train, data.eval, settings, progress=progress)
+    n_params = sum(p.numel() for p in model.parameters())
+    step = revision_step(revision)
+    tokens = int(sum(len(s) for s in train))
+    return {
+        "dataset": dataset,
+        "model": model_settings["model"],
+        "revision": revision,
+        "pretrain_step": step,
+        "pretrain_tokens": step * int(model_settings["tokens_per_step"]),
+        "finetune_unit": settings["unit"],
+        "finetune_size": int(size),
+        "finetune_sequences": len(train),
+        "finetune_tokens": tokens,
+        "context_length": int(data.eval.shape[1]),
+        "seed": int(settings["seed"]),
+        "n_params": int(n_params),
+        "flops": 6.0 * n_params * tokens * outcome["epochs"],
+        "wall_seconds": time.time() - t0,
+        **outcome,
+    }

@@ -1,0 +1,76 @@
+# Downstream datasets: generated where the config says so, then prepared once per dataset.
+
+
+rule generate_encyclopedia:
+    output:
+        text="results/corpora/{dataset}.txt",
+        provenance="results/corpora/{dataset}.txt.json",
+    params:
+        generate=lambda wc: STUDY["datasets"][wc.dataset]["generate"],
+    log:
+        "logs/generate/{dataset}.log",
+    conda:
+        "../../envs/transferlaw.yaml"
+    script:
+        "../scripts/generate_encyclopedia.py"
+
+
+rule tokenizer:
+    input:
+        corpus=STUDY["pretrain"]["corpus"] if "pretrain" in STUDY else [],
+    output:
+        "results/tokenizer/tokenizer.json",
+    params:
+        source=tokenizer_source(),
+        vocab_size=STUDY.get("pretrain", {}).get("vocab_size"),
+    log:
+        "logs/tokenizer.log",
+    conda:
+        "../../envs/transferlaw.yaml"
+    script:
+        "../scripts/tokenizer.py"
+
+
+rule prepare_data:
+    input:
+        text=dataset_text,
+        tokenizer="results/tokenizer/tokenizer.json",
+    output:
+        data="results/data/{dataset}.npz",
+        manifest="results/data/{dataset}.json",
+    params:
+        settings=lambda wc: tlconfig.prepare_settings(STUDY, wc.dataset),
+    log:
+        "logs/prepare/{dataset}.log",
+    # prepared before fine-tuning starts, so a dataset too small for its sizes fails first
+    priority: 10
+    resources:
+        mem_mb=2000,
+    conda:
+        "../../envs/transferlaw.yaml"
+    script:
+        "../scripts/prepare_data.py"
+
+
+rule check_size:
+    # One marker per (dataset, size), so adding a size adds a check and a fine-tune job, nothing more.
+    # Runs in-process and ahead of fine-tuning (priority), so a size that does not fit fails early.
+    input:
+        manifest="results/data/{dataset}.json",
+    output:
+        "results/data/{dataset}.f{size}.ok",
+    params:
+        unit=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["unit"],
+    log:
+        "logs/prepare/{dataset}.f{size}.log",
+    localrule: True
+    priority: 10
+    run:
+        import json
+
+        from transferlaw.data import check_sizes
+
+        manifest = json.loads(Path(input.manifest).read_text())
+        check_sizes(manifest, [int(wildcards.size)], params.unit, wildcards.dataset)
+        Path(output[0]).write_text("ok\n")
+        Path(log[0]).write_text(f"size {wildcards.size} {params.unit} fits {wildcards.dataset}\n")

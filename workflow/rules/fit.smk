@@ -1,0 +1,32 @@
+# Per-dataset table of runs, and the fitted law.
+
+
+rule aggregate:
+    input:
+        lambda wc: run_files(wc.dataset),
+    output:
+        "results/runs/{dataset}.parquet",
+    log:
+        "logs/aggregate/{dataset}.log",
+    localrule: True
+    conda:
+        "../../envs/transferlaw.yaml"
+    script:
+        "../scripts/aggregate.py"
+
+
+rule fit:
+    input:
+        "results/runs/{dataset}.parquet",
+    output:
+        "results/fits/{dataset}.json",
+    params:
+        fit=STUDY["fit"],
+    log:
+        "logs/fit/{dataset}.log",
+    benchmark:
+        "results/benchmarks/fit/{dataset}.tsv"
+    conda:
+        "../../envs/transferlaw.yaml"
+    script:
+        "../scripts/fit.py"

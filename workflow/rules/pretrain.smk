@@ -1,0 +1,27 @@
+# The stand-in for the Pythia suite: a tiny GPT-NeoX trained from scratch, saved at log-spaced steps.
+
+
+rule pretrain:
+    input:
+        corpus=STUDY["pretrain"]["corpus"] if "pretrain" in STUDY else [],
+        tokenizer="results/tokenizer/tokenizer.json",
+    output:
+        refs=[
+            f"results/models/models--{tlconfig.local_repo_id('{model}').replace('/', '--')}/refs/step{s}"
+            for s in STUDY.get("pretrain", {}).get("save_steps", [])
+        ],
+    params:
+        settings=STUDY.get("pretrain"),
+        repo_id=lambda wc: tlconfig.local_repo_id(wc.model),
+    log:
+        "logs/pretrain/{model}.log",
+    benchmark:
+        "results/benchmarks/pretrain/{model}.tsv"
+    threads: STUDY.get("pretrain", {}).get("threads", 1)
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/transferlaw.yaml"
+    script:
+        "../scripts/pretrain.py"
