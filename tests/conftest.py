@@ -1,0 +1,79 @@
+"""Shared fixtures: a tiny real tokenizer and model, and a real Snakemake run of the small test study."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from transferlaw.hub import use_offline_mode
+
+use_offline_mode(True)  # before transformers is imported anywhere in the test session
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL_CONFIG = REPO / "tests" / "config" / "small.yaml"
+
+
+def make_study_dir(path: Path, config: Path = SMALL_CONFIG) -> Path:
+    """A working directory for a study: the repo's resources and a copy of ``config`` as config.yaml."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "resources").symlink_to(REPO / "resources")
+    shutil.copy(config, path / "config.yaml")
+    return path
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real Snakemake on the repo's Snakefile in ``workdir`` with its config.yaml."""
+    cmd = [
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml",
+        "--directory", str(workdir), *args,
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def planned_outputs(workdir: Path, *args: str) -> list[str]:
+    """Outputs of the jobs a dry run would execute (parsed from Snakemake's job listing)."""
+    proc = snakemake(workdir, "-n", *args)
+    outs = []
+    for line in (proc.stdout + proc.stderr).splitlines():
+        line = line.strip()
+        if line.startswith("output:"):
+            outs += [o.strip() for o in line[len("output:"):].split(",")]
+    return outs
+
+
+@pytest.fixture(scope="session")
+def small_study(tmp_path_factory) -> Path:
+    """The small test study, run end to end once per test session by the real Snakemake."""
+    workdir = make_study_dir(tmp_path_factory.mktemp("study"))
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    from transferlaw.data import read_text
+    from transferlaw.pretrain import build_tokenizer
+
+    text = read_text(REPO / "resources" / "datasets" / "devils_dictionary.txt.xz")
+    return build_tokenizer(text[:100_000], 300)
+
+
+@pytest.fixture()
+def tiny_model(tiny_tokenizer):
+    import torch
+
+    from transferlaw.pretrain import _new_model
+
+    torch.manual_seed(0)
+    settings = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+                "context_length": 32}
+    return _new_model(settings, tiny_tokenizer)

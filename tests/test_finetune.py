@@ -1,0 +1,89 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from transferlaw.finetune import EarlyStopping, evaluate, finetune
+from transferlaw.schema import STATUS_MAX_EPOCHS, STATUS_OK
+
+
+def test_early_stopping_waits_patience_epochs_after_the_minimum():
+    stop = EarlyStopping(patience=3)
+    decisions = [stop.update(x) for x in [5.0, 4.0, 3.0, 3.5, 3.1, 2.9, 3.0, 2.9, 3.0]]
+    # a tie is not an improvement: stops on the third epoch without a new minimum after 2.9 (epoch 6)
+    assert decisions == [False] * 8 + [True]
+    assert stop.best == 2.9 and stop.best_epoch == 6
+
+
+def test_early_stopping_patience_one():
+    stop = EarlyStopping(patience=1)
+    assert not stop.update(2.0)
+    assert stop.update(2.5)
+    assert stop.best_epoch == 1
+
+
+def settings(**over):
+    base = {"lr": 1e-2, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0, "micro_batch": 4, "grad_accum": 2,
+            "patience": 2, "max_epochs": 30, "eval_batch": 8, "seed": 0}
+    base.update(over)
+    return base
+
+
+def corpus(tokenizer, n, ctx=32):
+    from transferlaw.data import make_sequences, read_text, tokenize
+
+    text = read_text(REPO / "resources/datasets/devils_dictionary.txt.xz")[:30_000]
+    return make_sequences(tokenize(text, tokenizer), ctx)[:n]
+
+
+def test_finetune_lowers_eval_loss_and_stops(tiny_model, tiny_tokenizer):
+    seqs = corpus(tiny_tokenizer, 40)
+    train, ev = list(seqs[:16]), seqs[16:24]
+    out = finetune(tiny_model, train, ev, settings())
+    assert out["eval_loss"] < out["initial_eval_loss"] - 1.0
+    assert out["status"] == STATUS_OK
+    assert out["eval_loss"] == min(out["eval_curve"])
+    assert out["best_epoch"] == int(np.argmin(out["eval_curve"])) + 1
+    assert out["epochs"] == out["best_epoch"] + 2  # patience 2
+    # 16 sequences / micro-batch 4 = 4 micro-batches, 2 per optimizer step
+    assert out["optimizer_steps"] == 2 * out["epochs"]
+    assert out["eval_tokens"] == 8 * 31
+
+
+def test_epoch_cap_is_reported(tiny_model, tiny_tokenizer):
+    seqs = corpus(tiny_tokenizer, 24)
+    out = finetune(tiny_model, list(seqs[:8]), seqs[16:24], settings(max_epochs=2, patience=5))
+    assert out["epochs"] == 2 and out["status"] == STATUS_MAX_EPOCHS
+
+
+def test_partial_last_sequence_is_padded_not_scored(tiny_model, tiny_tokenizer):
+    seqs = corpus(tiny_tokenizer, 8)
+    full, _ = evaluate(tiny_model, seqs[:2], 8, "cpu")
+    # padding a short sequence must not change its loss
+    short = [seqs[0][:10]]
+    alone, n_alone = evaluate(tiny_model, np.array(short), 8, "cpu")
+    from transferlaw.finetune import _collate, token_losses
+
+    ids, mask, labels = _collate([seqs[1], seqs[0][:10]], "cpu")
+    with torch.no_grad():
+        total, n = token_losses(tiny_model, ids, mask, labels)
+    assert n == 31 + 9 and n_alone == 9
+    with torch.no_grad():
+        first, _ = token_losses(tiny_model, *_collate([seqs[1]], "cpu"))
+    assert math.isclose((total.item() - first.item()) / 9, alone, rel_tol=1e-4)
+    assert math.isfinite(full)
+
+
+def test_training_is_deterministic(tiny_tokenizer):
+    from transferlaw.pretrain import _new_model
+
+    seqs = corpus(tiny_tokenizer, 24)
+    cfg = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+           "context_length": 32}
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        outs.append(finetune(_new_model(cfg, tiny_tokenizer), list(seqs[:8]), seqs[16:], settings(max_epochs=4)))
+    assert outs[0]["eval_curve"] == pytest.approx(outs[1]["eval_curve"], rel=1e-6)

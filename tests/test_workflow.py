@@ -1,0 +1,123 @@
+"""The study end to end through the real Snakemake, exact reruns, and bad input on a finished study."""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import planned_outputs, snakemake
+from transferlaw.schema import RECORD_COLUMNS, read_records
+
+DATASETS = ["devils-dictionary", "chloroplast-dna"]
+
+
+def test_end_to_end_writes_valid_records_and_fits(small_study):
+    for ds in DATASETS:
+        runs = read_records(str(small_study / f"results/runs/{ds}.parquet"))
+        assert list(runs.columns) == list(RECORD_COLUMNS)
+        assert len(runs) == 3 * 3  # checkpoints x sizes
+        assert set(runs["pretrain_step"]) == {0, 16, 256}
+        assert set(runs["finetune_size"]) == {4, 8, 16}
+        assert (runs["finetune_tokens"] == runs["finetune_sequences"] * runs["context_length"]).all()
+        assert (runs["flops"] == 6.0 * runs["n_params"] * runs["finetune_tokens"] * runs["epochs"]).all()
+        fit = json.loads((small_study / f"results/fits/{ds}.json").read_text())
+        assert fit["dataset"] == ds and fit["n_points"] >= 1
+        assert set(fit["params"]) >= {"A", "alpha", "G", "beta", "E"}
+        assert (small_study / f"logs/finetune/{ds}/tiny-neox/step0/f4.log").read_text().count("epochs") > 0
+
+
+def test_study_shows_transfer_on_english(small_study):
+    runs = read_records(str(small_study / "results/runs/devils-dictionary.parquet"))
+    by_step = runs.groupby("pretrain_step")["eval_loss"].mean()
+    assert by_step[256] < by_step[0] - 0.3  # pre-training on English helps on English prose
+    by_size = runs.groupby("finetune_size")["eval_loss"].mean()
+    assert by_size[16] < by_size[4]  # more fine-tuning data helps
+
+
+def test_nothing_to_do_after_a_complete_run(small_study):
+    assert planned_outputs(small_study) == []
+
+
+@pytest.fixture()
+def study_copy(small_study, tmp_path):
+    """A copy of the finished study (results and Snakemake's metadata) that a test may edit."""
+    dest = tmp_path / "copy"
+    shutil.copytree(small_study, dest, symlinks=True)
+    return dest
+
+
+def edit_config(workdir: Path, edit) -> None:
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    edit(cfg)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def test_editing_one_dataset_reruns_only_its_jobs(study_copy):
+    edit_config(study_copy, lambda c: c["datasets"]["chloroplast-dna"].update(finetune={"lr": 0.005}))
+    outs = planned_outputs(study_copy)
+    runs = [o for o in outs if o.startswith("results/runs/") and o.count("/") > 2]
+    assert len(runs) == 9 and all("/chloroplast-dna/" in o for o in runs)
+    assert not any("devils-dictionary" in o for o in outs)
+    assert "results/fits/chloroplast-dna.json" in outs
+    assert not any("models" in o or "tokenizer" in o for o in outs)
+
+
+def test_adding_a_checkpoint_adds_only_its_jobs(study_copy):
+    edit_config(study_copy, lambda c: c["models"]["tiny-neox"]["revisions"].append("step64"))
+    outs = planned_outputs(study_copy)
+    runs = sorted(o for o in outs if o.startswith("results/runs/") and o.count("/") > 2)
+    expected = sorted(f"results/runs/{ds}/tiny-neox/step64/f{s}.parquet" for ds in DATASETS for s in (4, 8, 16))
+    assert runs == expected
+    assert not any("/models/" in o or "results/data/" in o for o in outs)
+
+
+def test_adding_a_size_adds_only_its_jobs(study_copy):
+    edit_config(study_copy, lambda c: c["datasets"]["devils-dictionary"]["sizes"].append(12))
+    outs = planned_outputs(study_copy)
+    runs = sorted(o for o in outs if o.startswith("results/runs/") and o.count("/") > 2)
+    assert runs == sorted(f"results/runs/devils-dictionary/tiny-neox/{r}/f12.parquet"
+                          for r in ("step0", "step16", "step256"))
+
+
+def digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            h.update(str(f.relative_to(folder)).encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("edit", "culprit"),
+    [
+        (lambda c: c["datasets"]["devils-dictionary"].update(path="resources/none.txt"),
+         "datasets.devils-dictionary.path: file not found"),
+        (lambda c: c["models"]["tiny-neox"]["revisions"].append("step5"), "step5 not saved"),
+        (lambda c: c["finetune"].update(patience="three"), "patience"),
+        (lambda c: c["datasets"]["chloroplast-dna"].update(sizes=[4, 100000]), "chloroplast-dna"),
+    ],
+)
+def test_bad_input_stops_before_any_job_and_keeps_results(study_copy, edit, culprit):
+    before = digest(study_copy / "results")
+    edit_config(study_copy, edit)
+    proc = snakemake(study_copy, "--cores", "2", check=False)
+    assert proc.returncode != 0
+    assert culprit in proc.stdout + proc.stderr
+    assert digest(study_copy / "results") == before
+
+
+def test_exact_size_check_runs_before_fine_tuning(study_copy):
+    """A size that passes the parse-time byte bound but not the exact token count fails in the cheap
+    in-process check, and no fine-tune job of it is started."""
+    manifest = json.loads((study_copy / "results/data/devils-dictionary.json").read_text())
+    too_big = manifest["train_pool_sequences"] + 1
+    edit_config(study_copy, lambda c: c["datasets"]["devils-dictionary"]["sizes"].append(too_big))
+    proc = snakemake(study_copy, "--cores", "2", check=False)
+    assert proc.returncode != 0
+    assert f"largest size {too_big} sequences" in proc.stdout + proc.stderr
+    assert not list((study_copy / "results/runs/devils-dictionary").rglob(f"f{too_big}.parquet"))
+    assert np.isfinite(read_records(str(study_copy / "results/runs/devils-dictionary.parquet"))["eval_loss"]).all()
