@@ -525,7 +525,8 @@ def fit_table(
     missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
     if missing:
         raise ValueError(
-            f"missing column(s) {', '.join(repr(c) for c in missing)}; table has {', '.join(map(str, df.columns))}"
+            f"missing column(s) {', '.join(repr(c) for c in missing)}; "
+            f"table has {', '.join(map(str, df.columns))}"
         )
     if status is not None and status in df.columns:
         ok = (df[status] == STATUS_OK).to_numpy()
