@@ -463,6 +463,7 @@ def fit_law(
     huber_delta: float = HUBER_DELTA,
     starts: Any = None,
     prune: Sequence[tuple[int, int]] | None = DEFAULT_PRUNE,
+    max_iter: int = 500,
     names: Sequence[str] = ("p", "f", "loss"),
 ) -> FitResult:
     """Fit one law to points (p, f, loss): multi-start from the form's grid (or ``starts``), keep the best."""
@@ -482,6 +483,7 @@ def fit_law(
         l2_coefficients=l2_coefficients,
         huber_delta=huber_delta,
         prune=prune,
+        max_iter=max_iter,
     )
     n_points = p_arr.size if w is None else int((w > 0).sum())
     return FitResult(
