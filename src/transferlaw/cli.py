@@ -79,18 +79,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input or arguments)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="transferlaw: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
     handler: Callable[[argparse.Namespace], int] = args.handler
+    # warnings (excluded runs, non-convergence) go to the stderr of *this* call; the handler is
+    # removed afterwards so that repeated calls (tests, notebooks) leave no logging state behind.
+    log = logging.getLogger("transferlaw")
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter("transferlaw: %(levelname)s: %(message)s"))
+    old_level = log.level
+    log.addHandler(stream)
+    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
         return handler(args)
     except (ValueError, KeyError, FileNotFoundError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"transferlaw {args.command}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    finally:
+        log.removeHandler(stream)
+        log.setLevel(old_level)
 
 
 if __name__ == "__main__":
