@@ -1,0 +1,103 @@
+"""The ``transferlaw`` console command.
+
+Researchers often already have a table of runs, so every analysis is usable without the workflow:
+``transferlaw fit TABLE -o OUT.json`` reads CSV or parquet and writes the same JSON the Snakemake rule
+writes. Subcommands share their table options through :func:`add_table_options`; each handler returns
+an exit status, and :func:`main` turns expected failures (bad input) into a one-line message on
+stderr and exit status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from transferlaw.laws import FORMS
+
+#: exit status for bad input (argparse uses the same for bad arguments)
+EXIT_BAD_INPUT = 2
+
+
+def add_table_options(parser: argparse.ArgumentParser, *, output_help: str = "output JSON file") -> None:
+    """Options every table-reading subcommand shares: TABLE, -o, --form, --group, --p, --f, --loss."""
+    parser.add_argument("table", metavar="TABLE", help="table of runs, CSV or parquet (chosen by suffix)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.json", help=output_help)
+    parser.add_argument("--form", default="mikami", choices=sorted(FORMS), help="law form (default: mikami)")
+    parser.add_argument(
+        "--group",
+        default="dataset",
+        help="column to fit one law per value of (default: dataset); '' fits the whole table as one",
+    )
+    parser.add_argument(
+        "--p", default="pretrain_step", help="pre-training column, e.g. pretrain_tokens (default %(default)s)"
+    )
+    parser.add_argument("--f", default="finetune_size", help="fine-tuning size column (default %(default)s)")
+    parser.add_argument("--loss", default="eval_loss", help="loss column (default: eval_loss)")
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from transferlaw.fit import fit_table
+    from transferlaw.io import read_table, write_json
+
+    df = read_table(args.table)
+    fits = fit_table(
+        df,
+        form=args.form,
+        group=args.group or None,
+        p=args.p,
+        f=args.f,
+        loss=args.loss,
+        huber_delta=args.huber_delta,
+        l2_exponents=args.l2_exponents,
+        l2_coefficients=args.l2_coefficients,
+    )
+    write_json(fits, args.output)
+    for key, fit in fits.items():
+        params = ", ".join(f"{n}={v:.4g}" for n, v in fit["params"].items())
+        flag = "" if fit["converged"] else "  [NOT CONVERGED]"
+        print(f"{key}: {params}  objective={fit['objective']:.6g}  ({fit['fit_seconds']:.2f} s){flag}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="transferlaw", description="Scaling laws for transfer.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fit = sub.add_parser("fit", help="fit the transfer law to a table of runs, one law per group")
+    add_table_options(fit, output_help="output JSON, one object per group keyed by group value")
+    fit.add_argument("--huber-delta", type=float, default=1e-3, help="Huber δ (default 1e-3)")
+    fit.add_argument("--l2-exponents", type=float, default=0.0, help="L2 penalty on exponents (appendix D)")
+    fit.add_argument("--l2-coefficients", type=float, default=0.0, help="L2 penalty on log-coefficients")
+    fit.set_defaults(handler=_cmd_fit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input or arguments)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    # warnings (excluded runs, non-convergence) go to the stderr of *this* call; the handler is
+    # removed afterwards so that repeated calls (tests, notebooks) leave no logging state behind.
+    log = logging.getLogger("transferlaw")
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter("transferlaw: %(levelname)s: %(message)s"))
+    old_level = log.level
+    log.addHandler(stream)
+    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    try:
+        return handler(args)
+    except (ValueError, KeyError, FileNotFoundError, OSError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"transferlaw {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    finally:
+        log.removeHandler(stream)
+        log.setLevel(old_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
