@@ -10,7 +10,7 @@ rule generate_encyclopedia:
     log:
         "logs/generate/{dataset}.log",
     conda:
-        "../../envs/transferlaw.yaml"
+        "../../envs/data.yaml"
     script:
         "../scripts/generate_encyclopedia.py"
 
@@ -26,7 +26,7 @@ rule tokenizer:
     log:
         "logs/tokenizer.log",
     conda:
-        "../../envs/transferlaw.yaml"
+        "../../envs/data.yaml"
     script:
         "../scripts/tokenizer.py"
 
@@ -47,7 +47,7 @@ rule prepare_data:
     resources:
         mem_mb=2000,
     conda:
-        "../../envs/transferlaw.yaml"
+        "../../envs/data.yaml"
     script:
         "../scripts/prepare_data.py"
 

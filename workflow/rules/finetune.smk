@@ -23,6 +23,6 @@ rule finetune:
         runtime=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["runtime"],
         gpu=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["gpus"],
     conda:
-        "../../envs/transferlaw.yaml"
+        "../../envs/train.yaml"
     script:
         "../scripts/finetune.py"

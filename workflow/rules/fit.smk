@@ -10,7 +10,7 @@ rule aggregate:
         "logs/aggregate/{dataset}.log",
     localrule: True
     conda:
-        "../../envs/transferlaw.yaml"
+        "../../envs/analysis.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -27,6 +27,6 @@ rule fit:
     benchmark:
         "results/benchmarks/fit/{dataset}.tsv"
     conda:
-        "../../envs/transferlaw.yaml"
+        "../../envs/analysis.yaml"
     script:
         "../scripts/fit.py"

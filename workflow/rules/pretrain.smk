@@ -22,6 +22,6 @@ rule pretrain:
         mem_mb=4000,
         runtime=120,
     conda:
-        "../../envs/transferlaw.yaml"
+        "../../envs/train.yaml"
     script:
         "../scripts/pretrain.py"
