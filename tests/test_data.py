@@ -2,8 +2,8 @@ import lzma
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from transferlaw.data import (
     DataError,
     PreparedData,

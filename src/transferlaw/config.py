@@ -64,7 +64,9 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
         cfg["pretrain"].setdefault("save_steps", log2_steps(cfg["pretrain"]["steps"]))
     model_defaults = _defaults(props["models"]["additionalProperties"]["properties"])
     cfg["models"] = {name: {**model_defaults, **m} for name, m in cfg["models"].items()}
-    gen_defaults = _defaults(props["datasets"]["additionalProperties"]["properties"]["generate"]["properties"])
+    gen_defaults = _defaults(
+        props["datasets"]["additionalProperties"]["properties"]["generate"]["properties"]
+    )
     for block in cfg["datasets"].values():
         if "generate" in block:
             block["generate"] = {**gen_defaults, **block["generate"]}
@@ -131,6 +133,13 @@ def local_repo_id(model: str) -> str:
     return f"transferlaw/{model}"
 
 
+def local_ref(model: str, revision: str) -> str:
+    """The ref file of a revision of the workflow's own model (what fine-tune jobs depend on)."""
+    from transferlaw.hub import ref_path
+
+    return ref_path("results/models", local_repo_id(model), revision).as_posix()
+
+
 def required_tokens(sizes: list[int], unit: str, context_length: int, eval_sequences: int) -> int:
     """Tokens a dataset needs: the eval split plus the largest fine-tune subset, in whole sequences."""
     largest = max(sizes)
@@ -149,7 +158,9 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
     if any(m["source"] == "pretrain" for m in models.values()) and "pretrain" not in cfg:
         raise ConfigError("models: a model has `source: pretrain` but the config has no `pretrain` block")
     if cfg["fit"]["model"] not in models:
-        raise ConfigError(f"fit.model: {cfg['fit']['model']!r} is not a key of `models` ({', '.join(models)})")
+        raise ConfigError(
+            f"fit.model: {cfg['fit']['model']!r} is not a key of `models` ({', '.join(models)})"
+        )
     if "pretrain" in cfg:
         pre = cfg["pretrain"]
         _check_file(root, pre["corpus"], "pretrain.corpus")
@@ -197,7 +208,8 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
             if raw < need:
                 raise ConfigError(
                     f"{key}.path: {block['path']} has {raw} bytes of text, fewer than the {need} tokens the "
-                    f"eval split ({ft['eval_sequences']} sequences) plus the largest size ({max(block['sizes'])} "
+                    f"eval split ({ft['eval_sequences']} sequences) plus the largest size "
+                    f"({max(block['sizes'])} "
                     f"{ft['unit']}) need at context length {ft['context_length']}"
                 )
 

@@ -80,7 +80,9 @@ def split_order(n_sequences: int, eval_sequences: int, seed: int) -> tuple[np.nd
     """One seeded shuffle of sequence indices: the first ``eval_sequences`` are the eval split, the rest the
     training pool in the order subsets are taken from."""
     if eval_sequences >= n_sequences:
-        raise DataError(f"eval split of {eval_sequences} sequences leaves nothing of {n_sequences} to train on")
+        raise DataError(
+            f"eval split of {eval_sequences} sequences leaves nothing of {n_sequences} to train on"
+        )
     order = np.random.default_rng(seed).permutation(n_sequences)
     return order[:eval_sequences], order[eval_sequences:]
 
@@ -162,6 +164,26 @@ def check_sizes(manifest: dict[str, Any], sizes: Sequence[int], unit: str, name:
     if need > have:
         raise DataError(
             f"datasets.{name}.sizes: the largest size {max(sizes)} {unit} needs {need} sequences of "
-            f"{manifest['context_length']} tokens, but after the {manifest['eval_sequences']}-sequence eval split "
+            f"{manifest['context_length']} tokens, but after the {manifest['eval_sequences']}-sequence "
+            f"eval split "
             f"only {have} remain ({manifest['tokens']} tokens in all); use a larger file or smaller sizes"
         )
+
+
+def check_size_marker(manifest_path: str, size: int, unit: str, name: str, marker: str, log: str) -> None:
+    """Check one fine-tune size against a prepared dataset's manifest; write the marker (and a log line)
+    that the size's fine-tune jobs wait for. Raises :class:`DataError` naming the dataset and size."""
+    import json
+
+    from transferlaw.io import write_text
+
+    manifest = json.loads(Path(manifest_path).read_text())
+    try:
+        check_sizes(manifest, [size], unit, name)
+    except DataError as err:
+        write_text(f"{err}\n", log)
+        raise
+    write_text(
+        f"size {size} {unit} fits {name} ({manifest['train_pool_sequences']} sequences in the pool)\n", log
+    )
+    write_text("ok\n", marker)

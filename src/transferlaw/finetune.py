@@ -65,8 +65,9 @@ def token_losses(model: Any, ids: Any, mask: Any, labels: Any):
 
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
     target = labels[:, 1:]
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100,
-                           reduction="sum")
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100, reduction="sum"
+    )
     return loss, int((target != -100).sum())
 
 
@@ -104,7 +105,10 @@ def finetune(
     torch.manual_seed(settings["seed"])
     rng = np.random.default_rng(settings["seed"])
     opt = torch.optim.AdamW(
-        model.parameters(), lr=settings["lr"], betas=tuple(settings["betas"]), eps=settings["eps"],
+        model.parameters(),
+        lr=settings["lr"],
+        betas=tuple(settings["betas"]),
+        eps=settings["eps"],
         weight_decay=settings["weight_decay"],
     )
     initial, eval_tokens = evaluate(model, eval_data, settings["eval_batch"], device)
@@ -116,7 +120,9 @@ def finetune(
     for _epoch in bar:
         order = rng.permutation(len(train))
         batches = _batches(train, order, settings["micro_batch"])
-        windows = [batches[k : k + settings["grad_accum"]] for k in range(0, len(batches), settings["grad_accum"])]
+        windows = [
+            batches[k : k + settings["grad_accum"]] for k in range(0, len(batches), settings["grad_accum"])
+        ]
         epoch_loss, epoch_tokens = 0.0, 0
         for window in windows:
             collated = [_collate(b, device) for b in window]
@@ -137,7 +143,9 @@ def finetune(
             break
         stop = stopper.update(eval_loss)
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(eval=f"{eval_loss:.4f}", best=f"{stopper.best:.4f}", train=f"{train_losses[-1]:.4f}")
+            bar.set_postfix(
+                eval=f"{eval_loss:.4f}", best=f"{stopper.best:.4f}", train=f"{train_losses[-1]:.4f}"
+            )
         if stop:
             break
     if status == STATUS_OK and not stopper.stopped:
@@ -188,7 +196,11 @@ def run(
     train = subset(data.train, size, settings["unit"])
     dtype = getattr(torch, settings["dtype"])
     model = load_model(
-        model_settings["repo_id"], revision, model_settings["cache_dir"], model_settings["offline"], dtype=dtype
+        model_settings["repo_id"],
+        revision,
+        model_settings["cache_dir"],
+        model_settings["offline"],
+        dtype=dtype,
     )
     vocab = model.get_input_embeddings().num_embeddings
     top = max(int(data.eval.max()), int(data.train.max()))

@@ -1,4 +1,4 @@
-"""Checkpoints are loaded the way Hugging Face hub checkpoints are: ``from_pretrained(repo_id, revision=...)``.
+"""Checkpoints load the way hub checkpoints do: ``from_pretrained(repo_id, revision=...)``.
 
 The workflow's own pre-trained model is *published* into a folder laid out as a Hugging Face cache
 (``models--<org>--<name>/refs/<revision>`` pointing at ``snapshots/<hash>/``), so fine-tuning loads a local
@@ -76,7 +76,7 @@ def publish_revision(save: Any, cache_dir: str | Path, repo_id: str, revision: s
 
 
 def cached_revisions(cache_dir: str | Path | None, repo_id: str) -> set[str]:
-    """Revisions of ``repo_id`` present in a Hugging Face cache (the default cache if ``cache_dir`` is None)."""
+    """Revisions of ``repo_id`` in a Hugging Face cache (the default cache if ``cache_dir`` is None)."""
     if cache_dir is None:
         from huggingface_hub.constants import HF_HUB_CACHE
 
@@ -99,7 +99,8 @@ def check_hub_revisions(
         if missing:
             where = cache_dir or "the default Hugging Face cache"
             raise ConfigError(
-                f"{key}.revisions: {', '.join(missing)} of {repo_id} not found in {where}; download them first "
+                f"{key}.revisions: {', '.join(missing)} of {repo_id} not found in {where}; "
+                f"download them first "
                 f"(e.g. `hf download {repo_id} --revision {missing[0]}`) or set {key}.offline: false"
             )
         return
@@ -114,7 +115,9 @@ def check_hub_revisions(
         raise ConfigError(f"{key}.revisions: {', '.join(unknown)} are not revisions of {repo_id}")
 
 
-def load_model(repo_id: str, revision: str, cache_dir: str | None = None, offline: bool = True, **kwargs: Any):
+def load_model(
+    repo_id: str, revision: str, cache_dir: str | None = None, offline: bool = True, **kwargs: Any
+):
     """Load a causal LM checkpoint by repo id and revision (local cache or hub)."""
     from transformers import AutoModelForCausalLM
 
@@ -126,4 +129,6 @@ def load_model(repo_id: str, revision: str, cache_dir: str | None = None, offlin
 def load_tokenizer(repo_id: str, revision: str, cache_dir: str | None = None, offline: bool = True):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(repo_id, revision=revision, cache_dir=cache_dir, local_files_only=offline)
+    return AutoTokenizer.from_pretrained(
+        repo_id, revision=revision, cache_dir=cache_dir, local_files_only=offline
+    )

@@ -88,8 +88,9 @@ def pretrain(
     model = _new_model(settings, tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"GPT-NeoX with {n_params:,} parameters; {len(tokens):,} corpus tokens")
-    opt = torch.optim.AdamW(model.parameters(), lr=settings["lr"], betas=(0.9, 0.95),
-                            weight_decay=settings["weight_decay"])
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=settings["lr"], betas=(0.9, 0.95), weight_decay=settings["weight_decay"]
+    )
     ctx, bs = settings["context_length"], settings["batch_size"]
     save = set(settings["save_steps"])
     refs = []

@@ -34,7 +34,10 @@ RECORD_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "finetune_tokens": (pa.int64(), "number of tokens fine-tuned on (one epoch)"),
     "context_length": (pa.int64(), "tokens per sequence"),
     "seed": (pa.int64(), "seed of the run (data order, dropout)"),
-    "eval_loss": (pa.float64(), "minimum over epochs of the mean token cross-entropy on the eval split, nats"),
+    "eval_loss": (
+        pa.float64(),
+        "minimum over epochs of the mean token cross-entropy on the eval split, nats",
+    ),
     "initial_eval_loss": (pa.float64(), "eval loss of the checkpoint before any fine-tuning, nats"),
     "eval_tokens": (pa.int64(), "number of predicted tokens in the eval split"),
     "best_epoch": (pa.int64(), "epoch (1-based) that reached `eval_loss`"),
@@ -48,7 +51,9 @@ RECORD_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "eval_curve": (pa.list_(pa.float64()), "eval loss after each epoch"),
 }
 
-RECORD_SCHEMA = pa.schema([pa.field(name, dtype, nullable=False) for name, (dtype, _) in RECORD_COLUMNS.items()])
+RECORD_SCHEMA = pa.schema(
+    [pa.field(name, dtype, nullable=False) for name, (dtype, _) in RECORD_COLUMNS.items()]
+)
 
 _INT = {n for n, (t, _) in RECORD_COLUMNS.items() if pa.types.is_integer(t)}
 _FLOAT = {n for n, (t, _) in RECORD_COLUMNS.items() if pa.types.is_floating(t)}
@@ -131,9 +136,9 @@ def read_records(paths: str | Sequence[str]) -> pd.DataFrame:
     if not frames:
         return validate_records(pd.DataFrame({c: [] for c in RECORD_COLUMNS}).astype(_empty_dtypes()))
     df = pd.concat(frames, ignore_index=True)
-    return df.sort_values(["dataset", "model", "pretrain_step", "finetune_size", "seed"], kind="stable").reset_index(
-        drop=True
-    )
+    return df.sort_values(
+        ["dataset", "model", "pretrain_step", "finetune_size", "seed"], kind="stable"
+    ).reset_index(drop=True)
 
 
 def _empty_dtypes() -> dict[str, str]:

@@ -17,7 +17,9 @@ wildcard_constraints:
 
 
 DATASETS = list(STUDY["datasets"])
-PRETRAINED = [m for m, block in STUDY["models"].items() if block["source"] == "pretrain"]
+PRETRAINED = [
+    m for m, block in STUDY["models"].items() if block["source"] == "pretrain"
+]
 
 
 def run_files(dataset):
@@ -45,8 +47,7 @@ def dataset_text(wildcards):
 def checkpoint_ref(wildcards):
     """A workflow-trained revision is an input (its ref file); a hub revision was checked at parse time."""
     if STUDY["models"][wildcards.model]["source"] == "pretrain":
-        repo = tlconfig.local_repo_id(wildcards.model).replace("/", "--")
-        return f"results/models/models--{repo}/refs/{wildcards.revision}"
+        return tlconfig.local_ref(wildcards.model, wildcards.revision)
     return []
 
 

@@ -5,12 +5,12 @@ rule generate_encyclopedia:
     output:
         text="results/corpora/{dataset}.txt",
         provenance="results/corpora/{dataset}.txt.json",
-    params:
-        generate=lambda wc: STUDY["datasets"][wc.dataset]["generate"],
     log:
         "logs/generate/{dataset}.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        generate=lambda wc: STUDY["datasets"][wc.dataset]["generate"],
     script:
         "../scripts/generate_encyclopedia.py"
 
@@ -20,13 +20,13 @@ rule tokenizer:
         corpus=STUDY["pretrain"]["corpus"] if "pretrain" in STUDY else [],
     output:
         "results/tokenizer/tokenizer.json",
-    params:
-        source=tokenizer_source(),
-        vocab_size=STUDY.get("pretrain", {}).get("vocab_size"),
     log:
         "logs/tokenizer.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        source=tokenizer_source(),
+        vocab_size=STUDY.get("pretrain", {}).get("vocab_size"),
     script:
         "../scripts/tokenizer.py"
 
@@ -38,16 +38,16 @@ rule prepare_data:
     output:
         data="results/data/{dataset}.npz",
         manifest="results/data/{dataset}.json",
-    params:
-        settings=lambda wc: tlconfig.prepare_settings(STUDY, wc.dataset),
     log:
         "logs/prepare/{dataset}.log",
     # prepared before fine-tuning starts, so a dataset too small for its sizes fails first
     priority: 10
-    resources:
-        mem_mb=2000,
     conda:
         "../../envs/data.yaml"
+    resources:
+        mem_mb=2000,
+    params:
+        settings=lambda wc: tlconfig.prepare_settings(STUDY, wc.dataset),
     script:
         "../scripts/prepare_data.py"
 
@@ -59,18 +59,20 @@ rule check_size:
         manifest="results/data/{dataset}.json",
     output:
         "results/data/{dataset}.f{size}.ok",
-    params:
-        unit=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["unit"],
     log:
         "logs/prepare/{dataset}.f{size}.log",
-    localrule: True
     priority: 10
+    localrule: True
+    params:
+        unit=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["unit"],
     run:
-        import json
+        from transferlaw.data import check_size_marker
 
-        from transferlaw.data import check_sizes
-
-        manifest = json.loads(Path(input.manifest).read_text())
-        check_sizes(manifest, [int(wildcards.size)], params.unit, wildcards.dataset)
-        Path(output[0]).write_text("ok\n")
-        Path(log[0]).write_text(f"size {wildcards.size} {params.unit} fits {wildcards.dataset}\n")
+        check_size_marker(
+            input.manifest,
+            int(wildcards.size),
+            params.unit,
+            wildcards.dataset,
+            output[0],
+            log[0],
+        )

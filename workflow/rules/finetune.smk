@@ -8,21 +8,21 @@ rule finetune:
         checkpoint=checkpoint_ref,
     output:
         "results/runs/{dataset}/{model}/{revision}/f{size}.parquet",
-    params:
-        # only this dataset's settings and this model's loading recipe: editing another dataset's block
-        # leaves this job's parameters, and so its result, untouched
-        settings=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset),
-        model=lambda wc: tlconfig.model_settings(STUDY, wc.model),
     log:
         "logs/finetune/{dataset}/{model}/{revision}/f{size}.log",
     benchmark:
         "results/benchmarks/finetune/{dataset}/{model}/{revision}/f{size}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["threads"]
     resources:
         mem_mb=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["mem_mb"],
         runtime=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["runtime"],
         gpu=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["gpus"],
-    conda:
-        "../../envs/train.yaml"
+    params:
+        # only this dataset's settings and this model's loading recipe: editing another dataset's block
+        # leaves this job's parameters, and so its result, untouched
+        settings=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset),
+        model=lambda wc: tlconfig.model_settings(STUDY, wc.model),
     script:
         "../scripts/finetune.py"

@@ -20,13 +20,13 @@ rule fit:
         "results/runs/{dataset}.parquet",
     output:
         "results/fits/{dataset}.json",
-    params:
-        fit=STUDY["fit"],
     log:
         "logs/fit/{dataset}.log",
     benchmark:
         "results/benchmarks/fit/{dataset}.tsv"
     conda:
         "../../envs/analysis.yaml"
+    params:
+        fit=STUDY["fit"],
     script:
         "../scripts/fit.py"

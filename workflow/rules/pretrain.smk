@@ -7,21 +7,21 @@ rule pretrain:
         tokenizer="results/tokenizer/tokenizer.json",
     output:
         refs=[
-            f"results/models/models--{tlconfig.local_repo_id('{model}').replace('/', '--')}/refs/step{s}"
+            tlconfig.local_ref("{model}", f"step{s}")
             for s in STUDY.get("pretrain", {}).get("save_steps", [])
         ],
-    params:
-        settings=STUDY.get("pretrain"),
-        repo_id=lambda wc: tlconfig.local_repo_id(wc.model),
     log:
         "logs/pretrain/{model}.log",
     benchmark:
         "results/benchmarks/pretrain/{model}.tsv"
+    conda:
+        "../../envs/train.yaml"
     threads: STUDY.get("pretrain", {}).get("threads", 1)
     resources:
         mem_mb=4000,
         runtime=120,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        settings=STUDY.get("pretrain"),
+        repo_id=lambda wc: tlconfig.local_repo_id(wc.model),
     script:
         "../scripts/pretrain.py"

@@ -6,7 +6,7 @@ use_offline_mode(True)
 
 from pathlib import Path  # noqa: E402
 
-from transferlaw.data import PreparedData, prepare, read_text  # noqa: E402
+from transferlaw.data import prepare, read_text  # noqa: E402
 from transferlaw.runlog import log_to  # noqa: E402
 
 with log_to(snakemake.log[0]):

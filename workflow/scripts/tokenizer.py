@@ -20,7 +20,9 @@ with log_to(snakemake.log[0]):
     else:
         from transferlaw.hub import load_tokenizer
 
-        tokenizer = load_tokenizer(source["repo_id"], source["revision"], source["cache_dir"], source["offline"])
+        tokenizer = load_tokenizer(
+            source["repo_id"], source["revision"], source["cache_dir"], source["offline"]
+        )
     tokenizer.save_pretrained(out.parent)
     # tokenizer.json is the declared output: rewrite it atomically last, so its presence means complete
     with atomic_path(out) as tmp:
