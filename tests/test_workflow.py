@@ -77,6 +77,15 @@ def test_adding_a_checkpoint_adds_only_its_jobs(study_copy):
     assert not any("/models/" in o or "results/data/" in o for o in outs)
 
 
+def test_changing_resources_reruns_nothing(study_copy):
+    def edit(c):
+        c["finetune"].update(threads=2, mem_mb=3000)
+        c["pretrain"]["threads"] = 2
+
+    edit_config(study_copy, edit)
+    assert planned_outputs(study_copy) == []
+
+
 def test_adding_a_size_adds_only_its_jobs(study_copy):
     edit_config(study_copy, lambda c: c["datasets"]["devils-dictionary"]["sizes"].append(12))
     outs = planned_outputs(study_copy)
@@ -128,3 +137,12 @@ def test_exact_size_check_runs_before_fine_tuning(study_copy):
     assert np.isfinite(
         read_records(str(study_copy / "results/runs/devils-dictionary.parquet"))["eval_loss"]
     ).all()
+
+
+def test_slurm_profile_parses_and_plans_the_study(study_copy):
+    """The cluster profile loads (executor plugin, options) and plans the same jobs as a local run."""
+    profile = Path(__file__).resolve().parents[1] / "profiles" / "slurm"
+    assert yaml.safe_load((profile / "config.yaml").read_text())["executor"] == "slurm"
+    edit_config(study_copy, lambda c: c["models"]["tiny-neox"]["revisions"].append("step64"))
+    local = planned_outputs(study_copy)
+    assert planned_outputs(study_copy, "--profile", str(profile)) == local

@@ -92,6 +92,16 @@ def finetune_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
     return {**cfg["finetune"], **cfg["datasets"][dataset].get("finetune", {})}
 
 
+#: settings that size a job but cannot change its result: kept out of ``params`` (Snakemake reruns a job
+#: whose params change), passed through the ``threads`` and ``resources`` directives instead
+RESOURCE_KEYS = frozenset({"threads", "mem_mb", "runtime", "gpus"})
+
+
+def job_params(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a settings block that determines a job's result (what goes into ``params``)."""
+    return {k: v for k, v in settings.items() if k not in RESOURCE_KEYS}
+
+
 def prepare_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
     """What data preparation of ``dataset`` depends on, and nothing more: the fine-tune *sizes* are left
     out on purpose, so adding a size adds fine-tune jobs without re-preparing (and re-running) the rest."""

@@ -21,7 +21,7 @@ rule pretrain:
         mem_mb=4000,
         runtime=120,
     params:
-        settings=STUDY.get("pretrain"),
+        settings=tlconfig.job_params(STUDY.get("pretrain", {})),
         repo_id=lambda wc: tlconfig.local_repo_id(wc.model),
     script:
         "../scripts/pretrain.py"

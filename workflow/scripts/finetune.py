@@ -17,7 +17,7 @@ with log_to(snakemake.log[0]):
         model_settings=snakemake.params.model,
         revision=w.revision,
         size=int(w.size),
-        settings=snakemake.params.settings,
+        settings={**snakemake.params.settings, "threads": snakemake.threads},
         data_path=snakemake.input.data,
         progress=lambda it, **kw: tqdm(it, mininterval=1.0, **kw),
     )

@@ -16,4 +16,5 @@ with log_to(snakemake.log[0]):
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(Path(snakemake.input.tokenizer).parent))
     tokens = tokenize(read_text(snakemake.input.corpus), tokenizer)
     cache_dir = Path(snakemake.output.refs[0]).parents[2]
-    pretrain(tokens, tokenizer, dict(snakemake.params.settings), cache_dir, snakemake.params.repo_id)
+    settings = {**snakemake.params.settings, "threads": snakemake.threads}
+    pretrain(tokens, tokenizer, settings, cache_dir, snakemake.params.repo_id)
