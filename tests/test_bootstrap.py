@@ -82,3 +82,33 @@ def test_bootstrap_table_groups_and_errors():
         bootstrap_table(df.drop(columns="eval_loss"), form="mikami", n_samples=20)
     with pytest.raises(ValueError, match="dataset=a"):
         bootstrap_table(df.assign(pretrain_step=0.0), form="mikami", n_samples=20)
+
+
+def test_cli_bootstrap_writes_summary_json_and_samples(tmp_path):
+    import json
+
+    from transferlaw.cli import main
+
+    p, f, loss = synthetic(3)
+    table = tmp_path / "runs.csv"
+    pd.DataFrame(dict(dataset="enc", pretrain_step=p, finetune_size=f, eval_loss=loss)).to_csv(
+        table, index=False
+    )
+    out = tmp_path / "boot.json"
+    argv = [
+        str(table),
+        "-o",
+        str(out),
+        "--samples",
+        "30",
+        "--seed",
+        "1",
+        "--samples-dir",
+        str(tmp_path / "s"),
+    ]
+    assert main(["bootstrap", *argv]) == 0
+    rec = json.loads(out.read_text())["enc"]
+    assert rec["n_samples"] == 30 and rec["seed"] == 1 and rec["form"] == "mikami"
+    assert set(rec["params"]["alpha"]) == {"estimate", "se", "ci_low", "ci_high"}
+    assert len(pd.read_parquet(tmp_path / "s" / "enc.parquet")) == 30
+    assert main(["bootstrap", str(table), "-o", str(out), "--loss", "nope"]) == 2

@@ -87,3 +87,29 @@ def test_crossval_table_drops_step_zero_for_unshifted_forms():
     assert len(best) == 2
     with pytest.raises(ValueError, match="positive p"):
         stepwise_cv(p, f, loss, ["mikami"])
+
+
+def test_cli_crossval_writes_csv(tmp_path):
+    from transferlaw.cli import main
+
+    p, f, loss = data("mikami", dict(A=50, alpha=0.7, G=1, beta=0.15, E=1.5))
+    table = tmp_path / "runs.csv"
+    pd.DataFrame(dict(dataset="enc", pretrain_step=p, finetune_size=f, eval_loss=loss)).to_csv(
+        table, index=False
+    )
+    out = tmp_path / "cv.csv"
+    argv = [
+        "--forms",
+        "mikami",
+        "mikami_no_e",
+        "--skip",
+        "4",
+        "--l2-exponents",
+        "0",
+        "--l2-coefficients",
+        "0",
+    ]
+    assert main(["crossval", str(table), "-o", str(out), *argv]) == 0
+    cv = pd.read_csv(out)
+    assert {"dataset", *CV_COLUMNS} <= set(cv.columns)
+    assert set(cv["form"]) == {"mikami", "mikami_no_e"} and (cv["dataset"] == "enc").all()
