@@ -51,6 +51,17 @@ CV_COLUMNS = [
     "mae",
 ]
 
+BEST_COLUMNS = [
+    "dataset",
+    "form",
+    "rmse",
+    "rmse_l2_exponents",
+    "rmse_l2_coefficients",
+    "mae",
+    "mae_l2_exponents",
+    "mae_l2_coefficients",
+]
+
 
 def threshold_splits(
     p: np.ndarray, f: np.ndarray, min_train: int, skip: int = 1
@@ -224,6 +235,10 @@ def best_by_form(cv: pd.DataFrame) -> pd.DataFrame:
     """
     if "dataset" not in cv.columns:
         cv = cv.assign(dataset="all")
+    if cv.empty:
+        return pd.DataFrame(
+            {c: pd.Series(dtype=object if c in ("dataset", "form") else float) for c in BEST_COLUMNS}
+        )
     agg = cv.groupby(["dataset", "form", "l2_exponents", "l2_coefficients"], as_index=False, sort=False)[
         ["rmse", "mae"]
     ].mean()
@@ -242,7 +257,7 @@ def best_by_form(cv: pd.DataFrame) -> pd.DataFrame:
                 "mae_l2_coefficients": float(m["l2_coefficients"]),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=BEST_COLUMNS)
 
 
 def verify_crossval(

@@ -96,3 +96,30 @@ def fit_hernandez(d_f: Any, n: Any, d_t: Any) -> dict[str, float]:
         "n_points": int(ok.sum()),
         "rmse_log": float(np.sqrt(np.mean(resid**2))),
     }
+
+
+def hernandez_fit_table(runs: pd.DataFrame, fit_config: Mapping[str, Any]) -> dict[str, Any]:
+    """Per dataset, Hernandez et al.'s D_T = k·D_F^α·N^β when its runs span ≥ 2 model sizes.
+
+    Effective data must come from a law fitted to each model's own runs, so the law (form and
+    columns of ``fit_config``) is refitted per (dataset, model) here. Datasets with one model size
+    get ``{"skipped": reason}``.
+    """
+    from transferlaw.fit import fit_table
+
+    out: dict[str, Any] = {}
+    p_col, f_col = fit_config.get("p", "pretrain_step"), fit_config.get("f", "finetune_size")
+    for dataset, sub in runs.groupby("dataset", sort=True):
+        if "n_params" not in sub.columns or sub["n_params"].nunique() < 2:
+            out[str(dataset)] = {"skipped": "runs have fewer than two distinct n_params"}
+            continue
+        frames = []
+        for _model, runs_m in sub.groupby("model" if "model" in sub.columns else "n_params"):
+            rec = fit_table(runs_m, form=fit_config.get("form", "mikami"), p=p_col, f=f_col)[str(dataset)]
+            frames.append(effective_data_table(runs_m, rec))
+        eff = pd.concat(frames, ignore_index=True)
+        try:
+            out[str(dataset)] = fit_hernandez(eff[f_col], eff["n_params"], eff["transferred"])
+        except ValueError as err:
+            out[str(dataset)] = {"skipped": str(err)}
+    return out
