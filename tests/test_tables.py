@@ -37,6 +37,11 @@ def test_parameter_table_accepts_bare_summaries_and_one_dataset():
     assert list(t["dataset"]) == ["only", CV_ROW] and t.loc[1, "A"] == ""
 
 
+def test_huge_values_use_significant_digits():
+    t = parameter_table({"x": {"A": {"estimate": 0.133, "se": 1.4e25, "ci_low": 0, "ci_high": 1}}})
+    assert t.loc[0, "A"] == "0.133 (1.4e+25)"
+
+
 def test_interval_table():
     t = interval_table(SUMMARIES)
     assert list(t.columns) == ["dataset", "A", "alpha"] and len(t) == 3
@@ -81,3 +86,28 @@ def test_markdown(monkeypatch, have_tabulate):
 
 def test_to_markdown_is_exported():
     assert to_markdown is tables.to_markdown
+
+
+@pytest.mark.slow
+def test_workflow_writes_the_analysis_outputs(small_study):
+    import json
+
+    datasets = ["chloroplast-dna", "devils-dictionary"]
+    res = small_study / "results"
+    for ds in datasets:
+        rec = json.loads((res / f"bootstrap/{ds}.json").read_text())
+        assert rec["n_samples"] == 200 and rec["n_points"] == 9 and rec["form"] == "mikami_shifted"
+        assert len(pd.read_parquet(res / f"bootstrap/{ds}.parquet")) == 200
+        cv = pd.read_csv(res / f"crossval/{ds}.csv")
+        assert {"dataset", "form", "rmse", "mae", "n_dropped"} <= set(cv.columns)
+        assert (cv.loc[cv["form"] == "mikami_no_e", "n_dropped"] == 3).all()
+        assert (cv.loc[cv["form"] == "mikami_shifted", "n_dropped"] == 0).all()
+        assert (cv["n_train"] + cv["n_test"] + cv["n_dropped"] == 9).all()
+    params = pd.read_csv(res / "tables/parameters.csv")
+    assert sorted(params["dataset"][:-1]) == datasets and params["dataset"].iloc[-1] == CV_ROW
+    assert list(params.columns) == ["dataset", "A", "alpha", "G", "beta", "E"]
+    assert len(pd.read_csv(res / "tables/intervals.csv")) == 2
+    assert (res / "tables/parameters.md").read_text().startswith("|")
+    eff = pd.read_csv(res / "tables/effective_data.csv")
+    assert len(eff) == 18 and {"effective_f", "ratio"} <= set(eff.columns)
+    pd.read_csv(res / "tables/law_forms.csv")

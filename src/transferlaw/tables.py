@@ -14,6 +14,14 @@ import pandas as pd
 CV_ROW = "coefficient of variation"
 
 
+def _num(x: float, digits: int) -> str:
+    """Fixed decimals like the paper, switching to significant digits for very large or small values
+    (a poorly identified parameter's SE can be astronomically large)."""
+    if np.isfinite(x) and x != 0 and not 10.0 ** (-digits) <= abs(x) < 1e5:
+        return f"{x:.{digits}g}"
+    return f"{x:.{digits}f}"
+
+
 def _params(summary: Mapping[str, Any]) -> Mapping[str, Mapping[str, float]]:
     """The ``params`` block of a bootstrap record, or a bare :meth:`BootstrapResult.summary` dict."""
     return summary["params"] if "params" in summary else summary
@@ -33,7 +41,7 @@ def parameter_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3)
         ps = _params(s)
         row: dict[str, Any] = {"dataset": dataset}
         for n in names:
-            row[n] = f"{ps[n]['estimate']:.{digits}f} ({ps[n]['se']:.{digits}f})" if n in ps else ""
+            row[n] = f"{_num(ps[n]['estimate'], digits)} ({_num(ps[n]['se'], digits)})" if n in ps else ""
         rows.append(row)
     last: dict[str, Any] = {"dataset": CV_ROW}
     for n in names:
@@ -51,7 +59,7 @@ def interval_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) 
         ps = _params(s)
         row: dict[str, Any] = {"dataset": dataset}
         for n in names:
-            row[n] = f"[{ps[n]['ci_low']:.{digits}f}, {ps[n]['ci_high']:.{digits}f}]" if n in ps else ""
+            row[n] = f"[{_num(ps[n]['ci_low'], digits)}, {_num(ps[n]['ci_high'], digits)}]" if n in ps else ""
         rows.append(row)
     return pd.DataFrame(rows, columns=["dataset", *names])
 
