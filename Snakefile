@@ -20,6 +20,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/fit.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:

@@ -61,6 +61,57 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bootstrap(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from transferlaw.bootstrap import bootstrap_table
+    from transferlaw.io import read_table, write_json, write_parquet
+
+    df = read_table(args.table)
+    summaries, samples = bootstrap_table(
+        df,
+        form=args.form,
+        group=args.group or None,
+        p=args.p,
+        f=args.f,
+        loss=args.loss,
+        n_samples=args.samples,
+        seed=args.seed,
+    )
+    write_json(summaries, args.output)
+    if args.samples_dir:
+        for key, frame in samples.items():
+            write_parquet(frame, Path(args.samples_dir) / f"{key}.parquet")
+    for key, rec in summaries.items():
+        cells = ", ".join(
+            f"{n}={v['estimate']:.4g} [{v['ci_low']:.4g}, {v['ci_high']:.4g}]"
+            for n, v in rec["params"].items()
+        )
+        print(f"{key}: {cells}")
+    return 0
+
+
+def _cmd_crossval(args: argparse.Namespace) -> int:
+    from transferlaw.crossval import best_by_form, crossval_table
+    from transferlaw.io import read_table, write_csv
+
+    df = read_table(args.table)
+    cv = crossval_table(
+        df,
+        forms=args.forms,
+        group=args.group or None,
+        p=args.p,
+        f=args.f,
+        loss=args.loss,
+        skip=args.skip,
+        l2_exponents=args.l2_exponents,
+        l2_coefficients=args.l2_coefficients,
+    )
+    write_csv(cv, args.output)
+    print(best_by_form(cv).to_string(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transferlaw", description="Scaling laws for transfer.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
@@ -72,6 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--l2-exponents", type=float, default=0.0, help="L2 penalty on exponents (appendix D)")
     fit.add_argument("--l2-coefficients", type=float, default=0.0, help="L2 penalty on log-coefficients")
     fit.set_defaults(handler=_cmd_fit)
+
+    boot = sub.add_parser("bootstrap", help="bootstrap standard errors and 95%% intervals, one law per group")
+    add_table_options(boot, output_help="output JSON, per group: params with estimate, se, ci_low, ci_high")
+    boot.add_argument("--samples", type=int, default=4000, help="bootstrap resamples (default %(default)s)")
+    boot.add_argument("--seed", type=int, default=0, help="resampling seed (default %(default)s)")
+    boot.add_argument("--samples-dir", help="also write each group's resample refits to DIR/<group>.parquet")
+    boot.set_defaults(handler=_cmd_bootstrap)
+
+    cv = sub.add_parser("crossval", help="step-wise cross-validation of law forms and L2 penalties")
+    add_table_options(cv, output_help="output CSV, one row per dataset, form, penalty pair and split")
+    cv.add_argument("--forms", nargs="+", default=list(FORMS), choices=sorted(FORMS), help="forms to score")
+    cv.add_argument("--skip", type=int, default=1, help="use every SKIP-th threshold combination")
+    cv.add_argument(
+        "--l2-exponents", type=float, nargs="+", default=[0.0, 0.01, 0.1, 1.0, 5.0, 10.0, 50.0], metavar="W"
+    )
+    cv.add_argument(
+        "--l2-coefficients", type=float, nargs="+", default=[0.0, 1e-4, 1e-3, 1e-2, 0.1], metavar="W"
+    )
+    cv.set_defaults(handler=_cmd_crossval)
     return parser
 
 

@@ -57,6 +57,7 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
     cfg.setdefault("study", props["study"]["default"])
     cfg["finetune"] = {**finetune_defaults(), **cfg.get("finetune", {})}
     cfg["fit"] = {**_defaults(props["fit"]["properties"]), **cfg.get("fit", {})}
+    cfg["analysis"] = {**_defaults(props["analysis"]["properties"]), **cfg.get("analysis", {})}
     cfg.setdefault("fit", {})
     cfg["fit"].setdefault("model", next(iter(cfg["models"])))
     if "pretrain" in cfg:

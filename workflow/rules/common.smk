@@ -33,7 +33,12 @@ def run_files(dataset):
 
 
 def all_outputs():
-    return expand("results/fits/{dataset}.json", dataset=DATASETS)
+    return expand("results/fits/{dataset}.json", dataset=DATASETS) + [
+        "results/tables/parameters.md",
+        "results/tables/intervals.md",
+        "results/tables/law_forms.md",
+        "results/tables/effective_data.csv",
+    ]
 
 
 def dataset_text(wildcards):

@@ -1,0 +1,239 @@
+"""Bootstrap uncertainty of the fitted law (Barnett 2024, section 5, Tables 2 and 3).
+
+The runs of a dataset are resampled with replacement and the law is refitted to each resample. A
+resample is a vector of integer multiplicities over the original runs, so every resample is one row
+of the (B, n) weight matrix of :func:`transferlaw.fit.fit_batch`: all B refits run together.
+
+Refitting each resample from the paper's 2,240-start grid would cost thousands of full fits. A
+resample is a small perturbation of the data, so its optimum lies near the full-data optimum: each
+refit starts from that optimum (warm start). Refits that do not converge from there get a few
+*restarts*: their own warm-start result plus the grid starts that score best on the full data (they
+seed the other basins the full fit saw), and keep the best. Giving every refit the restarts costs
+~1.5x the time and changed no answer in the agreement checks, so restarts go where they are needed.
+:func:`verify_refits` refits a random subset of resamples from the full grid and reports how often
+the cheap refit reached the same objective, so the shortcut is checked rather than assumed
+(``tests/test_bootstrap.py`` and ``benchmarks/uncertainty.py`` run it).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from transferlaw.fit import FitResult, check_fit_input, fit_batch, fit_law, objective
+from transferlaw.laws import LawForm, get_form
+from transferlaw.schema import STATUS_OK
+
+logger = logging.getLogger(__name__)
+
+#: the confidence level of the percentile intervals (the paper's Table 3)
+LEVEL = 0.95
+#: number of grid starts added to the warm start of every refit
+DEFAULT_RESTARTS = 3
+
+
+@dataclass
+class BootstrapResult:
+    """Refits of B resamples: ``samples`` (columns ``sample``, one per parameter, ``objective``,
+    ``converged``) and the full-data fit ``base`` whose parameters are the point estimates."""
+
+    form: str
+    base: FitResult
+    samples: pd.DataFrame
+    weights: np.ndarray  # (B, n) multiplicities, kept for verify_refits
+    seed: int
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.samples)
+
+    def summary(self, level: float = LEVEL) -> dict[str, dict[str, float]]:
+        """Per parameter: full-data ``estimate``, bootstrap ``se`` (sample std) and percentile interval.
+
+        Resamples whose refit gave a non-finite objective are dropped (they carry no estimate);
+        non-converged but finite refits are kept, as the paper's procedure keeps every refit.
+        """
+        ok = np.isfinite(self.samples["objective"].to_numpy())
+        lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+        out = {}
+        for name in get_form(self.form).param_names:
+            x = self.samples[name].to_numpy()[ok]
+            out[name] = {
+                "estimate": float(self.base.params[name]),
+                "se": float(np.std(x, ddof=1)) if x.size > 1 else float("nan"),
+                "ci_low": float(np.percentile(x, lo)) if x.size else float("nan"),
+                "ci_high": float(np.percentile(x, hi)) if x.size else float("nan"),
+            }
+        return out
+
+
+def resample_weights(n: int, n_samples: int, seed: int) -> np.ndarray:
+    """(n_samples, n) multiplicities of n runs drawn with replacement (each row sums to n), seeded."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_samples).astype(float)
+
+
+def restart_starts(
+    p: np.ndarray, f: np.ndarray, loss: np.ndarray, law: LawForm, base_free: np.ndarray, n_restarts: int
+) -> np.ndarray:
+    """The warm start followed by the ``n_restarts`` grid starts with the lowest full-data objective."""
+    grid = law.initial_grid()
+    if n_restarts <= 0:
+        return base_free[None, :]
+    scores = objective(grid, p, f, loss, law)
+    best = grid[np.argsort(scores, kind="stable")[:n_restarts]]
+    return np.vstack([base_free[None, :], best])
+
+
+def bootstrap_fit(
+    p: Any,
+    f: Any,
+    loss: Any,
+    form: str | LawForm = "mikami",
+    *,
+    n_samples: int = 4000,
+    seed: int = 0,
+    base: FitResult | None = None,
+    n_restarts: int = DEFAULT_RESTARTS,
+    prune: Any = None,
+    names: tuple[str, str, str] = ("p", "f", "loss"),
+) -> BootstrapResult:
+    """Bootstrap the fit of ``form`` to (p, f, loss) with ``n_samples`` seeded resamples of the runs.
+
+    ``base`` is the full-data fit (computed with :func:`fit_law` when not given). Refits start from
+    ``base.free``; those that do not converge are refitted from their result and the ``n_restarts``
+    best grid starts. All resamples are solved in one batch.
+    """
+    law = get_form(form)
+    p_arr, f_arr, loss_arr = check_fit_input(p, f, loss, law, names=names)
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be at least 2, got {n_samples}")
+    if base is None:
+        base = fit_law(p_arr, f_arr, loss_arr, law, names=names)
+    elif base.form != law.name:
+        raise ValueError(f"base fit is of form {base.form!r}, not {law.name!r}")
+    weights = resample_weights(p_arr.size, n_samples, seed)
+    base_free = np.asarray(base.free, float)
+    res = fit_batch(p_arr, f_arr, loss_arr, law, weights, base_free[None, :], prune=prune)
+    redo = np.flatnonzero(~res.converged)
+    if redo.size and n_restarts > 0:
+        grid_best = restart_starts(p_arr, f_arr, loss_arr, law, base_free, n_restarts)[1:]
+        starts = np.concatenate(
+            [res.free[redo][:, None, :], np.broadcast_to(grid_best, (redo.size,) + grid_best.shape)], axis=1
+        )
+        again = fit_batch(p_arr, f_arr, loss_arr, law, weights[redo], starts, prune=prune)
+        better = again.objective <= res.objective[redo]
+        for arr, new in (
+            (res.free, again.free),
+            (res.objective, again.objective),
+            (res.converged, again.converged),
+        ):
+            arr[redo[better]] = new[better]
+    natural = np.array([list(law.to_natural(x).values()) for x in res.free]) if n_samples else None
+    samples = pd.DataFrame(natural, columns=list(law.param_names))
+    samples.insert(0, "sample", np.arange(n_samples, dtype=np.int64))
+    samples["objective"] = res.objective
+    samples["converged"] = res.converged
+    n_bad = int((~res.converged).sum())
+    if n_bad:
+        logger.info("%d of %d bootstrap refits did not converge", n_bad, n_samples)
+    return BootstrapResult(law.name, base, samples, weights, seed)
+
+
+def verify_refits(
+    result: BootstrapResult,
+    p: Any,
+    f: Any,
+    loss: Any,
+    *,
+    n_check: int = 20,
+    seed: int = 1,
+    rtol: float = 1e-6,
+) -> dict[str, float]:
+    """Refit ``n_check`` random resamples from the form's full grid (the exhaustive multi-start fit)
+    and compare with the cheap refits.
+
+    Returns ``n_checked``, ``agree_rate`` (share whose cheap objective is within ``rtol`` relative
+    — or 1e-12 absolute — of, or below, the full refit's), ``max_rel_objective_gap`` and
+    ``max_abs_param_diff`` over the free parameters of the agreeing ones.
+    """
+    law = get_form(result.form)
+    p_arr, f_arr, loss_arr = (np.asarray(x, float).ravel() for x in (p, f, loss))
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(result.n_samples, size=min(n_check, result.n_samples), replace=False)
+    full = fit_batch(p_arr, f_arr, loss_arr, law, result.weights[idx], None)
+    cheap_obj = result.samples["objective"].to_numpy()[idx]
+    gap = (cheap_obj - full.objective) / np.maximum(np.abs(full.objective), 1e-300)
+    agree = (gap <= rtol) | (cheap_obj - full.objective <= 1e-12)
+    cheap_free = np.array(
+        [law.to_free(r) for r in result.samples.iloc[idx][list(law.param_names)].to_dict("records")]
+    )
+    diff = np.abs(cheap_free - full.free)[agree]
+    return {
+        "n_checked": int(idx.size),
+        "agree_rate": float(agree.mean()),
+        "max_rel_objective_gap": float(np.max(gap)),
+        "max_abs_param_diff": float(diff.max()) if diff.size else float("nan"),
+    }
+
+
+def bootstrap_table(
+    df: pd.DataFrame,
+    *,
+    form: str = "mikami",
+    group: str | None = "dataset",
+    p: str = "pretrain_step",
+    f: str = "finetune_size",
+    loss: str = "eval_loss",
+    n_samples: int = 4000,
+    seed: int = 0,
+    status: str | None = "status",
+    **kwargs: Any,
+) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame]]:
+    """Bootstrap one law per group of a table of runs.
+
+    Returns (summaries, samples): JSON-ready dicts keyed by group value with keys ``dataset, form,
+    n_samples, seed, n_points, params`` (``params[name]`` = ``estimate, se, ci_low, ci_high``), and
+    the resample refits per group. Rows whose ``status`` is not ``"ok"`` are excluded, as in
+    :func:`transferlaw.fit.fit_table`; ``group=None`` treats the table as one group ``"all"``.
+    """
+    law = get_form(form)
+    missing = [c for c in dict.fromkeys(c for c in (group, p, f, loss) if c) if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"missing column(s) {', '.join(repr(c) for c in missing)}; "
+            f"table has {', '.join(map(str, df.columns))}"
+        )
+    if status is not None and status in df.columns:
+        n_bad = int((df[status] != STATUS_OK).sum())
+        if n_bad:
+            logger.warning("excluding %d run(s) whose %r is not %r", n_bad, status, STATUS_OK)
+        df = df[df[status] == STATUS_OK]
+    keys = df[group].to_numpy() if group else np.full(len(df), "all", dtype=object)
+    summaries: dict[str, dict[str, Any]] = {}
+    samples: dict[str, pd.DataFrame] = {}
+    for key in sorted(pd.unique(keys), key=str):
+        sub = df[keys == key]
+        label = f"{group}={key!s}" if group else "table"
+        try:
+            res = bootstrap_fit(
+                sub[p], sub[f], sub[loss], law, n_samples=n_samples, seed=seed, names=(p, f, loss), **kwargs
+            )
+        except ValueError as err:
+            raise ValueError(f"{label}: {err}") from None
+        name = key.item() if isinstance(key, np.generic) else key
+        summaries[str(key)] = {
+            "dataset": name,
+            "form": law.name,
+            "n_samples": int(n_samples),
+            "seed": int(seed),
+            "n_points": int(len(sub)),
+            "n_converged": int(res.samples["converged"].sum()),
+            "params": res.summary(),
+        }
+        samples[str(key)] = res.samples
+    return summaries, samples

@@ -1,0 +1,315 @@
+"""Step-wise cross-validation of law forms and L2 penalties (Barnett 2024, appendix D, Table 5).
+
+Thresholds are the sorted unique values of p and of f. For a combination (p_t, f_t) the *training*
+set is the runs with p <= p_t and f <= f_t (the lower-left block of the grid); the *test* set is
+every other run, i.e. the runs above at least one threshold. This tests extrapolation to more
+pre-training, more fine-tuning data, or both, as the paper's Figure 7 shows. Combinations are
+listed p-major and every ``skip``-th is used; a combination is skipped when its training set has
+fewer runs than the form has parameters or its test set is empty.
+
+Each (combination, penalty) pair is one weighted problem for :func:`transferlaw.fit.fit_batch`: a
+0/1 training mask as its weight row and its penalties as (B,) arrays, so a form's whole grid is a
+few batched calls. Starts: the full-data optimum plus the best few grid starts for the unpenalised
+fits; the penalised fits then start from their combination's unpenalised optimum.
+:func:`verify_crossval` compares a sample of these fits with full-grid fits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from transferlaw.bootstrap import restart_starts
+from transferlaw.fit import fit_batch, fit_law
+from transferlaw.laws import FORMS, LawForm, get_form
+from transferlaw.schema import STATUS_OK
+
+logger = logging.getLogger(__name__)
+
+#: appendix D's penalty grids
+L2_EXPONENTS: tuple[float, ...] = (0.0, 0.01, 0.1, 1.0, 5.0, 10.0, 50.0)
+L2_COEFFICIENTS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 0.1)
+#: grid starts added to the full-data optimum for the unpenalised fits of each combination
+N_GRID_STARTS = 4
+#: convergence tolerance and iteration cap of the CV fits: scores are errors of the loss at 1e-3 or
+#: coarser, so objective changes below 1e-8 relative are immaterial (checked by verify_crossval)
+CV_FTOL = 1e-8
+CV_MAX_ITER = 300
+CV_COLUMNS = [
+    "form",
+    "l2_exponents",
+    "l2_coefficients",
+    "p_threshold",
+    "f_threshold",
+    "n_train",
+    "n_test",
+    "rmse",
+    "mae",
+]
+
+BEST_COLUMNS = [
+    "dataset",
+    "form",
+    "rmse",
+    "rmse_l2_exponents",
+    "rmse_l2_coefficients",
+    "mae",
+    "mae_l2_exponents",
+    "mae_l2_coefficients",
+]
+
+
+def threshold_splits(
+    p: np.ndarray, f: np.ndarray, min_train: int, skip: int = 1
+) -> list[tuple[float, float, np.ndarray]]:
+    """(p_t, f_t, train mask) for every ``skip``-th threshold combination with a usable split."""
+    if skip < 1:
+        raise ValueError(f"skip must be at least 1, got {skip}")
+    combos = [(pt, ft) for pt in np.unique(p) for ft in np.unique(f)][::skip]
+    out = []
+    for pt, ft in combos:
+        train = (p <= pt) & (f <= ft)
+        if train.sum() >= min_train and (~train).any():
+            out.append((float(pt), float(ft), train))
+    return out
+
+
+def _fit_form(
+    p: np.ndarray,
+    f: np.ndarray,
+    loss: np.ndarray,
+    law: LawForm,
+    masks: np.ndarray,
+    l2e: np.ndarray,
+    l2c: np.ndarray,
+) -> np.ndarray:
+    """Free parameters (C*P, k) of every (combination, penalty) problem, combination-major.
+
+    Combinations sharing a p threshold are solved together on the runs with p <= p_t only: the
+    training mask is zero elsewhere, so those points would cost evaluations and change nothing.
+    """
+    n_combo, n_pen = masks.shape[0], l2e.size
+    full = fit_law(p, f, loss, law)
+    grid_starts = restart_starts(p, f, loss, law, full.free, N_GRID_STARTS)
+    out = np.empty((n_combo * n_pen, law.n_params))
+    # the largest p among each combination's training runs identifies its p threshold block
+    p_top = np.array([p[m > 0].max() for m in masks])
+    for pt in np.unique(p_top):
+        rows = np.flatnonzero(p_top == pt)
+        sub = p <= pt
+        ps, fs, ls, ms = p[sub], f[sub], loss[sub], masks[rows][:, sub]
+        plain = fit_batch(ps, fs, ls, law, ms, grid_starts, ftol=CV_FTOL, max_iter=CV_MAX_ITER)
+        res = fit_batch(
+            ps,
+            fs,
+            ls,
+            law,
+            np.repeat(ms, n_pen, axis=0),
+            np.repeat(plain.free, n_pen, axis=0)[:, None, :],
+            l2_exponents=np.tile(l2e, rows.size),
+            l2_coefficients=np.tile(l2c, rows.size),
+            ftol=CV_FTOL,
+            max_iter=CV_MAX_ITER,
+        )
+        idx = (rows[:, None] * n_pen + np.arange(n_pen)).ravel()
+        out[idx] = res.free
+    return out
+
+
+def stepwise_cv(
+    p: Any,
+    f: Any,
+    loss: Any,
+    forms: Sequence[str] = tuple(FORMS),
+    *,
+    l2_exponents: Sequence[float] = L2_EXPONENTS,
+    l2_coefficients: Sequence[float] = L2_COEFFICIENTS,
+    skip: int = 1,
+) -> pd.DataFrame:
+    """Step-wise cross-validation: one row per (form, penalty pair, threshold combination).
+
+    ``rmse`` and ``mae`` are of the loss itself (natural space) on the test runs. Forms whose
+    prediction needs p > 0 (or f > 0) raise ValueError when such runs are present; callers drop them.
+    """
+    p_arr, f_arr, loss_arr = (np.asarray(x, float).ravel() for x in (p, f, loss))
+    e_grid, c_grid = np.meshgrid(
+        np.asarray(l2_exponents, float), np.asarray(l2_coefficients, float), indexing="ij"
+    )
+    l2e, l2c = e_grid.ravel(), c_grid.ravel()
+    frames = []
+    for name in forms:
+        law = get_form(name)
+        if (law.needs_positive_p and (p_arr <= 0).any()) or (law.needs_positive_f and (f_arr <= 0).any()):
+            raise ValueError(f"form {law.name!r} needs positive p and f; drop the runs at 0 first")
+        splits = threshold_splits(p_arr, f_arr, law.n_params, skip)
+        if not splits:
+            logger.warning(
+                "form %r: no threshold combination leaves >= %d training runs", law.name, law.n_params
+            )
+            continue
+        masks = np.array([m for _, _, m in splits], float)
+        free = _fit_form(p_arr, f_arr, loss_arr, law, masks, l2e, l2c)
+        pred = np.exp(law.log_predict(free, p_arr, f_arr))
+        test = np.repeat(1.0 - masks, l2e.size, axis=0)
+        err = np.where(test > 0, pred - loss_arr, 0.0)
+        n_test = test.sum(1)
+        n_combo = len(splits)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "form": law.name,
+                    "l2_exponents": np.tile(l2e, n_combo),
+                    "l2_coefficients": np.tile(l2c, n_combo),
+                    "p_threshold": np.repeat([s[0] for s in splits], l2e.size),
+                    "f_threshold": np.repeat([s[1] for s in splits], l2e.size),
+                    "n_train": np.repeat(masks.sum(1).astype(np.int64), l2e.size),
+                    "n_test": n_test.astype(np.int64),
+                    "rmse": np.sqrt((err**2).sum(1) / n_test),
+                    "mae": np.abs(err).sum(1) / n_test,
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in CV_COLUMNS}).astype({"form": object})
+    return pd.concat(frames, ignore_index=True)[CV_COLUMNS]
+
+
+def crossval_table(
+    df: pd.DataFrame,
+    *,
+    forms: Sequence[str] = tuple(FORMS),
+    group: str | None = "dataset",
+    p: str = "pretrain_step",
+    f: str = "finetune_size",
+    loss: str = "eval_loss",
+    status: str | None = "status",
+    drop_nonpositive: bool = True,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """:func:`stepwise_cv` per group of a table of runs, with a ``dataset`` column (the group value).
+
+    With ``drop_nonpositive`` a form that needs p > 0 (``mikami``, ``mikami_no_e``, ``mikami_f_shift``)
+    is scored on the runs with p > 0 only (and likewise for f); the column ``n_dropped`` says how many
+    runs that removed, so forms scored on different runs are visible as such.
+    """
+    missing = [c for c in dict.fromkeys(c for c in (group, p, f, loss) if c) if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"missing column(s) {', '.join(repr(c) for c in missing)}; "
+            f"table has {', '.join(map(str, df.columns))}"
+        )
+    if status is not None and status in df.columns:
+        df = df[df[status] == STATUS_OK]
+    keys = df[group].to_numpy() if group else np.full(len(df), "all", dtype=object)
+    frames = []
+    for key in sorted(pd.unique(keys), key=str):
+        sub = df[keys == key]
+        for name in forms:
+            law = get_form(name)
+            keep = np.ones(len(sub), bool)
+            if drop_nonpositive:
+                if law.needs_positive_p:
+                    keep &= sub[p].to_numpy() > 0
+                if law.needs_positive_f:
+                    keep &= sub[f].to_numpy() > 0
+            s = sub[keep]
+            try:
+                cv = stepwise_cv(s[p], s[f], s[loss], [law.name], **kwargs)
+            except ValueError as err:
+                raise ValueError(f"{group or 'table'}={key!s}: {err}") from None
+            cv.insert(0, "dataset", key.item() if isinstance(key, np.generic) else key)
+            cv["n_dropped"] = int((~keep).sum())
+            frames.append(cv)
+    return pd.concat(frames, ignore_index=True)
+
+
+def best_by_form(cv: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and form, the lowest RMSE and the lowest MAE over penalty settings (Table 5).
+
+    A penalty setting is scored by its *mean* RMSE (MAE) over all threshold combinations, so the
+    penalty chosen is the one that extrapolates best on average rather than on one lucky split.
+    """
+    if "dataset" not in cv.columns:
+        cv = cv.assign(dataset="all")
+    if cv.empty:
+        return pd.DataFrame(
+            {c: pd.Series(dtype=object if c in ("dataset", "form") else float) for c in BEST_COLUMNS}
+        )
+    agg = cv.groupby(["dataset", "form", "l2_exponents", "l2_coefficients"], as_index=False, sort=False)[
+        ["rmse", "mae"]
+    ].mean()
+    rows = []
+    for (dataset, form), g in agg.groupby(["dataset", "form"], sort=False):
+        r, m = g.loc[g["rmse"].idxmin()], g.loc[g["mae"].idxmin()]
+        rows.append(
+            {
+                "dataset": dataset,
+                "form": form,
+                "rmse": float(r["rmse"]),
+                "rmse_l2_exponents": float(r["l2_exponents"]),
+                "rmse_l2_coefficients": float(r["l2_coefficients"]),
+                "mae": float(m["mae"]),
+                "mae_l2_exponents": float(m["l2_exponents"]),
+                "mae_l2_coefficients": float(m["l2_coefficients"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=BEST_COLUMNS)
+
+
+def verify_crossval(
+    p: Any,
+    f: Any,
+    loss: Any,
+    form: str,
+    *,
+    n_check: int = 10,
+    seed: int = 0,
+    l2_exponents: Sequence[float] = L2_EXPONENTS,
+    l2_coefficients: Sequence[float] = L2_COEFFICIENTS,
+    rtol: float = 1e-6,
+) -> dict[str, float]:
+    """Refit ``n_check`` random (combination, penalty) problems from the form's full grid and report the
+    share whose cheap fit reached the full grid's objective (``agree_rate``) and the largest gap."""
+    from transferlaw.fit import objective
+
+    p_arr, f_arr, loss_arr = (np.asarray(x, float).ravel() for x in (p, f, loss))
+    law = get_form(form)
+    e_grid, c_grid = np.meshgrid(
+        np.asarray(l2_exponents, float), np.asarray(l2_coefficients, float), indexing="ij"
+    )
+    l2e, l2c = e_grid.ravel(), c_grid.ravel()
+    splits = threshold_splits(p_arr, f_arr, law.n_params)
+    masks = np.array([m for _, _, m in splits], float)
+    free = _fit_form(p_arr, f_arr, loss_arr, law, masks, l2e, l2c)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(free.shape[0], size=min(n_check, free.shape[0]), replace=False)
+    combo, pen = idx // l2e.size, idx % l2e.size
+    full = fit_batch(
+        p_arr, f_arr, loss_arr, law, masks[combo], None, l2_exponents=l2e[pen], l2_coefficients=l2c[pen]
+    )
+    cheap = np.array(
+        [
+            objective(
+                free[i],
+                p_arr,
+                f_arr,
+                loss_arr,
+                law,
+                weights=masks[c],
+                l2_exponents=l2e[q],
+                l2_coefficients=l2c[q],
+            )
+            for i, c, q in zip(idx, combo, pen, strict=True)
+        ]
+    )
+    gap = (cheap - full.objective) / np.maximum(np.abs(full.objective), 1e-300)
+    agree = (gap <= rtol) | (cheap - full.objective <= 1e-12)
+    return {
+        "n_checked": int(idx.size),
+        "agree_rate": float(agree.mean()),
+        "max_rel_objective_gap": float(gap.max()),
+    }

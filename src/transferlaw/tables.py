@@ -1,0 +1,93 @@
+"""Cross-dataset tables: fitted parameters with SEs (Table 2), 95% intervals (Table 3), law forms (Table 5).
+
+Tables are DataFrames of display strings with a ``dataset`` column, written as CSV and markdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+CV_ROW = "coefficient of variation"
+
+
+def _num(x: float, digits: int) -> str:
+    """Fixed decimals like the paper, switching to significant digits for very large or small values
+    (a poorly identified parameter's SE can be astronomically large)."""
+    if np.isfinite(x) and x != 0 and not 10.0 ** (-digits) <= abs(x) < 1e5:
+        return f"{x:.{digits}g}"
+    return f"{x:.{digits}f}"
+
+
+def _params(summary: Mapping[str, Any]) -> Mapping[str, Mapping[str, float]]:
+    """The ``params`` block of a bootstrap record, or a bare :meth:`BootstrapResult.summary` dict."""
+    return summary["params"] if "params" in summary else summary
+
+
+def _names(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(n for s in summaries.values() for n in _params(s)))
+
+
+def parameter_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) -> pd.DataFrame:
+    """Table 2: one row per dataset, each parameter as "estimate (SE)", and a last row with each
+    parameter's coefficient of variation across datasets (sample std, ddof=1, over |mean|: this
+    reproduces the paper's row from its estimates; blank with fewer than two datasets)."""
+    names = _names(summaries)
+    rows = []
+    for dataset, s in summaries.items():
+        ps = _params(s)
+        row: dict[str, Any] = {"dataset": dataset}
+        for n in names:
+            row[n] = f"{_num(ps[n]['estimate'], digits)} ({_num(ps[n]['se'], digits)})" if n in ps else ""
+        rows.append(row)
+    last: dict[str, Any] = {"dataset": CV_ROW}
+    for n in names:
+        est = np.array([_params(s)[n]["estimate"] for s in summaries.values() if n in _params(s)], float)
+        last[n] = f"{np.std(est, ddof=1) / abs(np.mean(est)):.{digits}f}" if est.size >= 2 else ""
+    rows.append(last)
+    return pd.DataFrame(rows, columns=["dataset", *names])
+
+
+def interval_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) -> pd.DataFrame:
+    """Table 3: one row per dataset, each parameter's 95% percentile interval as "[low, high]"."""
+    names = _names(summaries)
+    rows = []
+    for dataset, s in summaries.items():
+        ps = _params(s)
+        row: dict[str, Any] = {"dataset": dataset}
+        for n in names:
+            row[n] = f"[{_num(ps[n]['ci_low'], digits)}, {_num(ps[n]['ci_high'], digits)}]" if n in ps else ""
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["dataset", *names])
+
+
+def law_forms_table(best: pd.DataFrame) -> pd.DataFrame:
+    """Table 5: per dataset and form, the lowest RMSE and MAE and the penalties that gave them,
+    with the form's formula; sorted by dataset then RMSE so the best form comes first."""
+    from transferlaw.laws import get_form
+
+    out = best.copy()
+    out.insert(2, "formula", [get_form(f).formula for f in out["form"]])
+    return out.sort_values(["dataset", "rmse"], kind="stable").reset_index(drop=True)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub markdown table (pandas' ``to_markdown`` when ``tabulate`` is importable, else our own)."""
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        cells = [[str(c) for c in df.columns]] + [
+            [_cell(v) for v in row] for row in df.itertuples(index=False)
+        ]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(df.columns))]
+        lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells]
+        lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        return "\n".join(lines) + "\n"
+    return df.to_markdown(index=False) + "\n"
+
+
+def _cell(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)

@@ -1,0 +1,125 @@
+"""Effective data transferred (Barnett 2024, appendix A.1, eqs. 9-11; Hernandez et al. 2021, eq. 8).
+
+The fine-tune size ``f2`` a *from-scratch* model would need to reach the loss of a pre-trained one,
+L(p, f1) = L(0, f2) (eq. 9). E cancels and the bracket at p = 0 is A·P0 + G, so (eq. 10)
+
+    f2 + c_f = (f1 + c_f) · ((A·P0 + G) / (A·(p + c_p)^-α + G))^(1/β),
+
+with P0 = (0 + c_p)^-α the pre-training term with no pre-training. The paper's eq. 11 as printed,
+(f1^β (A + G p^-α) / (A + G))^(1/β), does not follow from its eq. 10 (it swaps A and G and inverts
+the ratio); we solve eq. 10 itself. The shifts follow the form: unshifted forms use the paper's
+convention p = steps + 1 for "no pre-training" (P0 = 1) and c_f = 0; ``mikami_shifted`` evaluates
+p + 1 and f + 1 consistently (P0 = 1, c_f = 1); free shifts use the fitted c.
+
+Hernandez et al. fit D_T = k·D_F^α·N^β to the *additional* data transferred, D_T = f2 − f; that
+needs several model sizes N, so :func:`fit_hernandez` is used only when runs have ≥ 2 ``n_params``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from transferlaw.fit import FitResult
+from transferlaw.laws import get_form
+
+
+def _form_and_params(fit: Any) -> tuple[str, dict[str, float]]:
+    """(form name, natural params) from a FitResult, a fit record ({form, params}) or bare params
+    (taken as eq. 5, form ``mikami``)."""
+    if isinstance(fit, FitResult):
+        return fit.form, dict(fit.params)
+    if isinstance(fit, Mapping) and "params" in fit:
+        return str(fit.get("form", "mikami")), dict(fit["params"])
+    return "mikami", dict(fit)
+
+
+def effective_data(fit_params: Any, p: Any, f: Any) -> np.ndarray:
+    """Eq. 9-10 solved for f2: the from-scratch fine-tune size matching the loss at (p, f)."""
+    form_name, params = _form_and_params(fit_params)
+    law = get_form(form_name)
+    p_arr, f_arr = np.broadcast_arrays(np.asarray(p, float), np.asarray(f, float))
+    A, G, alpha, beta = params["A"], params["G"], params["alpha"], params["beta"]
+    c_p = {"none": 0.0, "one": 1.0}.get(law.p_shift) if law.p_shift != "free" else params[law.p_shift_name]
+    c_f = {"none": 0.0, "one": 1.0}.get(law.f_shift) if law.f_shift != "free" else params[law.f_shift_name]
+    p0 = c_p if law.p_shift != "none" else 1.0  # "no pre-training": p = 0 steps, i.e. p + 1 = 1
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        bracket_p = A * (p_arr + c_p) ** (-alpha) + G
+        bracket_0 = A * p0 ** (-alpha) + G
+        return (f_arr + c_f) * (bracket_0 / bracket_p) ** (1.0 / beta) - c_f
+
+
+def effective_data_table(runs: pd.DataFrame, fit: Mapping[str, Any]) -> pd.DataFrame:
+    """Per run: ``effective_f`` (eq. 9-11), ``ratio`` = effective_f / f and ``transferred`` = effective_f − f.
+
+    ``fit`` is a fit record as written by :func:`transferlaw.fit.fit_table` (its ``p_column`` and
+    ``f_column`` name the columns the law was fitted on; defaults ``pretrain_step``, ``finetune_size``).
+    """
+    p_col = fit.get("p_column", "pretrain_step")
+    f_col = fit.get("f_column", "finetune_size")
+    keep = [
+        c
+        for c in dict.fromkeys(
+            ["dataset", "model", "n_params", "pretrain_step", p_col, "finetune_size", f_col, "eval_loss"]
+        )
+        if c in runs.columns
+    ]
+    out = runs[keep].reset_index(drop=True).copy()
+    if "dataset" not in out.columns:
+        out.insert(0, "dataset", fit.get("dataset", "all"))
+    out["effective_f"] = effective_data(fit, runs[p_col].to_numpy(float), runs[f_col].to_numpy(float))
+    f_vals = runs[f_col].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["ratio"] = out["effective_f"].to_numpy() / f_vals
+    out["transferred"] = out["effective_f"] - f_vals
+    return out
+
+
+def fit_hernandez(d_f: Any, n: Any, d_t: Any) -> dict[str, float]:
+    """Hernandez et al.'s D_T = k·D_F^α·N^β by least squares on log D_T (rows with D_T > 0 only)."""
+    d_f, n, d_t = (np.asarray(x, float).ravel() for x in (d_f, n, d_t))
+    ok = (d_t > 0) & (d_f > 0) & (n > 0) & np.isfinite(d_t)
+    if np.unique(n[ok]).size < 2:
+        raise ValueError("fitting D_T = k D_F^alpha N^beta needs at least two distinct model sizes")
+    if ok.sum() < 3:
+        raise ValueError(f"only {int(ok.sum())} run(s) with positive data transferred; need 3")
+    X = np.column_stack([np.ones(ok.sum()), np.log(d_f[ok]), np.log(n[ok])])
+    coef, *_ = np.linalg.lstsq(X, np.log(d_t[ok]), rcond=None)
+    resid = np.log(d_t[ok]) - X @ coef
+    return {
+        "k": float(np.exp(coef[0])),
+        "alpha": float(coef[1]),
+        "beta": float(coef[2]),
+        "n_points": int(ok.sum()),
+        "rmse_log": float(np.sqrt(np.mean(resid**2))),
+    }
+
+
+def hernandez_fit_table(runs: pd.DataFrame, fit_config: Mapping[str, Any]) -> dict[str, Any]:
+    """Per dataset, Hernandez et al.'s D_T = k·D_F^α·N^β when its runs span ≥ 2 model sizes.
+
+    Effective data must come from a law fitted to each model's own runs, so the law (form and
+    columns of ``fit_config``) is refitted per (dataset, model) here. Datasets with one model size
+    get ``{"skipped": reason}``.
+    """
+    from transferlaw.fit import fit_table
+
+    out: dict[str, Any] = {}
+    p_col, f_col = fit_config.get("p", "pretrain_step"), fit_config.get("f", "finetune_size")
+    for dataset, sub in runs.groupby("dataset", sort=True):
+        if "n_params" not in sub.columns or sub["n_params"].nunique() < 2:
+            out[str(dataset)] = {"skipped": "runs have fewer than two distinct n_params"}
+            continue
+        frames = []
+        for _model, runs_m in sub.groupby("model" if "model" in sub.columns else "n_params"):
+            rec = fit_table(runs_m, form=fit_config.get("form", "mikami"), p=p_col, f=f_col)[str(dataset)]
+            frames.append(effective_data_table(runs_m, rec))
+        eff = pd.concat(frames, ignore_index=True)
+        try:
+            out[str(dataset)] = fit_hernandez(eff[f_col], eff["n_params"], eff["transferred"])
+        except ValueError as err:
+            out[str(dataset)] = {"skipped": str(err)}
+    return out

@@ -1,0 +1,71 @@
+# Uncertainty analyses: bootstrap (Tables 2, 3), step-wise cross-validation (appendix D, Table 5), and the
+# cross-dataset tables with effective data transferred (appendix A.1).
+
+
+rule bootstrap:
+    input:
+        "results/runs/{dataset}.parquet",
+    output:
+        samples="results/bootstrap/{dataset}.parquet",
+        summary="results/bootstrap/{dataset}.json",
+    params:
+        fit=STUDY["fit"],
+        analysis=STUDY["analysis"],
+    log:
+        "logs/bootstrap/{dataset}.log",
+    benchmark:
+        "results/benchmarks/bootstrap/{dataset}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/bootstrap.py"
+
+
+rule crossval:
+    input:
+        "results/runs/{dataset}.parquet",
+    output:
+        "results/crossval/{dataset}.csv",
+    params:
+        fit=STUDY["fit"],
+        analysis=STUDY["analysis"],
+    log:
+        "logs/crossval/{dataset}.log",
+    benchmark:
+        "results/benchmarks/crossval/{dataset}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/crossval.py"
+
+
+rule tables:
+    input:
+        runs=expand("results/runs/{dataset}.parquet", dataset=DATASETS),
+        fits=expand("results/fits/{dataset}.json", dataset=DATASETS),
+        bootstrap=expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
+        crossval=expand("results/crossval/{dataset}.csv", dataset=DATASETS),
+    output:
+        parameters_csv="results/tables/parameters.csv",
+        parameters_md="results/tables/parameters.md",
+        intervals_csv="results/tables/intervals.csv",
+        intervals_md="results/tables/intervals.md",
+        law_forms_csv="results/tables/law_forms.csv",
+        law_forms_md="results/tables/law_forms.md",
+        effective_data="results/tables/effective_data.csv",
+        hernandez="results/tables/hernandez.json",
+    params:
+        fit=STUDY["fit"],
+    log:
+        "logs/tables.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/tables.py"

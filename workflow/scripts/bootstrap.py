@@ -1,0 +1,25 @@
+"""Snakemake entry point: bootstrap the fitted law of one dataset (samples and summary)."""
+
+from transferlaw.bootstrap import bootstrap_table
+from transferlaw.io import read_table, write_json, write_parquet
+from transferlaw.runlog import log_to
+
+with log_to(snakemake.log[0]):
+    fit, analysis = snakemake.params.fit, snakemake.params.analysis
+    dataset = snakemake.wildcards.dataset
+    table = read_table(snakemake.input[0])
+    table = table[table["model"] == fit["model"]]
+    summaries, samples = bootstrap_table(
+        table,
+        form=fit["form"],
+        group="dataset",
+        p=fit["p"],
+        f=fit["f"],
+        loss="eval_loss",
+        n_samples=analysis["bootstrap_samples"],
+        seed=analysis["bootstrap_seed"],
+    )
+    record = summaries[dataset] | {"model": fit["model"]}
+    write_parquet(samples[dataset], snakemake.output.samples)
+    write_json(record, snakemake.output.summary)
+    print(record)

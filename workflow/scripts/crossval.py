@@ -1,0 +1,26 @@
+"""Snakemake entry point: step-wise cross-validation of every configured law form on one dataset.
+
+Forms that need p > 0 are scored without the step-0 runs; the `n_dropped` column counts them.
+"""
+
+from transferlaw.crossval import best_by_form, crossval_table
+from transferlaw.io import read_table, write_csv
+from transferlaw.runlog import log_to
+
+with log_to(snakemake.log[0]):
+    fit, analysis = snakemake.params.fit, snakemake.params.analysis
+    table = read_table(snakemake.input[0])
+    table = table[table["model"] == fit["model"]]
+    cv = crossval_table(
+        table,
+        forms=analysis["crossval_forms"],
+        group="dataset",
+        p=fit["p"],
+        f=fit["f"],
+        loss="eval_loss",
+        skip=analysis["crossval_skip"],
+        l2_exponents=analysis["l2_exponents"],
+        l2_coefficients=analysis["l2_coefficients"],
+    )
+    write_csv(cv, snakemake.output[0])
+    print(best_by_form(cv).to_string(index=False))
