@@ -144,7 +144,10 @@ def finetune(
         stop = stopper.update(eval_loss)
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(
-                eval=f"{eval_loss:.4f}", best=f"{stopper.best:.4f}", train=f"{train_losses[-1]:.4f}"
+                eval=f"{eval_loss:.4f}",
+                best=f"{stopper.best:.4f}",
+                train=f"{train_losses[-1]:.4f}",
+                refresh=False,  # the bar redraws at its own interval; a redraw per epoch floods the log
             )
         if stop:
             break

@@ -118,7 +118,7 @@ def pretrain(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         if step in save:
             publish(step)
             log(f"step {step}: train loss {loss.item():.4f} ({time.time() - t0:.1f}s)")
