@@ -88,10 +88,13 @@ def _tidy_log(ax: Any) -> None:
         if scale != "log":
             continue
         lo, hi = sorted(axis.get_view_interval())
+        span = hi / max(lo, 1e-300)
         axis.set_major_formatter(fmt)
-        axis.set_minor_formatter(fmt if hi / max(lo, 1e-300) < 12 else NullFormatter())
-        if hi / max(lo, 1e-300) < 12:
-            axis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0)))
+        if span < 100:  # under two decades the majors alone leave the axis nearly unlabelled
+            axis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0) if span < 12 else (2.0, 5.0)))
+            axis.set_minor_formatter(fmt)
+        else:
+            axis.set_minor_formatter(NullFormatter())
 
 
 def _title(fig: Figure, dataset: str | None, what: str) -> None:
@@ -384,6 +387,8 @@ def _allocation(sweeps: Mapping[str, pd.DataFrame], x: str, xlabel: str, title: 
         ax.plot(df[x], 100 * df["share_finetune"], "-", color=colours[ds], label=ds, linewidth=2)
         if "G_fit" in df.columns and x == "G":
             g = float(df["G_fit"].iloc[0])
+            if not df[x].min() <= g <= df[x].max():
+                continue
             y = np.interp(np.log(g), np.log(df[x]), 100 * df["share_finetune"])
             ax.plot([g], [y], "o", color=colours[ds], markersize=8, markeredgecolor="black")
     ax.set(xscale="log", xlabel=xlabel, ylabel="budget on fine-tuning data (%)", ylim=(-3, 103))

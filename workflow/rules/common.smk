@@ -31,7 +31,9 @@ def run_files(dataset):
 
 
 def all_outputs():
-    return expand("results/fits/{dataset}.json", dataset=DATASETS)
+    outs = expand("results/fits/{dataset}.json", dataset=DATASETS)
+    outs += plot_outputs()  # plots.smk
+    return outs
 
 
 def dataset_text(wildcards):
