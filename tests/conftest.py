@@ -29,25 +29,15 @@ def make_study_dir(path: Path, config: Path = SMALL_CONFIG) -> Path:
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real Snakemake on the repo's Snakefile in ``workdir`` with its config.yaml."""
     cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--configfile",
-        "config.yaml",
-        "--directory",
-        str(workdir),
-        *args,
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml",
+        "--directory", str(workdir), *args,
     ]
     # the jobs import transferlaw from this checkout, not from whichever copy is installed
     pythonpath = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": pythonpath}
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
-        raise AssertionError(
-            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        )
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
 
 
@@ -58,7 +48,7 @@ def planned_outputs(workdir: Path, *args: str) -> list[str]:
     for line in (proc.stdout + proc.stderr).splitlines():
         line = line.strip()
         if line.startswith("output:"):
-            outs += [o.strip() for o in line[len("output:") :].split(",")]
+            outs += [o.strip() for o in line[len("output:"):].split(",")]
     return outs
 
 
@@ -86,11 +76,6 @@ def tiny_model(tiny_tokenizer):
     from transferlaw.pretrain import _new_model
 
     torch.manual_seed(0)
-    settings = {
-        "hidden_size": 16,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": 32,
-        "context_length": 32,
-    }
+    settings = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+                "context_length": 32}
     return _new_model(settings, tiny_tokenizer)

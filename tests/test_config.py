@@ -8,14 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SMALL_CONFIG
-from transferlaw.config import (
-    ConfigError,
-    finetune_settings,
-    load_config,
-    log2_steps,
-    prepare_settings,
-    resolve,
-)
+from transferlaw.config import ConfigError, finetune_settings, load_config, log2_steps, prepare_settings, resolve
 
 
 def write_config(tmp_path: Path, edit) -> Path:
@@ -91,13 +84,8 @@ def test_unknown_revision(tmp_path):
 
 def test_unknown_hub_revision(tmp_path):
     def edit(c):
-        c["models"]["pythia"] = {
-            "source": "hub",
-            "repo_id": "EleutherAI/pythia-14m",
-            "cache_dir": str(tmp_path),
-            "tokens_per_step": 2097152,
-            "revisions": ["step1000"],
-        }
+        c["models"]["pythia"] = {"source": "hub", "repo_id": "EleutherAI/pythia-14m", "cache_dir": str(tmp_path),
+                                 "tokens_per_step": 2097152, "revisions": ["step1000"]}
 
     with pytest.raises(ConfigError, match=r"models\.pythia\.revisions: step1000 of EleutherAI/pythia-14m"):
         load(tmp_path, edit)

@@ -25,18 +25,8 @@ def test_early_stopping_patience_one():
 
 
 def settings(**over):
-    base = {
-        "lr": 1e-2,
-        "betas": [0.9, 0.999],
-        "eps": 1e-8,
-        "weight_decay": 0.0,
-        "micro_batch": 4,
-        "grad_accum": 2,
-        "patience": 2,
-        "max_epochs": 30,
-        "eval_batch": 8,
-        "seed": 0,
-    }
+    base = {"lr": 1e-2, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0, "micro_batch": 4, "grad_accum": 2,
+            "patience": 2, "max_epochs": 30, "eval_batch": 8, "seed": 0}
     base.update(over)
     return base
 
@@ -90,17 +80,10 @@ def test_training_is_deterministic(tiny_tokenizer):
     from transferlaw.pretrain import _new_model
 
     seqs = corpus(tiny_tokenizer, 24)
-    cfg = {
-        "hidden_size": 16,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "intermediate_size": 32,
-        "context_length": 32,
-    }
+    cfg = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+           "context_length": 32}
     outs = []
     for _ in range(2):
         torch.manual_seed(0)
-        outs.append(
-            finetune(_new_model(cfg, tiny_tokenizer), list(seqs[:8]), seqs[16:], settings(max_epochs=4))
-        )
+        outs.append(finetune(_new_model(cfg, tiny_tokenizer), list(seqs[:8]), seqs[16:], settings(max_epochs=4)))
     assert outs[0]["eval_curve"] == pytest.approx(outs[1]["eval_curve"], rel=1e-6)

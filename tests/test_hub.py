@@ -2,13 +2,7 @@ import pytest
 import torch
 
 from transferlaw.config import ConfigError
-from transferlaw.hub import (
-    cached_revisions,
-    check_hub_revisions,
-    load_model,
-    load_tokenizer,
-    publish_revision,
-)
+from transferlaw.hub import cached_revisions, check_hub_revisions, load_model, load_tokenizer, publish_revision
 
 
 def test_published_revisions_load_like_hub_checkpoints(tiny_model, tiny_tokenizer, tmp_path):

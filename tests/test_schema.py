@@ -10,29 +10,11 @@ from transferlaw.schema import RECORD_COLUMNS, RecordError, read_records, record
 
 def record(**over):
     row = {
-        "dataset": "d",
-        "model": "m",
-        "revision": "step4",
-        "pretrain_step": 4,
-        "pretrain_tokens": 4096,
-        "finetune_unit": "sequences",
-        "finetune_size": 8,
-        "finetune_sequences": 8,
-        "finetune_tokens": 512,
-        "context_length": 64,
-        "seed": 0,
-        "eval_loss": 3.2,
-        "initial_eval_loss": 4.0,
-        "eval_tokens": 630,
-        "best_epoch": 3,
-        "epochs": 6,
-        "optimizer_steps": 6,
-        "train_loss": 2.9,
-        "n_params": 1000,
-        "flops": 6.0 * 1000 * 512 * 6,
-        "wall_seconds": 1.5,
-        "status": "ok",
-        "eval_curve": [3.5, 3.3, 3.2],
+        "dataset": "d", "model": "m", "revision": "step4", "pretrain_step": 4, "pretrain_tokens": 4096,
+        "finetune_unit": "sequences", "finetune_size": 8, "finetune_sequences": 8, "finetune_tokens": 512,
+        "context_length": 64, "seed": 0, "eval_loss": 3.2, "initial_eval_loss": 4.0, "eval_tokens": 630,
+        "best_epoch": 3, "epochs": 6, "optimizer_steps": 6, "train_loss": 2.9, "n_params": 1000,
+        "flops": 6.0 * 1000 * 512 * 6, "wall_seconds": 1.5, "status": "ok", "eval_curve": [3.5, 3.3, 3.2],
     }
     row.update(over)
     return row

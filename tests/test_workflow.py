@@ -70,9 +70,7 @@ def test_adding_a_checkpoint_adds_only_its_jobs(study_copy):
     edit_config(study_copy, lambda c: c["models"]["tiny-neox"]["revisions"].append("step64"))
     outs = planned_outputs(study_copy)
     runs = sorted(o for o in outs if o.startswith("results/runs/") and o.count("/") > 2)
-    expected = sorted(
-        f"results/runs/{ds}/tiny-neox/step64/f{s}.parquet" for ds in DATASETS for s in (4, 8, 16)
-    )
+    expected = sorted(f"results/runs/{ds}/tiny-neox/step64/f{s}.parquet" for ds in DATASETS for s in (4, 8, 16))
     assert runs == expected
     assert not any("/models/" in o or "results/data/" in o for o in outs)
 
@@ -81,9 +79,8 @@ def test_adding_a_size_adds_only_its_jobs(study_copy):
     edit_config(study_copy, lambda c: c["datasets"]["devils-dictionary"]["sizes"].append(12))
     outs = planned_outputs(study_copy)
     runs = sorted(o for o in outs if o.startswith("results/runs/") and o.count("/") > 2)
-    assert runs == sorted(
-        f"results/runs/devils-dictionary/tiny-neox/{r}/f12.parquet" for r in ("step0", "step16", "step256")
-    )
+    assert runs == sorted(f"results/runs/devils-dictionary/tiny-neox/{r}/f12.parquet"
+                          for r in ("step0", "step16", "step256"))
 
 
 def digest(folder: Path) -> str:
@@ -97,10 +94,8 @@ def digest(folder: Path) -> str:
 @pytest.mark.parametrize(
     ("edit", "culprit"),
     [
-        (
-            lambda c: c["datasets"]["devils-dictionary"].update(path="resources/none.txt"),
-            "datasets.devils-dictionary.path: file not found",
-        ),
+        (lambda c: c["datasets"]["devils-dictionary"].update(path="resources/none.txt"),
+         "datasets.devils-dictionary.path: file not found"),
         (lambda c: c["models"]["tiny-neox"]["revisions"].append("step5"), "step5 not saved"),
         (lambda c: c["finetune"].update(patience="three"), "patience"),
         (lambda c: c["datasets"]["chloroplast-dna"].update(sizes=[4, 100000]), "chloroplast-dna"),
@@ -125,6 +120,4 @@ def test_exact_size_check_runs_before_fine_tuning(study_copy):
     assert proc.returncode != 0
     assert f"largest size {too_big} sequences" in proc.stdout + proc.stderr
     assert not list((study_copy / "results/runs/devils-dictionary").rglob(f"f{too_big}.parquet"))
-    assert np.isfinite(
-        read_records(str(study_copy / "results/runs/devils-dictionary.parquet"))["eval_loss"]
-    ).all()
+    assert np.isfinite(read_records(str(study_copy / "results/runs/devils-dictionary.parquet"))["eval_loss"]).all()
