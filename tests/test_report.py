@@ -18,22 +18,36 @@ DRIVER = """
 <script>
 window.__tl = {errors: [], shown: {}};
 window.addEventListener('error', e => window.__tl.errors.push(String(e.message)));
-window.addEventListener('load', async () => {
-  const sleep = ms => new Promise(r => setTimeout(r, ms));
-  await sleep(500);
+// Waits on DOM mutations, not timers: the report renders through React's scheduler, which timers can starve.
+function until(test) {
+  return new Promise(resolve => {
+    const found = test();
+    if (found) return resolve(found);
+    const obs = new MutationObserver(() => { const f = test(); if (f) { obs.disconnect(); resolve(f); } });
+    obs.observe(document.body, {childList: true, subtree: true, attributes: true});
+  });
+}
+// keeps the page alive under --virtual-time-budget and reports the state if the checks never finish
+setTimeout(() => {
+  const out = document.createElement('pre');
+  out.id = 'tl-debug';
+  out.textContent = JSON.stringify({app: typeof app, state: window.__tl});
+  document.body.appendChild(out);
+}, 20000);
+(async () => {
+  await until(() => typeof app !== 'undefined' && document.querySelector('#app').children.length > 0);
   for (const [path, entry] of Object.entries(results)) {
     if (!(entry.mime_type || '').startsWith('image/')) continue;
     app.setView({content: 'img', contentPath: entry.data_uri, resultPath: path});
-    await sleep(300);
-    const img = [...document.querySelectorAll('img')].find(i => i.src === entry.data_uri);
-    if (img && !img.complete) await new Promise(r => { img.onload = r; img.onerror = r; });
-    window.__tl.shown[path] = img ? img.naturalWidth : -1;
+    const img = await until(() => [...document.querySelectorAll('img')].find(i => i.src === entry.data_uri));
+    if (!img.complete) await new Promise(r => { img.onload = r; img.onerror = r; });
+    window.__tl.shown[path] = img.naturalWidth;
   }
   const out = document.createElement('pre');
   out.id = 'tl-check';
   out.textContent = JSON.stringify(window.__tl);
   document.body.appendChild(out);
-});
+})();
 </script>
 """
 
@@ -49,7 +63,8 @@ def test_report_builds_and_shows_its_figures(small_study, tmp_path):
     assert "results/summary.md" in html and "results/config.yaml" in html
 
     driven = tmp_path / "report.html"
-    driven.write_text(html.replace("</body>", DRIVER + "</body>"))
+    head, _, tail = html.rpartition("</body>")  # the last one: the bundled scripts contain the string too
+    driven.write_text(head + DRIVER + "</body>" + tail)
     cmd = [
         CHROMIUM,
         "--headless",
@@ -66,7 +81,8 @@ def test_report_builds_and_shows_its_figures(small_study, tmp_path):
     ]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=180).stdout
     match = re.search(r'<pre id="tl-check">(.*?)</pre>', dom, flags=re.S)
-    assert match, "the report did not finish rendering in the browser"
+    debug = re.search(r'<pre id="tl-debug">(.*?)</pre>', dom, flags=re.S)
+    assert match, f"the report did not finish rendering in the browser: {debug and debug.group(1)}"
     check = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     assert check["errors"] == []
     expected = {
