@@ -137,3 +137,11 @@ def test_cli_multi_group_needs_dataset(tmp_path, capsys):
     assert "--dataset" in capsys.readouterr().err
     assert main([*args, "--dataset", "b"]) == 0
     assert "dataset: b" in capsys.readouterr().out
+
+
+def test_cli_names_missing_samples(tmp_path, capsys):
+    path = tmp_path / "fit.json"
+    path.write_text(json.dumps({"dataset": "toy", "form": "mikami_shifted", "params": PARAMS}))
+    args = ["allocate", str(path), "--budget", "100", "--cost-pretrain", "1", "--cost-finetune", "1"]
+    assert main([*args, "--samples", str(tmp_path / "nope.parquet")]) == 2
+    assert "bootstrap samples not found" in capsys.readouterr().err

@@ -9,6 +9,11 @@ large), so we never trust one local search: a coarse grid that is dense near bot
 power law changes fastest) picks the basin, a bounded scalar search refines it, and both endpoints
 are compared explicitly, which makes the corners (all budget on one side) exact rather than
 approximately reached.
+
+The whole-budget argument needs L to decrease in p or in f. A fit with a negative exponent (the law
+then *rises* along that axis, which small studies do produce) still gets the right answer, the corner
+that spends nothing on that side; only a law rising in both would prefer to leave budget unspent, and
+this module does not consider that case.
 """
 
 from __future__ import annotations
@@ -136,6 +141,11 @@ def allocate_samples(
     Non-converged samples (``converged`` False) are dropped: their parameters are not estimates.
     """
     law = get_form(form)
+    missing = [n for n in law.param_names if n not in samples.columns]
+    if missing:
+        raise ValueError(
+            f"bootstrap samples lack parameter column(s) {', '.join(missing)} of form {law.name!r}"
+        )
     if "converged" in samples.columns:
         samples = samples[samples["converged"].astype(bool)]
     rows = []

@@ -105,6 +105,8 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
         guess = Path(args.fit).resolve().parent.parent / "bootstrap" / f"{fit['dataset']}.parquet"
         samples = guess if guess.exists() else None
     if samples is not None:
+        if not samples.exists():
+            raise FileNotFoundError(f"bootstrap samples not found: {samples}")
         spread = allocate_samples(
             pd.read_parquet(samples), fit["form"], args.budget, args.cost_pretrain, args.cost_finetune
         )

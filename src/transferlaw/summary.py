@@ -28,11 +28,15 @@ def summary_markdown(
     title: str = "transferlaw study",
 ) -> str:
     intervals, crossval = intervals or {}, crossval or {}
-    lines = [f"# {title}: summary", "",
-             "L(p, f) = (A·p^-alpha + G)·f^-beta + E (Barnett 2024, eq. 2) or the form named per dataset; "
-             "G is the transfer gap. Intervals are bootstrap 95% percentile intervals.", "",
-             "| dataset | form | fitted law | G | G 95% interval | CV winner (RMSE) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# {title}: summary",
+        "",
+        "L(p, f) = (A·p^-alpha + G)·f^-beta + E (Barnett 2024, eq. 2) or the form named per dataset; "
+        "G is the transfer gap. Intervals are bootstrap 95% percentile intervals.",
+        "",
+        "| dataset | form | fitted law | G | G 95% interval | CV winner (RMSE) |",
+        "|---|---|---|---|---|---|",
+    ]
     for ds, fit in fits.items():
         params = fit["params"]
         law = get_form(fit["form"])
@@ -44,7 +48,8 @@ def summary_markdown(
             winner = f"{form} ({rmse:.4g})"
         else:
             winner = "(no cross-validation)"
-        lines.append(f"| {ds} | {fit['form']} | {law.formula}; {coef} | {params['G']:.4g} | {g_ci} | {winner} |")
-    lines += ["", "Tables: `results/tables/parameters.md`, `intervals.md`, `law_forms.md`, `effective_data.csv` "
-              "(where the analyses have run). Figures: `results/figures/`.", ""]
+        row = [ds, fit["form"], f"{law.formula}; {coef}", f"{params['G']:.4g}", g_ci, winner]
+        lines.append("| " + " | ".join(row) + " |")
+    tables = "`results/tables/parameters.md`, `intervals.md`, `law_forms.md`, `effective_data.csv`"
+    lines += ["", f"Tables: {tables} (where the analyses have run). Figures: `results/figures/`.", ""]
     return "\n".join(lines)
