@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # figures are files; never ask for a display
 
@@ -25,7 +26,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
 from transferlaw.io import write_with  # noqa: E402
 from transferlaw.laws import get_form  # noqa: E402
@@ -95,6 +96,15 @@ def _tidy_log(ax: Any) -> None:
             axis.set_minor_formatter(fmt)
         else:
             axis.set_minor_formatter(NullFormatter())
+
+
+def _ticks_at(axis: Any, values: Sequence[float], max_ticks: int = 8) -> None:
+    """Ticks at the sizes actually run (4, 8, 16, ...) when there are few: easier to read than 10^k."""
+    values = sorted(set(float(v) for v in values))
+    if 1 < len(values) <= max_ticks:
+        axis.set_major_locator(matplotlib.ticker.FixedLocator(values))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_locator(NullLocator())
 
 
 def _title(fig: Figure, dataset: str | None, what: str) -> None:
@@ -184,6 +194,8 @@ def plot_cross_section(
                 ax.fill_between(xs + shift, band[0], band[1], color=c, alpha=0.2, linewidth=0)
         ax.set(xscale="log", yscale="log", xlabel=xlabel)
         _tidy_log(ax)
+        if x == fc:
+            _ticks_at(ax.xaxis, df[fc])
         ax.legend(title=ztitle, fontsize="small", title_fontsize="small")
     axes[0].set_ylabel(LOSS_LABEL)
     what = "fitted law through the data" + (" (bands: bootstrap 95%)" if samples is not None else "")
@@ -223,6 +235,7 @@ def plot_iso_loss(runs: pd.DataFrame, fit: Mapping[str, Any], dataset: str | Non
     cbar.set_label(f"predicted {LOSS_LABEL}")
     ax.set(xscale="log", yscale="log", xlabel=p_label(pc), ylabel=f_label(_f_unit(runs)))
     _tidy_log(ax)
+    _ticks_at(ax.yaxis, df[fc])
     ax.legend(loc="upper right", fontsize="small")
     _title(fig, dataset, "iso-loss contours of the fitted law")
     return fig
@@ -275,6 +288,8 @@ def plot_epochs(runs: pd.DataFrame, p_column: str = "pretrain_step", dataset: st
             ax.plot(grp[x] + shift, grp["best_epoch"], "o-", color=colours[value], label=f"{value:g}")
         ax.set(xscale="log", xlabel=xlabel)
         _tidy_log(ax)
+        if x == "finetune_size":
+            _ticks_at(ax.xaxis, df[x])
         ax.legend(title=ztitle, fontsize="small", title_fontsize="small")
     axes[0].set_ylabel("epochs to best eval loss")
     _title(fig, dataset, "epochs to convergence")
