@@ -28,12 +28,18 @@ def produced(path):
 
 def optional(pattern, **wildcards):
     """``pattern`` filled in, if its producer exists in this workflow; else nothing."""
-    return [pattern.format(**wildcards)] if produced(pattern.format(**wildcards)) or produced(pattern) else []
+    return (
+        [pattern.format(**wildcards)]
+        if produced(pattern.format(**wildcards)) or produced(pattern)
+        else []
+    )
 
 
 def produced_all(pattern):
     """A producer rule exists, or the file exists for every dataset (e.g. copied in from elsewhere)."""
-    return produced(pattern) or all(os.path.exists(pattern.format(dataset=ds)) for ds in DATASETS)
+    return produced(pattern) or all(
+        os.path.exists(pattern.format(dataset=ds)) for ds in DATASETS
+    )
 
 
 def plot_outputs():
@@ -41,7 +47,12 @@ def plot_outputs():
     names = list(FIGURES_PER_DATASET)
     if produced_all("results/bootstrap/{dataset}.parquet"):
         names.append("bootstrap")
-    out = expand("results/figures/{dataset}/{name}.{ext}", dataset=DATASETS, name=names, ext=["png", "pdf"])
+    out = expand(
+        "results/figures/{dataset}/{name}.{ext}",
+        dataset=DATASETS,
+        name=names,
+        ext=["png", "pdf"],
+    )
     cross = ["allocation_gap", "allocation_cost"]
     if produced_all("results/bootstrap/{dataset}.json"):
         cross.append("parameters")
@@ -53,17 +64,28 @@ def plot_outputs():
 
 def figure_rule_inputs(name):
     def inputs(wildcards):
-        ins = {"runs": f"results/runs/{wildcards.dataset}.parquet", "fit": f"results/fits/{wildcards.dataset}.json"}
+        ins = {
+            "runs": f"results/runs/{wildcards.dataset}.parquet",
+            "fit": f"results/fits/{wildcards.dataset}.json",
+        }
         if name == "cross_section":
-            ins["samples"] = optional("results/bootstrap/{dataset}.parquet", dataset=wildcards.dataset)
+            ins["samples"] = optional(
+                "results/bootstrap/{dataset}.parquet", dataset=wildcards.dataset
+            )
         if name == "bootstrap":
-            ins = {"fit": ins["fit"], "samples": f"results/bootstrap/{wildcards.dataset}.parquet"}
+            ins = {
+                "fit": ins["fit"],
+                "samples": f"results/bootstrap/{wildcards.dataset}.parquet",
+            }
         return ins
 
     return inputs
 
 
-for _name, _sub in {**FIGURES_PER_DATASET, "bootstrap": "bootstrap (uncertainty)"}.items():
+for _name, _sub in {
+    **FIGURES_PER_DATASET,
+    "bootstrap": "bootstrap (uncertainty)",
+}.items():
 
     rule:
         name:
@@ -79,35 +101,47 @@ for _name, _sub in {**FIGURES_PER_DATASET, "bootstrap": "bootstrap (uncertainty)
                 labels={"dataset": "{dataset}", "figure": _name.replace("_", " ")},
             ),
             pdf=f"results/figures/{{dataset}}/{_name}.pdf",
-        params:
-            figure=_name,
         log:
             f"logs/plots/{{dataset}}/{_name}.log",
-        resources:
-            mem_mb=1000,
-            runtime=5,
         localrule: True
         conda:
             "../../envs/plots.yaml"
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        params:
+            figure=_name,
         script:
             "../scripts/plot_dataset.py"
 
 
 CROSS_FIGURES = {
-    "allocation_gap": ("budget allocation (Fig. 2)", lambda: {
-        "fits": expand("results/fits/{dataset}.json", dataset=DATASETS),
-        "runs": expand("results/runs/{dataset}.parquet", dataset=DATASETS),
-    }),
-    "allocation_cost": ("budget allocation (Fig. 2)", lambda: {
-        "fits": expand("results/fits/{dataset}.json", dataset=DATASETS),
-        "runs": expand("results/runs/{dataset}.parquet", dataset=DATASETS),
-    }),
-    "parameters": ("parameters and transfer gap", lambda: {
-        "intervals": expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
-    }),
-    "law_forms": ("law forms (cross-validation)", lambda: {
-        "crossval": expand("results/crossval/{dataset}.csv", dataset=DATASETS),
-    }),
+    "allocation_gap": (
+        "budget allocation (Fig. 2)",
+        lambda: {
+            "fits": expand("results/fits/{dataset}.json", dataset=DATASETS),
+            "runs": expand("results/runs/{dataset}.parquet", dataset=DATASETS),
+        },
+    ),
+    "allocation_cost": (
+        "budget allocation (Fig. 2)",
+        lambda: {
+            "fits": expand("results/fits/{dataset}.json", dataset=DATASETS),
+            "runs": expand("results/runs/{dataset}.parquet", dataset=DATASETS),
+        },
+    ),
+    "parameters": (
+        "parameters and transfer gap",
+        lambda: {
+            "intervals": expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
+        },
+    ),
+    "law_forms": (
+        "law forms (cross-validation)",
+        lambda: {
+            "crossval": expand("results/crossval/{dataset}.csv", dataset=DATASETS),
+        },
+    ),
 }
 
 for _name, (_sub, _inputs) in CROSS_FIGURES.items():
@@ -126,18 +160,18 @@ for _name, (_sub, _inputs) in CROSS_FIGURES.items():
                 labels={"dataset": "all", "figure": _name.replace("_", " ")},
             ),
             pdf=f"results/figures/{_name}.pdf",
+        log:
+            f"logs/plots/{_name}.log",
+        localrule: True
+        conda:
+            "../../envs/plots.yaml"
+        resources:
+            mem_mb=1000,
+            runtime=10,
         params:
             figure=_name,
             datasets=DATASETS,
             costs=ALLOCATION_COSTS,
-        log:
-            f"logs/plots/{_name}.log",
-        resources:
-            mem_mb=1000,
-            runtime=10,
-        localrule: True
-        conda:
-            "../../envs/plots.yaml"
         script:
             "../scripts/plot_summary.py"
 
@@ -145,8 +179,16 @@ for _name, (_sub, _inputs) in CROSS_FIGURES.items():
 rule summary:
     input:
         fits=expand("results/fits/{dataset}.json", dataset=DATASETS),
-        intervals=lambda wc: [p for ds in DATASETS for p in optional("results/bootstrap/{dataset}.json", dataset=ds)],
-        crossval=lambda wc: [p for ds in DATASETS for p in optional("results/crossval/{dataset}.csv", dataset=ds)],
+        intervals=lambda wc: [
+            p
+            for ds in DATASETS
+            for p in optional("results/bootstrap/{dataset}.json", dataset=ds)
+        ],
+        crossval=lambda wc: [
+            p
+            for ds in DATASETS
+            for p in optional("results/crossval/{dataset}.csv", dataset=ds)
+        ],
     output:
         report(
             "results/summary.md",
@@ -155,17 +197,17 @@ rule summary:
             subcategory="summary and config",
             labels={"dataset": "all", "figure": "summary"},
         ),
-    params:
-        datasets=DATASETS,
-        title=STUDY.get("study", "transferlaw study"),
     log:
         "logs/plots/summary.log",
-    resources:
-        mem_mb=500,
-        runtime=5,
     localrule: True
     conda:
         "../../envs/plots.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        datasets=DATASETS,
+        title=STUDY.get("study", "transferlaw study"),
     script:
         "../scripts/summary.py"
 
@@ -179,15 +221,15 @@ rule study_config:
             subcategory="summary and config",
             labels={"dataset": "all", "figure": "config"},
         ),
-    params:
-        config=STUDY,
     log:
         "logs/plots/config.log",
-    resources:
-        mem_mb=500,
-        runtime=5,
     localrule: True
     conda:
         "../../envs/plots.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        config=STUDY,
     script:
         "../scripts/write_config.py"
