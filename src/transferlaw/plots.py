@@ -384,7 +384,10 @@ def plot_law_forms(crossval: pd.DataFrame) -> Figure:
         cbar_kws={"label": f"held-out RMSE, {LOSS_LABEL}"},
     )
     for row, ds in enumerate(table.index):
-        col = int(np.nanargmin(table.loc[ds].to_numpy()))
+        row_values = table.loc[ds].to_numpy(dtype=float)
+        if not np.isfinite(row_values).any():  # every form failed on this dataset: nothing to outline
+            continue
+        col = int(np.nanargmin(row_values))
         ax.add_patch(plt.Rectangle((col, row), 1, 1, fill=False, edgecolor="tab:blue", linewidth=3))
     ax.set(xlabel="law form", ylabel="dataset")
     ax.tick_params(axis="x", rotation=30)
