@@ -389,6 +389,7 @@ def plot_law_forms(crossval: pd.DataFrame) -> Figure:
             continue
         col = int(np.nanargmin(row_values))
         ax.add_patch(plt.Rectangle((col, row), 1, 1, fill=False, edgecolor="tab:blue", linewidth=3))
+    ax.grid(False)  # blank cells (a form that failed) stay blank
     ax.set(xlabel="law form", ylabel="dataset")
     ax.tick_params(axis="x", rotation=30)
     fig.suptitle("cross-validation of law forms (blue box: lowest RMSE)", fontweight="bold")
