@@ -307,12 +307,17 @@ def plot_bootstrap(samples: pd.DataFrame, fit: Mapping[str, Any], dataset: str |
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.5 * nrow), squeeze=False)
     for ax, name in zip(axes.ravel(), names, strict=False):
         values = samples[name].to_numpy(float)
-        log = name not in ("alpha", "beta") and (values > 0).all() and values.max() / values.min() > 100
+        span = np.append(values, fit["params"][name])  # the estimate must fit on the axis too
+        log = bool(name not in ("alpha", "beta") and (span > 0).all() and span.max() / span.min() > 100)
         sns.histplot(values, ax=ax, bins=30, log_scale=log, color=sns.color_palette(CATEGORICAL)[0])
         ax.axvline(fit["params"][name], color="black", linestyle="--", label="estimate")
         lo, hi = np.percentile(values, BAND)
         ax.axvspan(lo, hi, color="grey", alpha=0.15, label="95% interval")
         ax.set(xlabel=name + (" (log)" if log else ""), ylabel="samples")
+        if log:
+            _tidy_log(ax)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(4))  # long decimals collide otherwise
     for ax in axes.ravel()[len(names) :]:
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize="small")
