@@ -10,6 +10,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 # Defaults are filled by transferlaw.config.resolve (see common.smk), not by the validator: a dataset's
 # `finetune` block holds overrides only.
 validate(config, schema=str(SCHEMA_PATH), set_default=False)
@@ -21,6 +24,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/plots.smk"
 
 
 rule all:

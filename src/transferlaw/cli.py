@@ -109,6 +109,68 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
     )
     write_csv(cv, args.output)
     print(best_by_form(cv).to_string(index=False))
+
+
+def _load_fit(path: str, dataset: str | None) -> dict:
+    """One fit from a single-fit JSON (the workflow's) or a multi-group one (``transferlaw fit``'s)."""
+    import json
+
+    obj = json.loads(open(path).read())
+    if "params" in obj and "form" in obj:
+        if dataset is not None and obj.get("dataset") not in (None, dataset):
+            raise ValueError(f"{path} holds the fit of {obj.get('dataset')!r}, not {dataset!r}")
+        return obj
+    if dataset is None:
+        if len(obj) != 1:
+            raise ValueError(f"{path} holds fits of {', '.join(map(str, obj))}; choose one with --dataset")
+        dataset = next(iter(obj))
+    if dataset not in obj:
+        raise ValueError(f"{path}: no fit for dataset {dataset!r}; it has {', '.join(map(str, obj))}")
+    return {"dataset": dataset, **obj[dataset]}
+
+
+def _cmd_allocate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from transferlaw.allocate import allocate, allocate_samples, summarise_samples
+
+    fit = _load_fit(args.fit, args.dataset)
+    alloc = allocate(fit["params"], fit["form"], args.budget, args.cost_pretrain, args.cost_finetune)
+    p_name, f_name = fit.get("p_column", "p"), fit.get("f_column", "f")
+    where = {
+        None: "interior optimum",
+        "pretrain": "corner: all budget on pre-training",
+        "finetune": "corner: all budget on fine-tuning data",
+    }[alloc.corner]
+    print(f"dataset: {fit.get('dataset', '?')}  form: {fit['form']}  ({where})")
+    print(f"optimal {p_name}: {alloc.p:.6g}")
+    print(f"optimal {f_name}: {alloc.f:.6g}")
+    print(f"spend on pre-training: {alloc.share_pretrain:.2%}  on fine-tuning: {alloc.share_finetune:.2%}")
+    print(f"predicted loss: {alloc.loss:.6g}")
+    # by convention the bootstrap samples of results/fits/D.json are results/bootstrap/D.parquet
+    samples = Path(args.samples) if args.samples else None
+    if samples is None and fit.get("dataset"):
+        guess = Path(args.fit).resolve().parent.parent / "bootstrap" / f"{fit['dataset']}.parquet"
+        samples = guess if guess.exists() else None
+    if samples is not None:
+        if not samples.exists():
+            raise FileNotFoundError(f"bootstrap samples not found: {samples}")
+        spread = allocate_samples(
+            pd.read_parquet(samples), fit["form"], args.budget, args.cost_pretrain, args.cost_finetune
+        )
+        summary = summarise_samples(spread)
+        print(f"bootstrap ({len(spread)} samples from {samples}), median [2.5%, 97.5%]:")
+        for key, label in (
+            ("p", p_name),
+            ("f", f_name),
+            ("share_finetune", "fine-tune share"),
+            ("loss", "loss"),
+        ):
+            if key in summary:
+                s = summary[key]
+                print(f"  {label}: {s['median']:.6g} [{s['ci_low']:.6g}, {s['ci_high']:.6g}]")
     return 0
 
 
@@ -142,6 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--l2-coefficients", type=float, nargs="+", default=[0.0, 1e-4, 1e-3, 1e-2, 0.1], metavar="W"
     )
     cv.set_defaults(handler=_cmd_crossval)
+    alloc = sub.add_parser("allocate", help="split a budget between pre-training and fine-tuning (eq. 4)")
+    alloc.add_argument(
+        "fit", metavar="FIT.json", help="fitted law: results/fits/D.json or `transferlaw fit` output"
+    )
+    alloc.add_argument("--budget", type=float, required=True, help="total budget B")
+    alloc.add_argument("--cost-pretrain", type=float, required=True, help="cost C_p of one unit of p")
+    alloc.add_argument("--cost-finetune", type=float, required=True, help="cost C_f of one unit of f")
+    alloc.add_argument("--dataset", default=None, help="which fit of a multi-group JSON")
+    alloc.add_argument(
+        "--samples",
+        default=None,
+        help="bootstrap samples parquet (default: ../bootstrap/D.parquet if present)",
+    )
+    alloc.set_defaults(handler=_cmd_allocate)
     return parser
 
 

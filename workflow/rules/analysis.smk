@@ -8,18 +8,18 @@ rule bootstrap:
     output:
         samples="results/bootstrap/{dataset}.parquet",
         summary="results/bootstrap/{dataset}.json",
-    params:
-        fit=STUDY["fit"],
-        analysis=STUDY["analysis"],
     log:
         "logs/bootstrap/{dataset}.log",
     benchmark:
         "results/benchmarks/bootstrap/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        fit=STUDY["fit"],
+        analysis=STUDY["analysis"],
     script:
         "../scripts/bootstrap.py"
 
@@ -29,18 +29,18 @@ rule crossval:
         "results/runs/{dataset}.parquet",
     output:
         "results/crossval/{dataset}.csv",
-    params:
-        fit=STUDY["fit"],
-        analysis=STUDY["analysis"],
     log:
         "logs/crossval/{dataset}.log",
     benchmark:
         "results/benchmarks/crossval/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        fit=STUDY["fit"],
+        analysis=STUDY["analysis"],
     script:
         "../scripts/crossval.py"
 
@@ -60,12 +60,12 @@ rule tables:
         law_forms_md="results/tables/law_forms.md",
         effective_data="results/tables/effective_data.csv",
         hernandez="results/tables/hernandez.json",
-    params:
-        fit=STUDY["fit"],
     log:
         "logs/tables.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        fit=STUDY["fit"],
     script:
         "../scripts/tables.py"

@@ -33,12 +33,15 @@ def run_files(dataset):
 
 
 def all_outputs():
-    return expand("results/fits/{dataset}.json", dataset=DATASETS) + [
+    outs = expand("results/fits/{dataset}.json", dataset=DATASETS)
+    outs += [
         "results/tables/parameters.md",
         "results/tables/intervals.md",
         "results/tables/law_forms.md",
         "results/tables/effective_data.csv",
     ]
+    outs += plot_outputs()  # plots.smk
+    return outs
 
 
 def dataset_text(wildcards):
@@ -64,3 +67,75 @@ def tokenizer_source():
         "revision": STUDY["models"][first]["revisions"][0],
         "source": STUDY["models"][first]["source"],
     }
+
+
+FIGURES_PER_DATASET = {  # figure name: report subcategory
+    "raw_data": "raw data (Fig. 5)",
+    "cross_section": "fitted law (Figs. 1, 3, 4, 6)",
+    "iso_loss": "fitted law (Figs. 1, 3, 4, 6)",
+    "surface": "fitted law (Figs. 1, 3, 4, 6)",
+    "epochs": "epochs to convergence (Fig. 8)",
+    "bootstrap": "bootstrap (uncertainty)",
+}
+#: figure costs for the budget-allocation figures (Fig. 2): C_p per pre-training step, C_f per fine-tune
+#: example; the budget is the cost of the study's largest run (budget None) unless set here.
+ALLOCATION_COSTS = {"cost_pretrain": 1.0, "cost_finetune": 1.0, "budget": None}
+
+
+def plot_outputs():
+    """Every figure of the study, the summary page and the config that produced them."""
+    out = expand(
+        "results/figures/{dataset}/{name}.{ext}",
+        dataset=DATASETS,
+        name=list(FIGURES_PER_DATASET),
+        ext=["png", "pdf"],
+    )
+    out += expand(
+        "results/figures/{name}.{ext}", name=list(CROSS_FIGURES), ext=["png", "pdf"]
+    )
+    return out + ["results/summary.md", "results/config.yaml"]
+
+
+def figure_rule_inputs(name):
+    """Input function of a per-dataset figure: runs and fit, plus bootstrap samples where drawn."""
+
+    def inputs(wildcards):
+        ins = {
+            "runs": f"results/runs/{wildcards.dataset}.parquet",
+            "fit": f"results/fits/{wildcards.dataset}.json",
+        }
+        if name in ("cross_section", "bootstrap"):
+            ins["samples"] = f"results/bootstrap/{wildcards.dataset}.parquet"
+        return ins
+
+    return inputs
+
+
+CROSS_FIGURES = {
+    "allocation_gap": (
+        "budget allocation (Fig. 2)",
+        lambda: {
+            "fits": expand("results/fits/{dataset}.json", dataset=DATASETS),
+            "runs": expand("results/runs/{dataset}.parquet", dataset=DATASETS),
+        },
+    ),
+    "allocation_cost": (
+        "budget allocation (Fig. 2)",
+        lambda: {
+            "fits": expand("results/fits/{dataset}.json", dataset=DATASETS),
+            "runs": expand("results/runs/{dataset}.parquet", dataset=DATASETS),
+        },
+    ),
+    "parameters": (
+        "parameters and transfer gap",
+        lambda: {
+            "intervals": expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
+        },
+    ),
+    "law_forms": (
+        "law forms (cross-validation)",
+        lambda: {
+            "crossval": expand("results/crossval/{dataset}.csv", dataset=DATASETS),
+        },
+    ),
+}

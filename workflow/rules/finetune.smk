@@ -22,7 +22,9 @@ rule finetune:
     params:
         # only this dataset's settings and this model's loading recipe: editing another dataset's block
         # leaves this job's parameters, and so its result, untouched
-        settings=lambda wc: tlconfig.job_params(tlconfig.finetune_settings(STUDY, wc.dataset)),
+        settings=lambda wc: tlconfig.job_params(
+            tlconfig.finetune_settings(STUDY, wc.dataset)
+        ),
         model=lambda wc: tlconfig.model_settings(STUDY, wc.model),
     script:
         "../scripts/finetune.py"

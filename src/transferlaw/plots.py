@@ -1,0 +1,437 @@
+"""Every figure of the paper, for one dataset or across datasets (Barnett 2024, Figs. 1-8).
+
+Each ``plot_*`` function takes data frames or dicts and returns a matplotlib Figure; none touches a file,
+so they are usable from a notebook and testable without a workflow. :func:`save` writes PNG and PDF
+atomically. :func:`set_style` is the one place fonts, grid and palettes are chosen.
+
+Log axes and p = 0: the step-0 checkpoint (no pre-training) is a real data point, so the pre-training
+axis is drawn at p + 1 and labelled "+ 1" (the same shift the default law form, eq. 7, uses). The
+fine-tune axis is drawn at f itself (sizes are >= 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")  # figures are files; never ask for a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
+
+from transferlaw.io import write_with  # noqa: E402
+from transferlaw.laws import get_form  # noqa: E402
+
+LOSS_LABEL = "eval loss (nats/token)"
+#: sequential palette for ordered quantities (fine-tune sizes, checkpoints); categorical for datasets
+SEQUENTIAL = "viridis"
+CATEGORICAL = "colorblind"
+BAND = (2.5, 97.5)  # bootstrap band: the central 95% of predictions
+
+
+def set_style() -> None:
+    """One look for every figure: white grid, paper context scaled up so labels survive a PDF shrink."""
+    sns.set_theme(context="paper", style="whitegrid", palette=CATEGORICAL, font_scale=1.3)
+    plt.rcParams.update(
+        {"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight", "axes.titleweight": "bold"}
+    )
+
+
+def save(fig: Figure, path_png: str | Path, path_pdf: str | Path | None = None) -> None:
+    """Write ``fig`` as PNG (and PDF) atomically, then close it so long workflows do not leak figures."""
+    for path in (path_png, path_pdf):
+        if path is not None:
+            write_with(lambda tmp: fig.savefig(tmp), path)
+    plt.close(fig)
+
+
+# ----- labels ----------------------------------------------------------------------------------------
+def p_label(p_column: str = "pretrain_step", shifted: bool = True) -> str:
+    """Axis label of the pre-training axis, with its unit and the +1 shift when drawn on log axes."""
+    unit = "tokens" if "token" in p_column else "steps"
+    return f"pre-training {unit}" + (" + 1" if shifted else "")
+
+
+def f_label(unit: str = "sequences") -> str:
+    return f"fine-tune size ({unit})"
+
+
+def _f_unit(runs: pd.DataFrame) -> str:
+    if "finetune_unit" in runs.columns and len(runs):
+        return str(runs["finetune_unit"].iloc[0])
+    return "sequences"
+
+
+def _ok(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs the law was fitted to (status ok); the others are only upper bounds or diverged."""
+    return runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+
+
+def _hue_colours(values: Sequence[Any]) -> dict[Any, Any]:
+    values = sorted(set(values))
+    return dict(zip(values, sns.color_palette(SEQUENTIAL, len(values)), strict=True))
+
+
+def _tidy_log(ax: Any) -> None:
+    """Plain numbers on log axes (2, 3, 5 rather than 2×10^0); minor labels only within about a decade,
+    so that they never collide."""
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+        if scale != "log":
+            continue
+        lo, hi = sorted(axis.get_view_interval())
+        span = hi / max(lo, 1e-300)
+        axis.set_major_formatter(fmt)
+        if span < 100:  # under two decades the majors alone leave the axis nearly unlabelled
+            axis.set_minor_locator(LogLocator(subs=(2.0, 3.0, 5.0) if span < 12 else (2.0, 5.0)))
+            axis.set_minor_formatter(fmt)
+        else:
+            axis.set_minor_formatter(NullFormatter())
+
+
+def _ticks_at(axis: Any, values: Sequence[float], max_ticks: int = 8) -> None:
+    """Ticks at the sizes actually run (4, 8, 16, ...) when there are few: easier to read than 10^k."""
+    values = sorted(set(float(v) for v in values))
+    if 1 < len(values) <= max_ticks:
+        axis.set_major_locator(matplotlib.ticker.FixedLocator(values))
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_locator(NullLocator())
+
+
+def _title(fig: Figure, dataset: str | None, what: str) -> None:
+    fig.suptitle(f"{dataset}: {what}" if dataset else what, fontweight="bold")
+
+
+def _p_grid(law_name: str, p_values: np.ndarray, n: int = 120) -> np.ndarray:
+    """p values for a smooth curve on the p + 1 axis; from the smallest positive p if the law needs p > 0."""
+    lo = 0.0 if not get_form(law_name).needs_positive_p else max(p_values[p_values > 0].min(), 1e-9)
+    return np.geomspace(lo + 1.0, p_values.max() + 1.0, n) - 1.0
+
+
+def _f_grid(law_name: str, f_values: np.ndarray, n: int = 120) -> np.ndarray:
+    lo = max(f_values.min(), 1e-9)
+    return np.geomspace(lo, f_values.max(), n)
+
+
+def _predict(fit: Mapping[str, Any], p: np.ndarray, f: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", over="ignore"):
+        return get_form(fit["form"]).predict(fit["params"], p, f)
+
+
+def _band(fit: Mapping[str, Any], samples: pd.DataFrame | None, p: np.ndarray, f: np.ndarray):
+    """Central 95% of the bootstrap predictions at (p, f), or None without samples."""
+    if samples is None or not len(samples):
+        return None
+    law = get_form(fit["form"])
+    if "converged" in samples.columns:
+        samples = samples[samples["converged"].astype(bool)]
+    preds = []
+    for _, row in samples.iterrows():
+        try:
+            preds.append(law.predict({n: row[n] for n in law.param_names}, p, f))
+        except ValueError:
+            continue
+    if not preds:
+        return None
+    return np.nanpercentile(np.array(preds), BAND, axis=0)
+
+
+# ----- per dataset -----------------------------------------------------------------------------------
+def plot_raw_data(runs: pd.DataFrame, p_column: str = "pretrain_step", dataset: str | None = None) -> Figure:
+    """Fig. 5: eval loss against pre-training, one line per fine-tune size; how much pre-training buys."""
+    set_style()
+    df = _ok(runs)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    colours = _hue_colours(df["finetune_size"])
+    for size, grp in df.groupby("finetune_size"):
+        grp = grp.groupby(p_column, as_index=False)["eval_loss"].mean().sort_values(p_column)
+        ax.plot(grp[p_column] + 1, grp["eval_loss"], "o-", color=colours[size], label=f"{size:g}")
+    ax.set(xscale="log", yscale="log", xlabel=p_label(p_column), ylabel=LOSS_LABEL)
+    _tidy_log(ax)
+    ax.legend(title=f_label(_f_unit(runs)), fontsize="small", title_fontsize="small")
+    _title(fig, dataset, "loss against pre-training")
+    return fig
+
+
+def plot_cross_section(
+    runs: pd.DataFrame,
+    fit: Mapping[str, Any],
+    samples: pd.DataFrame | None = None,
+    dataset: str | None = None,
+) -> Figure:
+    """Fig. 3: the fitted law through the data, along p (per f) and along f (per p), with bootstrap bands."""
+    set_style()
+    pc, fc = fit.get("p_column", "pretrain_step"), fit.get("f_column", "finetune_size")
+    df = _ok(runs)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    p_all, f_all = df[pc].to_numpy(float), df[fc].to_numpy(float)
+    for ax, x, z, xlabel, ztitle in (
+        (axes[0], pc, fc, p_label(pc), f_label(_f_unit(runs))),
+        (axes[1], fc, pc, f_label(_f_unit(runs)), p_label(pc, shifted=False)),
+    ):
+        colours = _hue_colours(df[z])
+        for value, grp in df.groupby(z):
+            if x == pc:
+                xs = _p_grid(fit["form"], p_all)
+                p, f, shift = xs, np.full_like(xs, value), 1.0
+            else:
+                xs = _f_grid(fit["form"], f_all)
+                p, f, shift = np.full_like(xs, value), xs, 0.0
+            c = colours[value]
+            ax.scatter(grp[x] + shift, grp["eval_loss"], color=c, s=30, zorder=3)
+            ax.plot(xs + shift, _predict(fit, p, f), color=c, label=f"{value:g}")
+            band = _band(fit, samples, p, f)
+            if band is not None:
+                ax.fill_between(xs + shift, band[0], band[1], color=c, alpha=0.2, linewidth=0)
+        ax.set(xscale="log", yscale="log", xlabel=xlabel)
+        _tidy_log(ax)
+        if x == fc:
+            _ticks_at(ax.xaxis, df[fc])
+        ax.legend(title=ztitle, fontsize="small", title_fontsize="small")
+    axes[0].set_ylabel(LOSS_LABEL)
+    what = "fitted law through the data" + (" (bands: bootstrap 95%)" if samples is not None else "")
+    _title(fig, dataset, what)
+    return fig
+
+
+def plot_iso_loss(runs: pd.DataFrame, fit: Mapping[str, Any], dataset: str | None = None) -> Figure:
+    """Figs. 1 and 6: contours of equal predicted loss over (p, f), runs marked in their measured loss."""
+    set_style()
+    pc, fc = fit.get("p_column", "pretrain_step"), fit.get("f_column", "finetune_size")
+    df = _ok(runs)
+    p_all, f_all = df[pc].to_numpy(float), df[fc].to_numpy(float)
+    p = _p_grid(fit["form"], p_all, 200)
+    f = _f_grid(fit["form"], f_all, 200)
+    P, F = np.meshgrid(p, f)
+    L = _predict(fit, P, F)
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    finite = L[np.isfinite(L)]
+    levels = np.geomspace(finite.min(), finite.max(), 15)
+    cs = ax.contourf(P + 1, F, L, levels=levels, cmap="magma_r", norm=LogNorm(levels[0], levels[-1]))
+    lines = ax.contour(P + 1, F, L, levels=levels[::2], colors="white", linewidths=0.8)
+    ax.clabel(lines, fmt="%.2f", fontsize=8)
+    ax.scatter(
+        df[pc] + 1,
+        df[fc],
+        c=df["eval_loss"],
+        cmap="magma_r",
+        norm=cs.norm,
+        edgecolors="black",
+        s=60,
+        zorder=3,
+        clip_on=False,
+        label="runs (colour: measured loss)",
+    )
+    cbar = fig.colorbar(cs, ax=ax, format=FuncFormatter(lambda v, _: f"{v:.2f}"))
+    cbar.set_label(f"predicted {LOSS_LABEL}")
+    ax.set(xscale="log", yscale="log", xlabel=p_label(pc), ylabel=f_label(_f_unit(runs)))
+    _tidy_log(ax)
+    _ticks_at(ax.yaxis, df[fc])
+    ax.legend(loc="upper right", fontsize="small")
+    _title(fig, dataset, "iso-loss contours of the fitted law")
+    return fig
+
+
+def plot_surface(runs: pd.DataFrame, fit: Mapping[str, Any], dataset: str | None = None) -> Figure:
+    """Fig. 4: the fitted surface and the data in 3-D; axes are log10 (3-D axes have no log scale)."""
+    set_style()
+    pc, fc = fit.get("p_column", "pretrain_step"), fit.get("f_column", "finetune_size")
+    df = _ok(runs)
+    p = _p_grid(fit["form"], df[pc].to_numpy(float), 40)
+    f = _f_grid(fit["form"], df[fc].to_numpy(float), 40)
+    P, F = np.meshgrid(p, f)
+    L = _predict(fit, P, F)
+    fig = plt.figure(figsize=(8, 6.5))
+    ax = fig.add_subplot(projection="3d")
+    ax.plot_surface(np.log10(P + 1), np.log10(F), np.log10(L), cmap="magma_r", alpha=0.6, linewidth=0)
+    ax.scatter(
+        np.log10(df[pc] + 1),
+        np.log10(df[fc]),
+        np.log10(df["eval_loss"]),
+        color="tab:blue",
+        edgecolors="black",
+        s=40,
+        depthshade=False,
+        label="runs",
+    )
+    ax.set_xlabel(f"log10({p_label(pc)})", labelpad=10)
+    ax.set_ylabel(f"log10({f_label(_f_unit(runs))})", labelpad=10)
+    ax.set_zlabel(f"log10({LOSS_LABEL})", labelpad=10)
+    ax.view_init(elev=22, azim=-125)
+    ax.legend(loc="upper left", fontsize="small")
+    _title(fig, dataset, "fitted surface and data")
+    return fig
+
+
+def plot_epochs(runs: pd.DataFrame, p_column: str = "pretrain_step", dataset: str | None = None) -> Figure:
+    """Fig. 8: epochs to the best eval loss against p (per f) and against f (per p)."""
+    set_style()
+    df = _ok(runs) if len(_ok(runs)) else runs
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    unit = _f_unit(runs)
+    for ax, x, z, xlabel, ztitle, shift in (
+        (axes[0], p_column, "finetune_size", p_label(p_column), f_label(unit), 1),
+        (axes[1], "finetune_size", p_column, f_label(unit), p_label(p_column, shifted=False), 0),
+    ):
+        colours = _hue_colours(df[z])
+        for value, grp in df.groupby(z):
+            grp = grp.groupby(x, as_index=False)["best_epoch"].mean().sort_values(x)
+            ax.plot(grp[x] + shift, grp["best_epoch"], "o-", color=colours[value], label=f"{value:g}")
+        ax.set(xscale="log", xlabel=xlabel)
+        _tidy_log(ax)
+        if x == "finetune_size":
+            _ticks_at(ax.xaxis, df[x])
+        ax.legend(title=ztitle, fontsize="small", title_fontsize="small")
+    axes[0].set_ylabel("epochs to best eval loss")
+    _title(fig, dataset, "epochs to convergence")
+    return fig
+
+
+def plot_bootstrap(samples: pd.DataFrame, fit: Mapping[str, Any], dataset: str | None = None) -> Figure:
+    """Bootstrap distribution of each parameter, the point estimate marked: how well the data pin it."""
+    set_style()
+    names = list(get_form(fit["form"]).param_names)
+    if "converged" in samples.columns:
+        samples = samples[samples["converged"].astype(bool)]
+    ncol = min(3, len(names))
+    nrow = int(np.ceil(len(names) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.5 * nrow), squeeze=False)
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        values = samples[name].to_numpy(float)
+        span = np.append(values, fit["params"][name])  # the estimate must fit on the axis too
+        log = bool(name not in ("alpha", "beta") and (span > 0).all() and span.max() / span.min() > 100)
+        sns.histplot(values, ax=ax, bins=30, log_scale=log, color=sns.color_palette(CATEGORICAL)[0])
+        ax.axvline(fit["params"][name], color="black", linestyle="--", label="estimate")
+        lo, hi = np.percentile(values, BAND)
+        ax.axvspan(lo, hi, color="grey", alpha=0.15, label="95% interval")
+        ax.set(xlabel=name + (" (log)" if log else ""), ylabel="samples")
+        if log:
+            _tidy_log(ax)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(4))  # long decimals collide otherwise
+    for ax in axes.ravel()[len(names) :]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize="small")
+    _title(fig, dataset, f"bootstrap distributions ({len(samples)} samples)")
+    fig.tight_layout()
+    return fig
+
+
+# ----- across datasets -------------------------------------------------------------------------------
+def plot_parameters(intervals: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """The transfer gap G first, then the other parameters: estimate and 95% interval, one row per dataset.
+
+    ``intervals`` maps dataset -> the bootstrap summary JSON (``params: {name: {estimate, ci_low, ...}}``).
+    """
+    set_style()
+    datasets = list(intervals)
+    names: list[str] = []
+    for summary in intervals.values():
+        names += [n for n in summary["params"] if n not in names]
+    names.sort(key=lambda n: (n != "G", n))
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(3.2 * len(names) + 1.5, 0.55 * len(datasets) + 2), sharey=True, squeeze=False
+    )
+    colours = dict(zip(datasets, sns.color_palette(CATEGORICAL, len(datasets)), strict=True))
+    for ax, name in zip(axes[0], names, strict=True):
+        for i, ds in enumerate(datasets):
+            par = intervals[ds]["params"].get(name)
+            if par is None:
+                continue
+            est, lo, hi = par["estimate"], par["ci_low"], par["ci_high"]
+            ax.errorbar(
+                est, i, xerr=[[max(est - lo, 0)], [max(hi - est, 0)]], fmt="o", color=colours[ds], capsize=4
+            )
+        pars = [intervals[d]["params"][name] for d in datasets if name in intervals[d]["params"]]
+        lo = min((p["ci_low"] for p in pars), default=0.0)
+        hi = max((p["ci_high"] for p in pars), default=1.0)
+        if name not in ("alpha", "beta") and lo > 0 and hi / lo > 30:  # log only when it spans decades
+            ax.set_xscale("log")
+            _tidy_log(ax)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.set_xlabel(name + (" (transfer gap)" if name == "G" else ""))
+    axes[0][0].set_yticks(range(len(datasets)), datasets)
+    axes[0][0].invert_yaxis()
+    fig.suptitle("fitted parameters with bootstrap 95% intervals", fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def plot_law_forms(crossval: pd.DataFrame) -> Figure:
+    """Cross-validation of the law forms: mean held-out RMSE per dataset and form, best form outlined.
+
+    For each (dataset, form) the regularisation setting with the lowest mean RMSE is shown, so a form is
+    judged at its best; the number in each cell is that RMSE.
+    """
+    set_style()
+    mean = crossval.groupby(["dataset", "form", "l2_exponents", "l2_coefficients"], as_index=False)[
+        "rmse"
+    ].mean()
+    best = mean.groupby(["dataset", "form"], as_index=False)["rmse"].min()
+    table = best.pivot(index="dataset", columns="form", values="rmse")
+    fig, ax = plt.subplots(figsize=(1.6 * table.shape[1] + 3, 0.7 * table.shape[0] + 2.5))
+    sns.heatmap(
+        table,
+        annot=True,
+        fmt=".3g",
+        cmap="rocket_r",
+        ax=ax,
+        cbar_kws={"label": f"held-out RMSE, {LOSS_LABEL}"},
+    )
+    for row, ds in enumerate(table.index):
+        row_values = table.loc[ds].to_numpy(dtype=float)
+        if not np.isfinite(row_values).any():  # every form failed on this dataset: nothing to outline
+            continue
+        col = int(np.nanargmin(row_values))
+        ax.add_patch(plt.Rectangle((col, row), 1, 1, fill=False, edgecolor="tab:blue", linewidth=3))
+    ax.grid(False)  # blank cells (a form that failed) stay blank
+    ax.set(xlabel="law form", ylabel="dataset")
+    ax.tick_params(axis="x", rotation=30)
+    fig.suptitle("cross-validation of law forms (blue box: lowest RMSE)", fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def _allocation(sweeps: Mapping[str, pd.DataFrame], x: str, xlabel: str, title: str) -> Figure:
+    set_style()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    colours = dict(zip(sweeps, sns.color_palette(CATEGORICAL, len(sweeps)), strict=True))
+    for ds, df in sweeps.items():
+        df = df.sort_values(x)
+        ax.plot(df[x], 100 * df["share_finetune"], "-", color=colours[ds], label=ds, linewidth=2)
+        if "G_fit" in df.columns and x == "G":
+            g = float(df["G_fit"].iloc[0])
+            if not df[x].min() <= g <= df[x].max():
+                continue
+            y = np.interp(np.log(g), np.log(df[x]), 100 * df["share_finetune"])
+            ax.plot([g], [y], "o", color=colours[ds], markersize=8, markeredgecolor="black")
+    ax.set(xscale="log", xlabel=xlabel, ylabel="budget on fine-tuning data (%)", ylim=(-3, 103))
+    _tidy_log(ax)
+    ax.legend(title="law fitted to", fontsize="small", title_fontsize="small")
+    fig.suptitle(title, fontweight="bold")
+    return fig
+
+
+def plot_allocation_gap(sweeps: Mapping[str, pd.DataFrame]) -> Figure:
+    """Fig. 2a: optimal share of budget on fine-tuning data as the transfer gap G grows (dot: fitted G)."""
+    return _allocation(sweeps, "G", "transfer gap G", "optimal allocation as the transfer gap grows")
+
+
+def plot_allocation_cost(sweeps: Mapping[str, pd.DataFrame]) -> Figure:
+    """Fig. 2b: optimal share of budget on fine-tuning data as the cost ratio C_f/C_p grows."""
+    return _allocation(
+        sweeps,
+        "cost_ratio",
+        "cost ratio C_f / C_p (fine-tune example / pre-training step)",
+        "optimal allocation as fine-tuning data gets dearer",
+    )

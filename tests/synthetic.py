@@ -1,0 +1,108 @@
+"""Synthetic inputs of exactly the shape the workflow writes: runs, a fit, bootstrap samples and summary,
+cross-validation rows. Lets figure code be tested before (and without) the producers of those files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from transferlaw.laws import get_form
+
+PARAMS = {"A": 3.0, "alpha": 0.35, "G": 0.4, "beta": 0.25, "E": 1.2}
+STEPS = [0, 16, 64, 256, 1024]
+SIZES = [4, 8, 16, 32, 64]
+
+
+def runs(dataset: str = "toy", params=PARAMS, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    law = get_form("mikami_shifted")
+    rows = []
+    for p in STEPS:
+        for f in SIZES:
+            loss = float(law.predict(params, p, f)) * float(np.exp(rng.normal(0, 0.01)))
+            best = int(3 + 10 / (1 + np.log1p(p)) + rng.integers(0, 3))
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "model": "tiny-neox",
+                    "revision": f"step{p}",
+                    "pretrain_step": p,
+                    "pretrain_tokens": p * 512,
+                    "finetune_size": f,
+                    "finetune_unit": "sequences",
+                    "eval_loss": loss,
+                    "best_epoch": best,
+                    "epochs": best + 2,
+                    "status": "ok",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def fit(dataset: str = "toy", params=PARAMS) -> dict:
+    return {
+        "dataset": dataset,
+        "form": "mikami_shifted",
+        "formula": get_form("mikami_shifted").formula,
+        "params": dict(params),
+        "objective": 1e-4,
+        "n_points": 25,
+        "p_column": "pretrain_step",
+        "f_column": "finetune_size",
+        "converged": True,
+        "fit_seconds": 0.1,
+        "model": "tiny-neox",
+    }
+
+
+def bootstrap_samples(params=PARAMS, n: int = 60, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        row = {k: v * float(np.exp(rng.normal(0, 0.08))) for k, v in params.items()}
+        rows.append({"sample": i, **row, "objective": 1e-4, "converged": i % 17 != 5})
+    return pd.DataFrame(rows)
+
+
+def bootstrap_summary(dataset: str, samples: pd.DataFrame, params=PARAMS) -> dict:
+    out = {}
+    for name, est in params.items():
+        v = samples[name].to_numpy(float)
+        out[name] = {
+            "estimate": est,
+            "se": float(v.std()),
+            "ci_low": float(np.percentile(v, 2.5)),
+            "ci_high": float(np.percentile(v, 97.5)),
+        }
+    return {
+        "dataset": dataset,
+        "form": "mikami_shifted",
+        "n_samples": len(samples),
+        "seed": 1,
+        "n_points": 25,
+        "params": out,
+    }
+
+
+def crossval(dataset: str, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, form in enumerate(["mikami", "mikami_shifted", "mikami_f_shift", "mikami_no_e"]):
+        for l2e, l2c in [(0.0, 0.0), (0.1, 0.0), (0.0, 0.1)]:
+            for pt, ft in [(16, 8), (64, 16)]:
+                rmse = 0.02 * (1 + k) * float(np.exp(rng.normal(0, 0.1)))
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "form": form,
+                        "l2_exponents": l2e,
+                        "l2_coefficients": l2c,
+                        "p_threshold": pt,
+                        "f_threshold": ft,
+                        "n_train": 15,
+                        "n_test": 10,
+                        "rmse": rmse,
+                        "mae": 0.8 * rmse,
+                    }
+                )
+    return pd.DataFrame(rows)

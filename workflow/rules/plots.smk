@@ -1,0 +1,114 @@
+# Figures of the paper per dataset and across datasets, the summary page and the config, all report items.
+# Figure names, costs and input functions live in common.smk.
+
+for _name, _sub in FIGURES_PER_DATASET.items():
+
+    rule:
+        name:
+            f"plot_{_name}"
+        input:
+            unpack(figure_rule_inputs(_name)),
+        output:
+            png=report(
+                f"results/figures/{{dataset}}/{_name}.png",
+                caption=f"../report/{_name}.rst",
+                category="{dataset}",
+                subcategory=_sub,
+                labels={"dataset": "{dataset}", "figure": _name.replace("_", " ")},
+            ),
+            pdf=f"results/figures/{{dataset}}/{_name}.pdf",
+        log:
+            f"logs/plots/{{dataset}}/{_name}.log",
+        localrule: True
+        conda:
+            "../../envs/plots.yaml"
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        params:
+            figure=_name,
+        script:
+            "../scripts/plot_dataset.py"
+
+
+for _name, (_sub, _inputs) in CROSS_FIGURES.items():
+
+    rule:
+        name:
+            f"plot_{_name}"
+        input:
+            **_inputs(),
+        output:
+            png=report(
+                f"results/figures/{_name}.png",
+                caption=f"../report/{_name}.rst",
+                category="across datasets",
+                subcategory=_sub,
+                labels={"dataset": "all", "figure": _name.replace("_", " ")},
+            ),
+            pdf=f"results/figures/{_name}.pdf",
+        log:
+            f"logs/plots/{_name}.log",
+        localrule: True
+        conda:
+            "../../envs/plots.yaml"
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        params:
+            figure=_name,
+            datasets=DATASETS,
+            costs=ALLOCATION_COSTS,
+        script:
+            "../scripts/plot_summary.py"
+
+
+rule summary:
+    input:
+        fits=expand("results/fits/{dataset}.json", dataset=DATASETS),
+        intervals=expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
+        crossval=expand("results/crossval/{dataset}.csv", dataset=DATASETS),
+    output:
+        report(
+            "results/summary.md",
+            caption="../report/summary.rst",
+            category="study",
+            subcategory="summary and config",
+            labels={"dataset": "all", "figure": "summary"},
+        ),
+    log:
+        "logs/plots/summary.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        datasets=DATASETS,
+        title=STUDY.get("study", "transferlaw study"),
+    script:
+        "../scripts/summary.py"
+
+
+rule study_config:
+    output:
+        report(
+            "results/config.yaml",
+            caption="../report/config.rst",
+            category="study",
+            subcategory="summary and config",
+            labels={"dataset": "all", "figure": "config"},
+        ),
+    log:
+        "logs/plots/config.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        config=STUDY,
+    script:
+        "../scripts/write_config.py"

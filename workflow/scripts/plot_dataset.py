@@ -1,0 +1,36 @@
+"""Snakemake entry point: one per-dataset figure (which one: ``params.figure``), as PNG and PDF."""
+
+import json
+
+import pandas as pd
+
+from transferlaw import plots
+from transferlaw.io import read_table
+from transferlaw.runlog import log_to
+
+with log_to(snakemake.log[0]):
+    name = snakemake.params.figure
+    dataset = snakemake.wildcards.dataset
+    inp = snakemake.input
+    fit = json.loads(open(inp.fit).read()) if "fit" in inp.keys() else {}
+    runs = read_table(inp.runs) if "runs" in inp.keys() else None
+    if runs is not None and fit.get("model"):
+        runs = runs[runs["model"] == fit["model"]]  # the figures show the runs the law was fitted to
+    samples = pd.read_parquet(inp.samples) if "samples" in inp.keys() and inp.samples else None
+    p_column = fit.get("p_column", "pretrain_step")
+    if name == "raw_data":
+        fig = plots.plot_raw_data(runs, p_column, dataset=dataset)
+    elif name == "cross_section":
+        fig = plots.plot_cross_section(runs, fit, samples, dataset=dataset)
+    elif name == "iso_loss":
+        fig = plots.plot_iso_loss(runs, fit, dataset=dataset)
+    elif name == "surface":
+        fig = plots.plot_surface(runs, fit, dataset=dataset)
+    elif name == "epochs":
+        fig = plots.plot_epochs(runs, p_column, dataset=dataset)
+    elif name == "bootstrap":
+        fig = plots.plot_bootstrap(samples, fit, dataset=dataset)
+    else:
+        raise ValueError(f"unknown figure {name!r}")
+    plots.save(fig, snakemake.output.png, snakemake.output.pdf)
+    print(f"wrote {snakemake.output.png} and {snakemake.output.pdf}")

@@ -1,0 +1,22 @@
+"""Snakemake entry point: results/summary.md from the fits and, where present, bootstrap and CV results."""
+
+import json
+
+import pandas as pd
+
+from transferlaw.io import write_text
+from transferlaw.runlog import log_to
+from transferlaw.summary import summary_markdown
+
+with log_to(snakemake.log[0]):
+    datasets = snakemake.params.datasets
+    inp = snakemake.input
+    fits = {ds: json.loads(open(p).read()) for ds, p in zip(datasets, inp.fits, strict=True)}
+    intervals = {json.loads(open(p).read())["dataset"]: json.loads(open(p).read()) for p in inp.intervals}
+    crossval = {}
+    for path in inp.crossval:
+        df = pd.read_csv(path)
+        crossval[str(df["dataset"].iloc[0])] = df
+    text = summary_markdown(fits, intervals, crossval, title=snakemake.params.title)
+    write_text(text, snakemake.output[0])
+    print(text)
