@@ -14,7 +14,7 @@ from transferlaw import plots
 from transferlaw.allocate import sweep_cost_ratio, sweep_gap
 
 DATASETS = ["devils-dictionary", "chloroplast-dna"]
-PER_DATASET = ["raw_data", "cross_section", "iso_loss", "surface", "epochs"]
+PER_DATASET = ["raw_data", "cross_section", "iso_loss", "surface", "epochs", "bootstrap"]
 
 
 def assert_image(path):
