@@ -34,6 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=4000)
     ap.add_argument("--skip", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2, help="processes for cross-validation (2 cores here)")
     ap.add_argument("--check", type=int, default=10, help="resamples / CV problems checked per dataset")
     ap.add_argument("--noise", type=float, default=0.02)
     ap.add_argument("--seed", type=int, default=0)
@@ -54,12 +55,15 @@ def main() -> None:
     t_cv, n_rows = 0.0, 0
     for name, (p, f, loss) in data.items():
         t0 = time.perf_counter()
-        cv = stepwise_cv(p, f, loss, list(FORMS), skip=args.skip)
+        cv = stepwise_cv(p, f, loss, list(FORMS), skip=args.skip, workers=args.workers)
         dt = time.perf_counter() - t0
         t_cv += dt
         n_rows += len(cv)
         print(f"crossval {name}: {dt:.1f} s, {len(cv)} fits", flush=True)
-    print(f"CROSSVAL TOTAL: {t_cv:.1f} s for {n_rows} fits (skip {args.skip})", flush=True)
+    print(
+        f"CROSSVAL TOTAL: {t_cv:.1f} s for {n_rows} fits (skip {args.skip}, {args.workers} workers)",
+        flush=True,
+    )
     print(f"load average after timings: {os.getloadavg()}", flush=True)
 
     if args.check:

@@ -113,3 +113,16 @@ def test_cli_crossval_writes_csv(tmp_path):
     cv = pd.read_csv(out)
     assert {"dataset", *CV_COLUMNS} <= set(cv.columns)
     assert set(cv["form"]) == {"mikami", "mikami_no_e"} and (cv["dataset"] == "enc").all()
+
+
+def test_parallel_workers_give_the_same_table():
+    """Scoring forms in two processes changes the wall time, not a single number."""
+    rng = np.random.default_rng(3)
+    p = np.repeat([1.0, 4.0, 16.0, 64.0], 4)
+    f = np.tile([2.0, 4.0, 8.0, 16.0], 4)
+    loss = (3.0 * p**-0.3 + 0.5) * f**-0.2 + 1.0
+    loss = loss * np.exp(rng.normal(0, 0.01, loss.size))
+    kw = {"l2_exponents": (0.0, 0.1), "l2_coefficients": (0.0,)}
+    serial = stepwise_cv(p, f, loss, ["mikami", "mikami_shifted"], **kw)
+    parallel = stepwise_cv(p, f, loss, ["mikami", "mikami_shifted"], workers=2, **kw)
+    pd.testing.assert_frame_equal(serial, parallel)

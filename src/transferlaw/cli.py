@@ -106,9 +106,11 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
         skip=args.skip,
         l2_exponents=args.l2_exponents,
         l2_coefficients=args.l2_coefficients,
+        workers=args.workers,
     )
     write_csv(cv, args.output)
     print(best_by_form(cv).to_string(index=False))
+    return 0
 
 
 def _load_fit(path: str, dataset: str | None) -> dict:
@@ -197,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_table_options(cv, output_help="output CSV, one row per dataset, form, penalty pair and split")
     cv.add_argument("--forms", nargs="+", default=list(FORMS), choices=sorted(FORMS), help="forms to score")
     cv.add_argument("--skip", type=int, default=1, help="use every SKIP-th threshold combination")
+    cv.add_argument("--workers", type=int, default=1, help="processes scoring law forms in parallel")
     cv.add_argument(
         "--l2-exponents", type=float, nargs="+", default=[0.0, 0.01, 0.1, 1.0, 5.0, 10.0, 50.0], metavar="W"
     )

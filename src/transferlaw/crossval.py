@@ -120,6 +120,56 @@ def _fit_form(
     return out
 
 
+def _score_form(
+    name: str, p: np.ndarray, f: np.ndarray, loss: np.ndarray, l2e: np.ndarray, l2c: np.ndarray, skip: int
+) -> pd.DataFrame | None:
+    """Every (penalty pair, threshold combination) row of one form; None if no combination is usable."""
+    law = get_form(name)
+    if (law.needs_positive_p and (p <= 0).any()) or (law.needs_positive_f and (f <= 0).any()):
+        raise ValueError(f"form {law.name!r} needs positive p and f; drop the runs at 0 first")
+    splits = threshold_splits(p, f, law.n_params, skip)
+    if not splits:
+        logger.warning("form %r: no threshold combination leaves >= %d training runs", law.name, law.n_params)
+        return None
+    masks = np.array([m for _, _, m in splits], float)
+    free = _fit_form(p, f, loss, law, masks, l2e, l2c)
+    pred = np.exp(law.log_predict(free, p, f))
+    test = np.repeat(1.0 - masks, l2e.size, axis=0)
+    err = np.where(test > 0, pred - loss, 0.0)
+    n_test = test.sum(1)
+    n_combo = len(splits)
+    return pd.DataFrame(
+        {
+            "form": law.name,
+            "l2_exponents": np.tile(l2e, n_combo),
+            "l2_coefficients": np.tile(l2c, n_combo),
+            "p_threshold": np.repeat([s[0] for s in splits], l2e.size),
+            "f_threshold": np.repeat([s[1] for s in splits], l2e.size),
+            "n_train": np.repeat(masks.sum(1).astype(np.int64), l2e.size),
+            "n_test": n_test.astype(np.int64),
+            "rmse": np.sqrt((err**2).sum(1) / n_test),
+            "mae": np.abs(err).sum(1) / n_test,
+        }
+    )
+
+
+def _score_forms(tasks: list[tuple], workers: int) -> list[pd.DataFrame | None]:
+    """:func:`_score_form` over argument tuples, in order; in ``workers`` processes when > 1.
+
+    The batched fits are single-threaded numpy and the (dataset, form) problems are independent, so a
+    second core halves the wall time of a cross-validation.
+    """
+    if workers <= 1 or len(tasks) <= 1:
+        return [_score_form(*t) for t in tasks]
+    from concurrent.futures import ProcessPoolExecutor
+
+    # costliest forms (most parameters) first, so the workers finish at about the same time
+    order = sorted(range(len(tasks)), key=lambda i: -get_form(tasks[i][0]).n_params)
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+        futures = {i: pool.submit(_score_form, *tasks[i]) for i in order}
+        return [futures[i].result() for i in range(len(tasks))]
+
+
 def stepwise_cv(
     p: Any,
     f: Any,
@@ -129,50 +179,20 @@ def stepwise_cv(
     l2_exponents: Sequence[float] = L2_EXPONENTS,
     l2_coefficients: Sequence[float] = L2_COEFFICIENTS,
     skip: int = 1,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Step-wise cross-validation: one row per (form, penalty pair, threshold combination).
 
     ``rmse`` and ``mae`` are of the loss itself (natural space) on the test runs. Forms whose
     prediction needs p > 0 (or f > 0) raise ValueError when such runs are present; callers drop them.
+    ``workers`` > 1 scores the forms in that many processes.
     """
     p_arr, f_arr, loss_arr = (np.asarray(x, float).ravel() for x in (p, f, loss))
     e_grid, c_grid = np.meshgrid(
         np.asarray(l2_exponents, float), np.asarray(l2_coefficients, float), indexing="ij"
     )
-    l2e, l2c = e_grid.ravel(), c_grid.ravel()
-    frames = []
-    for name in forms:
-        law = get_form(name)
-        if (law.needs_positive_p and (p_arr <= 0).any()) or (law.needs_positive_f and (f_arr <= 0).any()):
-            raise ValueError(f"form {law.name!r} needs positive p and f; drop the runs at 0 first")
-        splits = threshold_splits(p_arr, f_arr, law.n_params, skip)
-        if not splits:
-            logger.warning(
-                "form %r: no threshold combination leaves >= %d training runs", law.name, law.n_params
-            )
-            continue
-        masks = np.array([m for _, _, m in splits], float)
-        free = _fit_form(p_arr, f_arr, loss_arr, law, masks, l2e, l2c)
-        pred = np.exp(law.log_predict(free, p_arr, f_arr))
-        test = np.repeat(1.0 - masks, l2e.size, axis=0)
-        err = np.where(test > 0, pred - loss_arr, 0.0)
-        n_test = test.sum(1)
-        n_combo = len(splits)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "form": law.name,
-                    "l2_exponents": np.tile(l2e, n_combo),
-                    "l2_coefficients": np.tile(l2c, n_combo),
-                    "p_threshold": np.repeat([s[0] for s in splits], l2e.size),
-                    "f_threshold": np.repeat([s[1] for s in splits], l2e.size),
-                    "n_train": np.repeat(masks.sum(1).astype(np.int64), l2e.size),
-                    "n_test": n_test.astype(np.int64),
-                    "rmse": np.sqrt((err**2).sum(1) / n_test),
-                    "mae": np.abs(err).sum(1) / n_test,
-                }
-            )
-        )
+    args = [(name, p_arr, f_arr, loss_arr, e_grid.ravel(), c_grid.ravel(), skip) for name in forms]
+    frames = [fr for fr in _score_forms(args, workers) if fr is not None]
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in CV_COLUMNS}).astype({"form": object})
     return pd.concat(frames, ignore_index=True)[CV_COLUMNS]
@@ -188,7 +208,10 @@ def crossval_table(
     loss: str = "eval_loss",
     status: str | None = "status",
     drop_nonpositive: bool = True,
-    **kwargs: Any,
+    l2_exponents: Sequence[float] = L2_EXPONENTS,
+    l2_coefficients: Sequence[float] = L2_COEFFICIENTS,
+    skip: int = 1,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """:func:`stepwise_cv` per group of a table of runs, with a ``dataset`` column (the group value).
 
@@ -205,7 +228,8 @@ def crossval_table(
     if status is not None and status in df.columns:
         df = df[df[status] == STATUS_OK]
     keys = df[group].to_numpy() if group else np.full(len(df), "all", dtype=object)
-    frames = []
+    l2e, l2c = np.meshgrid(np.asarray(l2_exponents, float), np.asarray(l2_coefficients, float), indexing="ij")
+    tasks, labels = [], []
     for key in sorted(pd.unique(keys), key=str):
         sub = df[keys == key]
         for name in forms:
@@ -217,13 +241,25 @@ def crossval_table(
                 if law.needs_positive_f:
                     keep &= sub[f].to_numpy() > 0
             s = sub[keep]
-            try:
-                cv = stepwise_cv(s[p], s[f], s[loss], [law.name], **kwargs)
-            except ValueError as err:
-                raise ValueError(f"{group or 'table'}={key!s}: {err}") from None
-            cv.insert(0, "dataset", key.item() if isinstance(key, np.generic) else key)
-            cv["n_dropped"] = int((~keep).sum())
-            frames.append(cv)
+            arrays = (np.asarray(s[c], float) for c in (p, f, loss))
+            tasks.append((law.name, *arrays, l2e.ravel(), l2c.ravel(), skip))
+            labels.append((key.item() if isinstance(key, np.generic) else key, int((~keep).sum())))
+    try:
+        results = _score_forms(tasks, workers)
+    except ValueError as err:
+        raise ValueError(f"{group or 'table'}: {err}") from None
+    frames = []
+    for (key, dropped), cv in zip(labels, results, strict=True):
+        if cv is None:
+            continue
+        cv.insert(0, "dataset", key)
+        cv["n_dropped"] = dropped
+        frames.append(cv)
+    if not frames:
+        empty = pd.DataFrame({c: pd.Series(dtype=float) for c in CV_COLUMNS}).astype({"form": object})
+        empty.insert(0, "dataset", pd.Series(dtype=object))
+        empty["n_dropped"] = pd.Series(dtype="int64")
+        return empty
     return pd.concat(frames, ignore_index=True)
 
 

@@ -33,6 +33,7 @@ rule crossval:
         "logs/crossval/{dataset}.log",
     benchmark:
         "results/benchmarks/crossval/{dataset}.tsv"
+    threads: 2  # law forms are scored in parallel processes
     conda:
         "../../envs/analysis.yaml"
     resources:

@@ -21,6 +21,7 @@ with log_to(snakemake.log[0]):
         skip=analysis["crossval_skip"],
         l2_exponents=analysis["l2_exponents"],
         l2_coefficients=analysis["l2_coefficients"],
+        workers=snakemake.threads,
     )
     write_csv(cv, snakemake.output[0])
     print(best_by_form(cv).to_string(index=False))
