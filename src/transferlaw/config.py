@@ -71,7 +71,20 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
     for block in cfg["datasets"].values():
         if "generate" in block:
             block["generate"] = {**gen_defaults, **block["generate"]}
-    return cfg
+    return _sorted(cfg)
+
+
+def _sorted(obj: Any) -> Any:
+    """A copy with every mapping's keys in sorted order.
+
+    Jobs receive slices of the config as ``params``, and Snakemake reruns a job whose params differ;
+    sorting makes them independent of the order in which a user happens to write keys or blocks.
+    """
+    if isinstance(obj, Mapping):
+        return {k: _sorted(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [_sorted(v) for v in obj]
+    return obj
 
 
 def log2_steps(last: int) -> list[int]:
@@ -101,6 +114,18 @@ RESOURCE_KEYS = frozenset({"threads", "mem_mb", "runtime", "gpus"})
 def job_params(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a settings block that determines a job's result (what goes into ``params``)."""
     return {k: v for k, v in settings.items() if k not in RESOURCE_KEYS}
+
+
+def without_resources(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The resolved config less every resource setting: what determined the study's results."""
+    out = copy.deepcopy(dict(cfg))
+    for block in ("pretrain", "finetune"):
+        if block in out:
+            out[block] = job_params(out[block])
+    for ds in out.get("datasets", {}).values():
+        if "finetune" in ds:
+            ds["finetune"] = job_params(ds["finetune"])
+    return out
 
 
 def prepare_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:

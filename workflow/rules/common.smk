@@ -16,7 +16,8 @@ wildcard_constraints:
     size=r"[0-9]+",
 
 
-DATASETS = list(STUDY["datasets"])
+# sorted, so that reordering the config's blocks changes no job's params (and reruns nothing)
+DATASETS = sorted(STUDY["datasets"])
 PRETRAINED = [
     m for m, block in STUDY["models"].items() if block["source"] == "pretrain"
 ]
@@ -61,11 +62,11 @@ def checkpoint_ref(wildcards):
 
 def tokenizer_source():
     """Data is tokenized once per dataset with the study's tokenizer: the one built for the workflow's own
-    model, or the first hub model's (models of one study must share a tokenizer)."""
-    first = next(iter(STUDY["models"]))
-    return tlconfig.model_settings(STUDY, first) | {
-        "revision": STUDY["models"][first]["revisions"][0],
-        "source": STUDY["models"][first]["source"],
+    model, or that of the fitted model (`fit.model`; models of one study must share a tokenizer)."""
+    main = STUDY["fit"]["model"]
+    return tlconfig.model_settings(STUDY, main) | {
+        "revision": STUDY["models"][main]["revisions"][0],
+        "source": STUDY["models"][main]["source"],
     }
 
 

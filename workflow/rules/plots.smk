@@ -109,6 +109,6 @@ rule study_config:
         mem_mb=500,
         runtime=5,
     params:
-        config=STUDY,
+        config=tlconfig.without_resources(STUDY),
     script:
         "../scripts/write_config.py"

@@ -6,6 +6,6 @@ from transferlaw.io import write_text
 from transferlaw.runlog import log_to
 
 with log_to(snakemake.log[0]):
-    text = "# The configuration (after defaults) this study ran with.\n"
+    text = "# The configuration (after defaults; resource settings left out) this study ran with.\n"
     text += yaml.safe_dump(snakemake.params.config, sort_keys=False)
     write_text(text, snakemake.output[0])
