@@ -37,6 +37,11 @@ def add_table_options(parser: argparse.ArgumentParser, *, output_help: str = "ou
     parser.add_argument("--loss", default="eval_loss", help="loss column (default: eval_loss)")
 
 
+def table_columns(args: argparse.Namespace) -> dict[str, str | None]:
+    """The column options of :func:`add_table_options` as keyword arguments of the ``*_table`` functions."""
+    return {"group": args.group or None, "p": args.p, "f": args.f, "loss": args.loss}
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     from transferlaw.fit import fit_table
     from transferlaw.io import read_table, write_json
@@ -45,10 +50,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     fits = fit_table(
         df,
         form=args.form,
-        group=args.group or None,
-        p=args.p,
-        f=args.f,
-        loss=args.loss,
+        **table_columns(args),
         huber_delta=args.huber_delta,
         l2_exponents=args.l2_exponents,
         l2_coefficients=args.l2_coefficients,
@@ -71,10 +73,7 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
     summaries, samples = bootstrap_table(
         df,
         form=args.form,
-        group=args.group or None,
-        p=args.p,
-        f=args.f,
-        loss=args.loss,
+        **table_columns(args),
         n_samples=args.samples,
         seed=args.seed,
     )
@@ -99,10 +98,7 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
     cv = crossval_table(
         df,
         forms=args.forms,
-        group=args.group or None,
-        p=args.p,
-        f=args.f,
-        loss=args.loss,
+        **table_columns(args),
         skip=args.skip,
         l2_exponents=args.l2_exponents,
         l2_coefficients=args.l2_coefficients,
