@@ -91,3 +91,23 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_json({"a": np.float64(1.5)}, dest)
     assert dest.read_text().strip().startswith("{")
+
+
+def test_schema_command_prints_every_column(capsys):
+    from transferlaw.cli import main
+
+    assert main(["schema"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"| `{c}` |" in out for c in RECORD_COLUMNS)
+
+
+def test_read_model_runs_validates_and_keeps_one_model(tmp_path):
+    from transferlaw.schema import read_model_runs
+
+    path = tmp_path / "runs.parquet"
+    write_records(records_frame([record(model="a"), record(model="b", eval_loss=2.0)]), str(path))
+    runs = read_model_runs(str(path), "b")
+    assert runs["model"].tolist() == ["b"] and runs["eval_loss"].tolist() == [2.0]
+    pd.DataFrame([record()]).drop(columns="seed").to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(RecordError, match="seed"):
+        read_model_runs(str(tmp_path / "bad.parquet"), "m")

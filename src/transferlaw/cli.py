@@ -42,6 +42,13 @@ def table_columns(args: argparse.Namespace) -> dict[str, str | None]:
     return {"group": args.group or None, "p": args.p, "f": args.f, "loss": args.loss}
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from transferlaw.schema import describe_schema
+
+    print(describe_schema())
+    return 0
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     from transferlaw.fit import fit_table
     from transferlaw.io import read_table, write_json
@@ -217,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap samples parquet (default: ../bootstrap/D.parquet if present)",
     )
     alloc.set_defaults(handler=_cmd_allocate)
+    schema = sub.add_parser("schema", help="print the run-record schema (columns, types, meaning)")
+    schema.set_defaults(handler=_cmd_schema)
     return parser
 
 

@@ -58,7 +58,6 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
     cfg["finetune"] = {**finetune_defaults(), **cfg.get("finetune", {})}
     cfg["fit"] = {**_defaults(props["fit"]["properties"]), **cfg.get("fit", {})}
     cfg["analysis"] = {**_defaults(props["analysis"]["properties"]), **cfg.get("analysis", {})}
-    cfg.setdefault("fit", {})
     cfg["fit"].setdefault("model", next(iter(cfg["models"])))
     if "pretrain" in cfg:
         cfg["pretrain"] = {**_defaults(props["pretrain"]["properties"]), **cfg["pretrain"]}
@@ -178,9 +177,9 @@ def local_ref(model: str, revision: str) -> str:
 
 def required_tokens(sizes: list[int], unit: str, context_length: int, eval_sequences: int) -> int:
     """Tokens a dataset needs: the eval split plus the largest fine-tune subset, in whole sequences."""
-    largest = max(sizes)
-    train_seqs = largest if unit == "sequences" else math.ceil(largest / context_length)
-    return (train_seqs + eval_sequences) * context_length
+    from transferlaw.data import pool_needed
+
+    return (pool_needed(sizes, unit, context_length) + eval_sequences) * context_length
 
 
 def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -575,18 +575,3 @@ def fit_table(
         )
         out[str(key)] = record
     return out
-
-
-def fits_to_frame(fits: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per fitted group with its parameters as columns (for summaries and figures)."""
-    rows = []
-    for key, fit in fits.items():
-        row = {
-            "group": key,
-            "form": fit["form"],
-            "objective": fit["objective"],
-            "converged": fit["converged"],
-        }
-        row.update(fit["params"])
-        rows.append(row)
-    return pd.DataFrame(rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +129,3 @@ def _new_model(settings: dict[str, Any], tokenizer: Any):
     from transformers import GPTNeoXForCausalLM
 
     return GPTNeoXForCausalLM(model_config(settings, tokenizer))
-
-
-def save_steps_revisions(steps: Sequence[int]) -> list[str]:
-    return [f"step{s}" for s in steps]

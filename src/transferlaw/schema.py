@@ -141,12 +141,19 @@ def read_records(paths: str | Sequence[str]) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
+def read_model_runs(path: str, model: str) -> pd.DataFrame:
+    """The validated runs of one model from a per-dataset table: what its law is fitted to (and what the
+    bootstrap, cross-validation and figures of that fit use)."""
+    runs = read_records(path)
+    return runs[runs["model"] == model].reset_index(drop=True)
+
+
 def _empty_dtypes() -> dict[str, str]:
     return {c: ("int64" if c in _INT else "float64" if c in _FLOAT else "object") for c in RECORD_COLUMNS}
 
 
 def describe_schema() -> str:
-    """The schema as a Markdown table (used by the README and `transferlaw schema`)."""
+    """The schema as a Markdown table (the README's table; printed by `transferlaw schema`)."""
     lines = ["| column | type | meaning |", "| --- | --- | --- |"]
     lines += [f"| `{n}` | {t} | {d} |" for n, (t, d) in RECORD_COLUMNS.items()]
     return "\n".join(lines)

@@ -1,14 +1,14 @@
 """Snakemake entry point: bootstrap the fitted law of one dataset (samples and summary)."""
 
 from transferlaw.bootstrap import bootstrap_table
-from transferlaw.io import read_table, write_json, write_parquet
+from transferlaw.io import write_json, write_parquet
 from transferlaw.runlog import log_to
+from transferlaw.schema import read_model_runs
 
 with log_to(snakemake.log[0]):
     fit, analysis = snakemake.params.fit, snakemake.params.analysis
     dataset = snakemake.wildcards.dataset
-    table = read_table(snakemake.input[0])
-    table = table[table["model"] == fit["model"]]
+    table = read_model_runs(snakemake.input[0], fit["model"])
     summaries, samples = bootstrap_table(
         table,
         form=fit["form"],

@@ -4,13 +4,13 @@ Forms that need p > 0 are scored without the step-0 runs; the `n_dropped` column
 """
 
 from transferlaw.crossval import best_by_form, crossval_table
-from transferlaw.io import read_table, write_csv
+from transferlaw.io import write_csv
 from transferlaw.runlog import log_to
+from transferlaw.schema import read_model_runs
 
 with log_to(snakemake.log[0]):
     fit, analysis = snakemake.params.fit, snakemake.params.analysis
-    table = read_table(snakemake.input[0])
-    table = table[table["model"] == fit["model"]]
+    table = read_model_runs(snakemake.input[0], fit["model"])
     cv = crossval_table(
         table,
         forms=analysis["crossval_forms"],
