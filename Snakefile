@@ -7,7 +7,11 @@ from transferlaw.config import SCHEMA_PATH
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A --configfile describes the whole study; the embedded default is read only when none is given (merging
+# the two would add the toy's datasets and model to every study). `--config key=value` still overrides.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -21,6 +25,7 @@ validate(config, schema=str(SCHEMA_PATH), set_default=False)
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/checkpoints.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/analysis.smk"

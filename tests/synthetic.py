@@ -26,6 +26,7 @@ def runs(dataset: str = "toy", params=PARAMS, seed: int = 0) -> pd.DataFrame:
                     "dataset": dataset,
                     "model": "tiny-neox",
                     "revision": f"step{p}",
+                    "revision_sha": f"{p:040x}",
                     "pretrain_step": p,
                     "pretrain_tokens": p * 512,
                     "finetune_size": f,

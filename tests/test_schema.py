@@ -13,6 +13,7 @@ def record(**over):
         "dataset": "d",
         "model": "m",
         "revision": "step4",
+        "revision_sha": "4" * 40,
         "pretrain_step": 4,
         "pretrain_tokens": 4096,
         "finetune_unit": "sequences",

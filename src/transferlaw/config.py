@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 
@@ -54,7 +55,8 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
     schema = load_schema()
     props = schema["properties"]
     cfg = copy.deepcopy(dict(config))
-    cfg.setdefault("study", props["study"]["default"])
+    for key in ("study", "data_cache"):
+        cfg.setdefault(key, props[key]["default"])
     cfg["finetune"] = {**finetune_defaults(), **cfg.get("finetune", {})}
     cfg["fit"] = {**_defaults(props["fit"]["properties"]), **cfg.get("fit", {})}
     cfg["analysis"] = {**_defaults(props["analysis"]["properties"]), **cfg.get("analysis", {})}
@@ -64,12 +66,12 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
         cfg["pretrain"].setdefault("save_steps", log2_steps(cfg["pretrain"]["steps"]))
     model_defaults = _defaults(props["models"]["additionalProperties"]["properties"])
     cfg["models"] = {name: {**model_defaults, **m} for name, m in cfg["models"].items()}
-    gen_defaults = _defaults(
-        props["datasets"]["additionalProperties"]["properties"]["generate"]["properties"]
-    )
-    for block in cfg["datasets"].values():
-        if "generate" in block:
-            block["generate"] = {**gen_defaults, **block["generate"]}
+    ds_props = props["datasets"]["additionalProperties"]["properties"]
+    for name, block in cfg["datasets"].items():
+        for source in ("generate", "hub"):
+            if source in block:
+                block[source] = {**_defaults(ds_props[source]["properties"]), **block[source]}
+        cfg["datasets"][name] = {**_defaults(ds_props), **block}
     return _sorted(cfg)
 
 
@@ -127,39 +129,75 @@ def without_resources(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: the ways a dataset block can say where its text comes from (exactly one per block)
+DATASET_SOURCES = ("path", "url", "hub", "generate")
+
+
+def dataset_source(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+    """Where a dataset's text comes from and how it is read: the part of its block whose edit changes the
+    text (and nothing else, so that an irrelevant key never reruns anything)."""
+    from transferlaw.sources import detect_format
+
+    block = cfg["datasets"][dataset]
+    kind = next(k for k in DATASET_SOURCES if k in block)
+    src = {kind: block[kind]}
+    if kind in ("path", "url"):
+        where = block[kind] if kind == "path" else Path(urlparse(block[kind]).path).name
+        src["format"] = block.get("format") or detect_format(where)
+        if src["format"] in ("jsonl", "parquet"):
+            src["text_field"] = block["text_field"]
+        if src["format"] in ("mbox", "maildir"):
+            src["headers"] = block["headers"]
+        if kind == "url":
+            src["sha256"] = block["sha256"]
+    return src
+
+
 def prepare_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
     """What data preparation of ``dataset`` depends on, and nothing more: the fine-tune *sizes* are left
     out on purpose, so adding a size adds fine-tune jobs without re-preparing (and re-running) the rest."""
     ft = finetune_settings(cfg, dataset)
-    block = cfg["datasets"][dataset]
     return {
         "dataset": dataset,
-        "source": block.get("path") or block.get("generate"),
+        "source": dataset_source(cfg, dataset),
         "context_length": ft["context_length"],
         "eval_sequences": ft["eval_sequences"],
         "seed": ft["seed"],
     }
 
 
-def model_settings(cfg: Mapping[str, Any], model: str, root: str | Path = ".") -> dict[str, Any]:
-    """How to load ``model``'s checkpoints: a repo id, the cache folder holding its revisions, and the
-    number of pre-training tokens per step (to convert steps to tokens)."""
+def model_settings(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """What identifies ``model``'s checkpoints in a fine-tuning job's result: its name, repo id and
+    pre-training tokens per step (to convert steps to tokens). Where the files are (the cache) is not part
+    of it: the job reads that, and the pinned commit, from the revision's pin."""
     m = cfg["models"][model]
     if m["source"] == "pretrain":
         pre = cfg["pretrain"]
+        default_tokens = pre["batch_size"] * pre["context_length"]
         return {
             "model": model,
             "repo_id": local_repo_id(model),
-            "cache_dir": str(Path(root) / "results" / "models"),
-            "offline": True,
-            "tokens_per_step": m.get("tokens_per_step", pre["batch_size"] * pre["context_length"]),
+            "tokens_per_step": m.get("tokens_per_step", default_tokens),
         }
+    return {"model": model, "repo_id": m["repo_id"], "tokens_per_step": m["tokens_per_step"]}
+
+
+def checkpoint_source(cfg: Mapping[str, Any], model: str, root: str | Path = ".") -> dict[str, Any]:
+    """Where ``model``'s revisions come from and what the integrity gate accepts (prefetch and gate rules).
+
+    The workflow's own model lives in ``<root>/results/models``; a hub model in its ``cache_dir`` (None: the
+    user's Hugging Face cache).
+    """
+    m = cfg["models"][model]
+    own = m["source"] == "pretrain"
     return {
         "model": model,
-        "repo_id": m["repo_id"],
-        "cache_dir": m.get("cache_dir"),
-        "offline": m["offline"],
-        "tokens_per_step": m["tokens_per_step"],
+        "source": m["source"],
+        "repo_id": local_repo_id(model) if own else m["repo_id"],
+        "cache_dir": str(Path(root) / "results" / "models") if own else m.get("cache_dir"),
+        "revisions": list(m["revisions"]),
+        "allow_identical": [list(g) for g in m.get("allow_identical", [])],
+        "key": f"models.{model}",
     }
 
 
@@ -208,6 +246,9 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
         key = f"models.{name}"
         for rev in m["revisions"]:
             revision_step(rev)
+        unknown = sorted({r for group in m.get("allow_identical", []) for r in group} - set(m["revisions"]))
+        if unknown:
+            raise ConfigError(f"{key}.allow_identical: {', '.join(unknown)} not in {key}.revisions")
         if m["source"] == "pretrain":
             saved = {f"step{s}" for s in cfg["pretrain"]["save_steps"]}
             unknown = [r for r in m["revisions"] if r not in saved]
@@ -217,16 +258,14 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
                     f"(pretrain.save_steps gives {', '.join(sorted(saved, key=revision_step))})"
                 )
         else:
+            # the revisions themselves are checked by the prefetch and gate jobs, which need no GPU and run
+            # before any fine-tuning job: a machine without the checkpoints can still plan the study
             for field in ("repo_id", "tokens_per_step"):
                 if field not in m:
                     raise ConfigError(f"{key}.{field} is required for a hub model")
-            from transferlaw.hub import check_hub_revisions
-
-            check_hub_revisions(m["repo_id"], m["revisions"], m.get("cache_dir"), m["offline"], key)
-    for name, block in cfg["datasets"].items():
+    for name in cfg["datasets"]:
         key = f"datasets.{name}"
-        if ("path" in block) == ("generate" in block):
-            raise ConfigError(f"{key}: give exactly one of `path` (a file) or `generate` (a generator)")
+        _check_dataset(cfg, name, root)
         ft = finetune_settings(cfg, name)
         for mname, m in models.items():
             if m["source"] == "pretrain" and ft["context_length"] > cfg["pretrain"]["context_length"]:
@@ -234,19 +273,58 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
                     f"{key}: finetune.context_length {ft['context_length']} exceeds the context of model "
                     f"{mname!r} (pretrain.context_length = {cfg['pretrain']['context_length']})"
                 )
-        if "path" in block:
-            path = _check_file(root, block["path"], f"{key}.path")
-            need = required_tokens(block["sizes"], ft["unit"], ft["context_length"], ft["eval_sequences"])
-            # A byte-level tokenizer never makes more tokens than there are bytes, so this bound is safe;
-            # the exact count is checked by the data-preparation job once the tokenizer exists.
-            raw = text_bytes(path, limit=need)
-            if raw < need:
-                raise ConfigError(
-                    f"{key}.path: {block['path']} has {raw} bytes of text, fewer than the {need} tokens the "
-                    f"eval split ({ft['eval_sequences']} sequences) plus the largest size "
-                    f"({max(block['sizes'])} "
-                    f"{ft['unit']}) need at context length {ft['context_length']}"
-                )
+
+
+def _check_dataset(cfg: Mapping[str, Any], name: str, root: Path) -> None:
+    """One dataset block: exactly one source, a readable format, and (for local text files) enough bytes
+    for its largest size, by a bound that needs no tokenizer."""
+    from transferlaw.sources import text_bytes_bound_ok
+
+    block, key = cfg["datasets"][name], f"datasets.{name}"
+    given = [k for k in DATASET_SOURCES if k in block]
+    if len(given) != 1:
+        raise ConfigError(
+            f"{key}: give exactly one of {', '.join(f'`{k}`' for k in DATASET_SOURCES)}"
+            + (f" (it has {', '.join(given)})" if given else "")
+        )
+    kind = given[0]
+    if "format" in block and kind not in ("path", "url"):
+        raise ConfigError(f"{key}.format applies to `path` and `url` datasets, not to `{kind}`")
+    if kind == "url" and "sha256" not in block:
+        raise ConfigError(
+            f"{key}.sha256 is required with `url`: a download is pinned by its hash (`sha256sum FILE`)"
+        )
+    if kind != "path":
+        return
+    rel = block["path"]
+    path = Path(rel) if Path(rel).is_absolute() else root / rel
+    if not path.exists():
+        raise ConfigError(f"{key}.path: file not found: {rel}")
+    try:
+        fmt = dataset_source(cfg, name)["format"]
+    except ValueError as err:  # DataError: unknown extension
+        raise ConfigError(f"{key}.path: {err}") from err
+    if path.is_dir() != (fmt == "maildir"):
+        what = "a folder" if path.is_dir() else "a file"
+        raise ConfigError(f"{key}.path: {rel} is {what}, which format {fmt!r} cannot read")
+    if path.is_dir():
+        return
+    if path.stat().st_size == 0:
+        raise ConfigError(f"{key}.path: file is empty: {rel}")
+    if not text_bytes_bound_ok(fmt):
+        return  # parquet: columns are compressed; the exact count is checked by the data-preparation job
+    ft = finetune_settings(cfg, name)
+    need = required_tokens(block["sizes"], ft["unit"], ft["context_length"], ft["eval_sequences"])
+    # A byte-level tokenizer never makes more tokens than there are bytes of text, and these formats never
+    # extract more text than the file holds, so this bound is safe; the exact count is checked by the
+    # data-preparation job once the tokenizer exists.
+    raw = text_bytes(path, limit=need)
+    if raw < need:
+        raise ConfigError(
+            f"{key}.path: {rel} has {raw} bytes of text, fewer than the {need} tokens the "
+            f"eval split ({ft['eval_sequences']} sequences) plus the largest size "
+            f"({max(block['sizes'])} {ft['unit']}) need at context length {ft['context_length']}"
+        )
 
 
 def _check_file(root: Path, rel: str, key: str) -> Path:

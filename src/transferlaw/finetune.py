@@ -179,32 +179,26 @@ def run(
     *,
     dataset: str,
     model_settings: dict[str, Any],
-    revision: str,
+    pin: dict[str, Any],
     size: int,
     settings: dict[str, Any],
     data_path: str,
     progress: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
-    """Load the checkpoint and the prepared data, fine-tune on the nested subset of ``size``, and return
-    the run record (a dict with every column of :data:`transferlaw.schema.RECORD_COLUMNS`)."""
+    """Load the pinned checkpoint (:func:`transferlaw.checkpoints.pin`) and the prepared data, fine-tune on
+    the nested subset of ``size``, and return the run record (a dict with every column of
+    :data:`transferlaw.schema.RECORD_COLUMNS`)."""
     import torch
 
     from transferlaw.config import revision_step
     from transferlaw.data import PreparedData, subset
-    from transferlaw.hub import load_model
+    from transferlaw.hub import load_pinned
 
     t0 = time.time()
     torch.set_num_threads(settings["threads"])
     data = PreparedData.load(data_path)
     train = subset(data.train, size, settings["unit"])
-    dtype = getattr(torch, settings["dtype"])
-    model = load_model(
-        model_settings["repo_id"],
-        revision,
-        model_settings["cache_dir"],
-        model_settings["offline"],
-        dtype=dtype,
-    )
+    model = load_pinned(pin, dtype=getattr(torch, settings["dtype"]))
     vocab = model.get_input_embeddings().num_embeddings
     top = max(int(data.eval.max()), int(data.train.max()))
     if top >= vocab:
@@ -216,12 +210,14 @@ def run(
     model.train()
     outcome = finetune(model, train, data.eval, settings, progress=progress)
     n_params = sum(p.numel() for p in model.parameters())
+    revision = pin["revision"]
     step = revision_step(revision)
     tokens = int(sum(len(s) for s in train))
     return {
         "dataset": dataset,
         "model": model_settings["model"],
         "revision": revision,
+        "revision_sha": pin["commit"],
         "pretrain_step": step,
         "pretrain_tokens": step * int(model_settings["tokens_per_step"]),
         "finetune_unit": settings["unit"],

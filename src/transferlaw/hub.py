@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from transferlaw.config import ConfigError
 from transferlaw.io import write_text
 
 
@@ -75,54 +74,32 @@ def publish_revision(save: Any, cache_dir: str | Path, repo_id: str, revision: s
     return ref
 
 
-def cached_revisions(cache_dir: str | Path | None, repo_id: str) -> set[str]:
-    """Revisions of ``repo_id`` in a Hugging Face cache (the default cache if ``cache_dir`` is None)."""
+def resolve_cache_dir(cache_dir: str | Path | None) -> Path:
+    """The cache folder to use: the given one, or the user's default Hugging Face cache."""
     if cache_dir is None:
         from huggingface_hub.constants import HF_HUB_CACHE
 
         cache_dir = HF_HUB_CACHE
-    refs = repo_folder(cache_dir, repo_id) / "refs"
-    return {p.name for p in refs.iterdir()} if refs.is_dir() else set()
+    return Path(cache_dir)
 
 
-def check_hub_revisions(
-    repo_id: str, revisions: list[str], cache_dir: str | None, offline: bool, key: str
-) -> None:
-    """Fail early, naming the config key, if a hub model's revisions cannot be loaded.
+def snapshot_path(cache_dir: str | Path, repo_id: str, commit: str) -> Path:
+    return repo_folder(cache_dir, repo_id) / "snapshots" / commit
 
-    Offline (the default, as on most clusters' compute nodes) every revision must be in the cache;
-    online, the hub's branch list is consulted once.
-    """
-    if offline:
-        have = cached_revisions(cache_dir, repo_id)
-        missing = [r for r in revisions if r not in have]
-        if missing:
-            where = cache_dir or "the default Hugging Face cache"
-            raise ConfigError(
-                f"{key}.revisions: {', '.join(missing)} of {repo_id} not found in {where}; "
-                f"download them first "
-                f"(e.g. `hf download {repo_id} --revision {missing[0]}`) or set {key}.offline: false"
-            )
-        return
-    from huggingface_hub import list_repo_refs
 
-    try:
-        branches = {b.name for b in list_repo_refs(repo_id).branches}
-    except Exception as err:  # network or auth failure: say which model and why
-        raise ConfigError(f"{key}: cannot list revisions of {repo_id} on the hub: {err}") from err
-    unknown = [r for r in revisions if r not in branches]
-    if unknown:
-        raise ConfigError(f"{key}.revisions: {', '.join(unknown)} are not revisions of {repo_id}")
+#: never run code shipped with a checkpoint, and unpickle ``.bin`` weights with torch's weights-only loader
+SAFE_LOADING = {"trust_remote_code": False, "weights_only": True}
 
 
 def load_model(
     repo_id: str, revision: str, cache_dir: str | None = None, offline: bool = True, **kwargs: Any
 ):
-    """Load a causal LM checkpoint by repo id and revision (local cache or hub)."""
+    """Load a causal LM checkpoint by repo id and revision (a commit, or a branch name) from a cache (or the
+    hub when ``offline`` is False), without executing code from the checkpoint."""
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(
-        repo_id, revision=revision, cache_dir=cache_dir, local_files_only=offline, **kwargs
+        repo_id, revision=revision, cache_dir=cache_dir, local_files_only=offline, **SAFE_LOADING, **kwargs
     )
 
 
@@ -130,5 +107,21 @@ def load_tokenizer(repo_id: str, revision: str, cache_dir: str | None = None, of
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(
-        repo_id, revision=revision, cache_dir=cache_dir, local_files_only=offline
+        repo_id, revision=revision, cache_dir=cache_dir, local_files_only=offline, trust_remote_code=False
+    )
+
+
+def load_pinned(pin: dict[str, Any], **kwargs: Any):
+    """Load the commit a pin names (see :mod:`transferlaw.checkpoints`), from the cache only: safetensors
+    when the revision has them, ``.bin`` through the weights-only unpickler otherwise."""
+    from transferlaw.checkpoints import check_pin
+
+    check_pin(pin)
+    return load_model(
+        pin["repo_id"],
+        pin["commit"],
+        pin["cache_dir"],
+        offline=True,
+        use_safetensors=pin["format"] == "safetensors",
+        **kwargs,
     )

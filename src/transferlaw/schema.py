@@ -26,6 +26,7 @@ RECORD_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "dataset": (pa.string(), "downstream dataset name (config key under `datasets`)"),
     "model": (pa.string(), "model name (config key under `models`)"),
     "revision": (pa.string(), "checkpoint revision, Pythia-style (`step0`, `step1`, ...)"),
+    "revision_sha": (pa.string(), "commit the revision was pinned to and loaded from (40 hex digits)"),
     "pretrain_step": (pa.int64(), "pre-training optimizer steps of the checkpoint"),
     "pretrain_tokens": (pa.int64(), "pre-training tokens seen by the checkpoint (steps x tokens per step)"),
     "finetune_unit": (pa.string(), "unit of `finetune_size`: `sequences` or `tokens`"),

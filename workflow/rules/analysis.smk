@@ -33,9 +33,9 @@ rule crossval:
         "logs/crossval/{dataset}.log",
     benchmark:
         "results/benchmarks/crossval/{dataset}.tsv"
-    threads: 2  # law forms are scored in parallel processes
     conda:
         "../../envs/analysis.yaml"
+    threads: 2  # law forms are scored in parallel processes
     resources:
         mem_mb=2000,
         runtime=30,

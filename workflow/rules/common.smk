@@ -1,5 +1,7 @@
 # Config resolution, early checks and input functions. Nothing here runs a model: errors in the config
 # (wrong types, missing files, unknown revisions, datasets too small) stop the workflow at parse time.
+import re
+
 import transferlaw.config as tlconfig
 
 try:
@@ -18,9 +20,15 @@ wildcard_constraints:
 
 # sorted, so that reordering the config's blocks changes no job's params (and reruns nothing)
 DATASETS = sorted(STUDY["datasets"])
-PRETRAINED = [
-    m for m, block in STUDY["models"].items() if block["source"] == "pretrain"
-]
+MODELS = sorted(STUDY["models"])
+#: datasets whose text a rule makes: downloaded (`url`, `hub`) or generated (`generate`)
+FETCHED = [d for d in DATASETS if {"url", "hub"} & set(STUDY["datasets"][d])]
+GENERATED = [d for d in DATASETS if "generate" in STUDY["datasets"][d]]
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (nothing if there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
 def run_files(dataset):
@@ -46,28 +54,45 @@ def all_outputs():
 
 
 def dataset_text(wildcards):
-    """The dataset's text: a shipped file, or the output of its generator rule."""
+    """The dataset's text: a local file (or maildir folder), or what its fetch or generator rule wrote."""
     block = STUDY["datasets"][wildcards.dataset]
     if "path" in block:
         return block["path"]
     return f"results/corpora/{wildcards.dataset}.txt"
 
 
+def checkpoint_pin(wildcards):
+    """The verified commit a fine-tuning job loads. ancient(): the gate re-runs when a revision is added or
+    a refusal is fixed, and that must not rerun the finished runs of the other revisions.
+    """
+    return ancient(f"results/checkpoints/{wildcards.model}/{wildcards.revision}.json")
+
+
 def checkpoint_ref(wildcards):
-    """A workflow-trained revision is an input (its ref file); a hub revision was checked at parse time."""
+    """A workflow-trained revision's ref: re-training the model reruns its fine-tuning jobs."""
     if STUDY["models"][wildcards.model]["source"] == "pretrain":
         return tlconfig.local_ref(wildcards.model, wildcards.revision)
     return []
 
 
-def tokenizer_source():
-    """Data is tokenized once per dataset with the study's tokenizer: the one built for the workflow's own
-    model, or that of the fitted model (`fit.model`; models of one study must share a tokenizer)."""
-    main = STUDY["fit"]["model"]
-    return tlconfig.model_settings(STUDY, main) | {
-        "revision": STUDY["models"][main]["revisions"][0],
-        "source": STUDY["models"][main]["source"],
-    }
+def gate_input(wildcards):
+    """What the integrity gate checks: a hub model's manifest, or the workflow-trained model's refs."""
+    block = STUDY["models"][wildcards.model]
+    if block["source"] == "hub":
+        return f"results/checkpoints/{wildcards.model}/manifest.json"
+    return [tlconfig.local_ref(wildcards.model, r) for r in block["revisions"]]
+
+
+#: the model whose tokenizer prepares every dataset (`fit.model`; models of one study share a tokenizer)
+MAIN_MODEL = STUDY["fit"]["model"]
+MAIN_REVISION = STUDY["models"][MAIN_MODEL]["revisions"][0]
+
+
+def tokenizer_pin():
+    """A hub model's tokenizer is read from a verified commit; the workflow's own is built before it."""
+    if STUDY["models"][MAIN_MODEL]["source"] == "hub":
+        return ancient(f"results/checkpoints/{MAIN_MODEL}/{MAIN_REVISION}.json")
+    return []
 
 
 FIGURES_PER_DATASET = {  # figure name: report subcategory

@@ -1,4 +1,23 @@
-# Downstream datasets: generated where the config says so, then prepared once per dataset.
+# Downstream datasets: downloaded or generated where the config says so, then prepared once per dataset.
+
+
+rule fetch_dataset:
+    # A local rule, like prefetch_model: downloads (a URL pinned by sha256, or a hub dataset at a pinned
+    # revision) into `data_cache`, resuming and retrying, and writes the dataset's training text.
+    output:
+        text="results/corpora/{dataset}.txt",
+        provenance="results/corpora/{dataset}.txt.json",
+    log:
+        "logs/fetch/{dataset}.log",
+    wildcard_constraints:
+        dataset=one_of(FETCHED),
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    params:
+        source=lambda wc: tlconfig.dataset_source(STUDY, wc.dataset),
+    script:
+        "../scripts/fetch_dataset.py"
 
 
 rule generate_encyclopedia:
@@ -7,6 +26,8 @@ rule generate_encyclopedia:
         provenance="results/corpora/{dataset}.txt.json",
     log:
         "logs/generate/{dataset}.log",
+    wildcard_constraints:
+        dataset=one_of(GENERATED),
     conda:
         "../../envs/data.yaml"
     params:
@@ -16,8 +37,10 @@ rule generate_encyclopedia:
 
 
 rule tokenizer:
+    # Built here for the workflow's own model; copied from the verified commit of a hub model's checkpoint.
     input:
         corpus=STUDY["pretrain"]["corpus"] if "pretrain" in STUDY else [],
+        pin=tokenizer_pin(),
     output:
         "results/tokenizer/tokenizer.json",
     log:
@@ -25,7 +48,8 @@ rule tokenizer:
     conda:
         "../../envs/data.yaml"
     params:
-        source=tokenizer_source(),
+        model=tlconfig.model_settings(STUDY, MAIN_MODEL),
+        source=STUDY["models"][MAIN_MODEL]["source"],
         vocab_size=STUDY.get("pretrain", {}).get("vocab_size"),
     script:
         "../scripts/tokenizer.py"

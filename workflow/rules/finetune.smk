@@ -5,6 +5,7 @@ rule finetune:
     input:
         data="results/data/{dataset}.npz",
         size_ok="results/data/{dataset}.f{size}.ok",
+        pin=checkpoint_pin,
         checkpoint=checkpoint_ref,
     output:
         "results/runs/{dataset}/{model}/{revision}/f{size}.parquet",

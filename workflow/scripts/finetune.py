@@ -2,7 +2,10 @@
 
 from transferlaw.hub import use_offline_mode
 
-use_offline_mode(snakemake.params.model["offline"])  # before transformers is imported
+use_offline_mode(True)  # before transformers is imported: jobs load pinned commits from the cache only
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from tqdm import tqdm  # noqa: E402
 
@@ -15,7 +18,7 @@ with log_to(snakemake.log[0]):
     record = run(
         dataset=w.dataset,
         model_settings=snakemake.params.model,
-        revision=w.revision,
+        pin=json.loads(Path(snakemake.input.pin).read_text()),
         size=int(w.size),
         settings={**snakemake.params.settings, "threads": snakemake.threads},
         data_path=snakemake.input.data,

@@ -1,4 +1,4 @@
-"""Snakemake entry point: tokenize one dataset, cut it into sequences, split eval / training pool."""
+"""Snakemake entry point: read one dataset's text, tokenize it, cut it into sequences, split eval / pool."""
 
 from transferlaw.hub import use_offline_mode
 
@@ -8,14 +8,25 @@ from pathlib import Path  # noqa: E402
 
 from transferlaw.data import prepare, read_text  # noqa: E402
 from transferlaw.runlog import log_to  # noqa: E402
+from transferlaw.sources import load_text  # noqa: E402
 
 with log_to(snakemake.log[0]):
     from transformers import PreTrainedTokenizerFast
 
     s = snakemake.params.settings
+    src = s["source"]
+    if "path" in src:  # a local file in any supported format; fetched and generated text is plain
+        text = load_text(
+            snakemake.input.text,
+            src["format"],
+            text_field=src.get("text_field", "text"),
+            headers=src.get("headers", False),
+        )
+    else:
+        text = read_text(snakemake.input.text)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(Path(snakemake.input.tokenizer).parent))
     data, manifest = prepare(
-        read_text(snakemake.input.text),
+        text,
         tokenizer,
         context_length=s["context_length"],
         eval_sequences=s["eval_sequences"],

@@ -1,10 +1,10 @@
-"""Snakemake entry point: the study's tokenizer (built locally, or copied from the first hub model)."""
+"""Snakemake entry point: the study's tokenizer (built locally, or read from a hub model's verified commit)."""
 
 from transferlaw.hub import use_offline_mode
 
-source = snakemake.params.source
-use_offline_mode(source["offline"])
+use_offline_mode(True)  # a hub model's tokenizer comes from its verified, pinned commit in the cache
 
+import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from transferlaw.io import atomic_path  # noqa: E402
@@ -12,17 +12,18 @@ from transferlaw.runlog import log_to  # noqa: E402
 
 with log_to(snakemake.log[0]):
     out = Path(snakemake.output[0])
-    if source["source"] == "pretrain":
+    if snakemake.params.source == "pretrain":
         from transferlaw.data import read_text
         from transferlaw.pretrain import build_tokenizer
 
         tokenizer = build_tokenizer(read_text(snakemake.input.corpus), snakemake.params.vocab_size)
     else:
+        from transferlaw.checkpoints import check_pin
         from transferlaw.hub import load_tokenizer
 
-        tokenizer = load_tokenizer(
-            source["repo_id"], source["revision"], source["cache_dir"], source["offline"]
-        )
+        pin = json.loads(Path(snakemake.input.pin).read_text())
+        check_pin(pin)
+        tokenizer = load_tokenizer(pin["repo_id"], pin["commit"], pin["cache_dir"])
     tokenizer.save_pretrained(out.parent)
     # tokenizer.json is the declared output: rewrite it atomically last, so its presence means complete
     with atomic_path(out) as tmp:

@@ -1,0 +1,451 @@
+"""Checkpoints fetched once, verified, pinned.
+
+Public checkpoint suites do not always serve what their branch names say: on the hub, 86 of
+``EleutherAI/pythia-2.8b``'s 154 step branches serve the final model's weights, ``step0 = step1 = step2``
+for every Pythia size, some revisions are missing, and other suites share the defect (see the project's
+notes on checkpoint integrity). A study run on such revisions fine-tunes one model many times and fits a
+"law" to noise. Three steps, each a rule, stop that before any fine-tuning job starts:
+
+1. :func:`prefetch` (where the internet is) writes a **manifest**: for each revision, the commit it resolves
+   to and the weight files it should have, with their sha256. Online, the hashes come from the hub's API
+   (the LFS object ids), *before* anything is downloaded, so identical revisions are refused without
+   fetching gigabytes; then the missing files are downloaded (``huggingface_hub`` resumes partial files;
+   transient failures are retried with back-off). Offline (``HF_HUB_OFFLINE=1``, or a cache filled by hand
+   with ``hf download``), the manifest describes what the cache holds; a file that came from the hub is
+   stored under its sha256 (``blobs/<sha256>``), which becomes its expected hash.
+2. :func:`verify` (the **integrity gate**) hashes every weight file it finds and refuses, naming the
+   revisions: a revision missing or incomplete (no config, a missing shard, a truncated safetensors file),
+   a file that does not match the manifest, and two revisions with identical weights (or a shared shard),
+   unless the config accepts that group explicitly (``allow_identical``).
+3. :func:`pin` gives a fine-tuning job the verified commit of its revision: jobs load that commit, never a
+   branch name that may move, and every record carries it (``revision_sha``).
+
+Nothing here executes code from a checkpoint; loading (``transferlaw.hub``) uses safetensors where they
+exist and torch's weights-only loader otherwise.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import re
+import struct
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from transferlaw.hub import ref_path, repo_folder, resolve_cache_dir, snapshot_path
+from transferlaw.io import write_text
+
+logger = logging.getLogger(__name__)
+
+#: files fetched with a revision besides its weights: config, tokenizer, shard indexes
+SIDE_PATTERNS = ("*.json", "merges.txt", "vocab.txt", "*.model")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used as configured; the message names the model, revisions and files."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# what a revision consists of
+# ----------------------------------------------------------------------------------------------------
+def weight_files(names: Iterable[str]) -> list[str]:
+    """The weight files among a revision's files: safetensors where there are any (they cannot carry
+    code), otherwise PyTorch ``.bin`` files (loaded only through torch's weights-only unpickler)."""
+    names = sorted(names)
+    safetensors = [n for n in names if n.endswith(".safetensors")]
+    if safetensors:
+        return safetensors
+    return [n for n in names if fnmatch.fnmatch(Path(n).name, "*.bin")]
+
+
+def weights_format(files: Iterable[str]) -> str:
+    return "safetensors" if any(f.endswith(".safetensors") for f in files) else "bin"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 24) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _hash_all(paths: Sequence[Path]) -> list[str]:
+    """sha256 of many files at once: hashlib releases the GIL, so threads overlap reading and hashing."""
+    workers = max(1, min(8, os.cpu_count() or 1, len(paths)))
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(sha256_file, paths))
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file is unusable (truncated, corrupt header), or None: the header's largest data
+    offset must end exactly at the end of the file."""
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > size - 8:
+                return f"header of {n} bytes in a file of {size}"
+            header = json.loads(fh.read(n))
+    except (struct.error, ValueError) as err:
+        return f"unreadable header ({err})"
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    expected = 8 + n + max(ends, default=0)
+    if expected != size:
+        return (
+            f"{size} bytes where its header needs {expected} (truncated?)"
+            if size < expected
+            else (f"{size} bytes where its header needs {expected}")
+        )
+    return None
+
+
+def _blob_sha256(path: Path) -> str | None:
+    """The sha256 a hub download is stored under (``blobs/<sha256>`` for LFS files), or None."""
+    if not path.is_symlink():
+        return None
+    name = Path(os.readlink(path)).name
+    return name if _SHA256.match(name) else None
+
+
+# ----------------------------------------------------------------------------------------------------
+# manifest: what each revision should be
+# ----------------------------------------------------------------------------------------------------
+def _manifest(repo_id: str, cache_dir: Path, source: str, revisions: Mapping[str, Any]) -> dict[str, Any]:
+    return {"repo_id": repo_id, "cache_dir": str(cache_dir), "source": source, "revisions": dict(revisions)}
+
+
+def resolve_revision(cache_dir: Path, repo_id: str, revision: str) -> str | None:
+    """The commit a revision (branch name or commit) resolves to in a cache, or None if it is not there."""
+    ref = ref_path(cache_dir, repo_id, revision)
+    if ref.is_file():
+        return ref.read_text().strip()
+    if _COMMIT.match(revision) and snapshot_path(cache_dir, repo_id, revision).is_dir():
+        return revision
+    return None
+
+
+def scan_cache(repo_id: str, revisions: Sequence[str], cache_dir: str | Path | None) -> dict[str, Any]:
+    """The manifest of revisions already in a Hugging Face cache (filled by `prefetch` or by hand).
+
+    Raises :class:`CheckpointError` naming every revision that is not there, with how to fetch it.
+    """
+    cache = resolve_cache_dir(cache_dir)
+    entries, missing = {}, []
+    for rev in revisions:
+        commit = resolve_revision(cache, repo_id, rev)
+        snap = snapshot_path(cache, repo_id, commit) if commit else None
+        if snap is None or not snap.is_dir():
+            missing.append(rev)
+            continue
+        names = [p.relative_to(snap).as_posix() for p in snap.rglob("*") if p.is_file()]
+        files = {}
+        for name in weight_files(names):
+            path = snap / name
+            files[name] = {"sha256": _blob_sha256(path), "size": None}
+        entries[rev] = {"commit": commit, "files": files}
+    if missing:
+        raise CheckpointError(missing_message(repo_id, missing, cache))
+    return _manifest(repo_id, cache, "cache", entries)
+
+
+def missing_message(repo_id: str, missing: Sequence[str], cache: Path) -> str:
+    return (
+        f"{repo_id}: revision(s) {', '.join(missing)} not in the cache {cache}. Compute nodes read "
+        f"checkpoints offline: run `snakemake prefetch` (with the same config) where the internet is, or "
+        f"fill the cache by hand (`hf download {repo_id} --revision {missing[0]} --cache-dir {cache}`)"
+    )
+
+
+def _transient(err: BaseException) -> bool:
+    """Worth retrying: rate limits, server errors, timeouts and dropped connections."""
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", None)
+    if status is not None:
+        return status == 429 or status >= 500
+    names = {c.__name__ for c in type(err).__mro__}
+    return bool(names & {"TimeoutException", "RemoteProtocolError", "ReadError", "WriteError"}) or isinstance(
+        err, TimeoutError | ConnectionResetError
+    )
+
+
+def with_retries(call: Callable[[], Any], what: str, retries: int = 5, backoff: float = 2.0) -> Any:
+    """``call()``, retried with exponential back-off (``backoff``, 2×, 4×, ... seconds) on transient errors.
+
+    Errors that retrying cannot fix (a missing repo or revision, no route to the hub) are raised at once.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except Exception as err:
+            if attempt == retries or not _transient(err):
+                raise
+            wait = backoff * 2**attempt
+            logger.warning(
+                "%s failed (%s: %s); retry %d/%d in %.0f s",
+                what,
+                type(err).__name__,
+                err,
+                attempt + 1,
+                retries,
+                wait,
+            )
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def hub_manifest(api: Any, repo_id: str, revisions: Sequence[str], retries: int = 5) -> dict[str, Any]:
+    """Resolve revisions to commits and list their weight files with the hub's LFS sha256, downloading
+    nothing. Raises :class:`CheckpointError` naming revisions the hub does not have."""
+    refs = with_retries(lambda: api.list_repo_refs(repo_id), f"listing the branches of {repo_id}", retries)
+    commits = {r.name: r.target_commit for r in [*refs.branches, *refs.tags]}
+    unknown = [r for r in revisions if r not in commits and not _COMMIT.match(r)]
+    if unknown:
+        raise CheckpointError(
+            f"{repo_id}: revision(s) {', '.join(unknown)} are not branches or tags on the hub"
+        )
+    entries = {}
+    for rev in revisions:
+        commit = commits.get(rev, rev)
+        tree = with_retries(
+            lambda c=commit: list(api.list_repo_tree(repo_id, revision=c, recursive=True, expand=True)),
+            f"listing the files of {repo_id}@{rev}",
+            retries,
+        )
+        files = {e.path: e for e in tree if hasattr(e, "blob_id")}
+        weights = weight_files(files)
+        if not weights:
+            raise CheckpointError(f"{repo_id}@{rev} ({commit}): no weight files (*.safetensors or *.bin)")
+        entries[rev] = {
+            "commit": commit,
+            "files": {
+                w: {"sha256": files[w].lfs.sha256 if files[w].lfs else None, "size": files[w].size}
+                for w in weights
+            },
+            "fetch": sorted(
+                weights + [n for n in files if any(fnmatch.fnmatch(n, p) for p in SIDE_PATTERNS)]
+            ),
+        }
+    return entries
+
+
+# ----------------------------------------------------------------------------------------------------
+# identical revisions
+# ----------------------------------------------------------------------------------------------------
+def identical_groups(entries: Mapping[str, Mapping[str, Any]]) -> list[tuple[list[str], str]]:
+    """Groups of revisions that share weights: (revisions, what they share). Two revisions are reported
+    when all their weight files are identical, or when any shard is (a partial duplicate). Files without a
+    known hash are ignored here."""
+    by_set: dict[tuple[str, ...], list[str]] = {}
+    by_file: dict[str, list[str]] = {}
+    for rev, entry in entries.items():
+        hashes = [f["sha256"] for f in entry["files"].values()]
+        if hashes and all(hashes):
+            by_set.setdefault(tuple(sorted(hashes)), []).append(rev)
+        for h in filter(None, hashes):
+            by_file.setdefault(h, []).append(rev)
+    groups = [(revs, "identical weights") for revs in by_set.values() if len(revs) > 1]
+    whole = {frozenset(revs) for revs, _ in groups}
+    for h, revs in by_file.items():
+        revs = sorted(set(revs))
+        if len(revs) > 1 and frozenset(revs) not in whole:
+            groups.append((revs, f"a weight file with sha256 {h[:12]}…"))
+    return [(sorted(revs, key=_step_key), why) for revs, why in groups]
+
+
+def _step_key(rev: str) -> tuple[int, str]:
+    m = re.match(r"^step(\d+)$", rev)
+    return (int(m.group(1)) if m else -1, rev)
+
+
+def refuse_identical(
+    repo_id: str, entries: Mapping[str, Mapping[str, Any]], allow: Sequence[Sequence[str]], key: str
+) -> list[list[str]]:
+    """Raise, naming the revisions, if any group of them shares weights and the config does not accept it
+    (``<key>.allow_identical``); return the accepted groups."""
+    accepted, refused = [], []
+    for revs, why in identical_groups(entries):
+        if any(set(revs) <= set(a) for a in allow):
+            accepted.append(revs)
+        else:
+            refused.append(f"{', '.join(revs)} ({why})")
+    if refused:
+        raise CheckpointError(
+            f"{repo_id}: revisions serve the same weights under different names: "
+            + "; ".join(refused)
+            + ". Fine-tuning them would measure one checkpoint several times. Drop the duplicates from "
+            f"{key}.revisions, or, if you know and accept it, list each group under {key}.allow_identical"
+        )
+    return accepted
+
+
+# ----------------------------------------------------------------------------------------------------
+# the three steps
+# ----------------------------------------------------------------------------------------------------
+def prefetch(
+    repo_id: str,
+    revisions: Sequence[str],
+    cache_dir: str | Path | None,
+    *,
+    allow_identical: Sequence[Sequence[str]] = (),
+    key: str = "models",
+    endpoint: str | None = None,
+    offline: bool | None = None,
+    retries: int = 5,
+    backoff: float = 2.0,
+) -> dict[str, Any]:
+    """Fetch every revision of ``repo_id`` into the cache (if online) and return its manifest.
+
+    Online, the hub's hashes are compared across revisions *before* downloading (identical revisions are
+    refused unless allowed), then each revision's weights (safetensors where it has them), config and
+    tokenizer files are downloaded by commit, and ``refs/<revision>`` is written as ``hf download`` would.
+    Offline (``offline=True``, or ``HF_HUB_OFFLINE`` set), nothing is downloaded: the manifest describes
+    the cache, and a missing revision is an error that says how to fetch it.
+    """
+    from huggingface_hub import constants
+
+    cache = resolve_cache_dir(cache_dir)
+    if offline if offline is not None else constants.HF_HUB_OFFLINE:
+        return scan_cache(repo_id, revisions, cache)
+    from huggingface_hub import HfApi, snapshot_download
+
+    api = HfApi(endpoint=endpoint)
+    try:
+        entries = hub_manifest(api, repo_id, revisions, retries)
+    except CheckpointError:
+        raise
+    except Exception as err:
+        raise CheckpointError(
+            f"{repo_id}: cannot read its revisions from the hub ({type(err).__name__}: {err}). Run prefetch "
+            "where the internet is, or set HF_HUB_OFFLINE=1 to use a cache filled by hand"
+        ) from err
+    refuse_identical(repo_id, entries, allow_identical, key)
+    for rev, entry in entries.items():
+        logger.info(
+            "%s@%s: fetching %s (commit %s)", repo_id, rev, ", ".join(entry["fetch"]), entry["commit"]
+        )
+        with_retries(
+            lambda e=entry: snapshot_download(
+                repo_id, revision=e["commit"], allow_patterns=e["fetch"], cache_dir=cache, endpoint=endpoint
+            ),
+            f"downloading {repo_id}@{rev}",
+            retries,
+            backoff,
+        )
+        if not _COMMIT.match(rev):
+            write_text(entry["commit"], ref_path(cache, repo_id, rev))
+    return _manifest(repo_id, cache, "hub", entries)
+
+
+def verify(
+    manifest: Mapping[str, Any], *, allow_identical: Sequence[Sequence[str]] = (), key: str = "models"
+) -> dict[str, Any]:
+    """The integrity gate: hash every weight file of every revision and check it against the manifest.
+
+    Returns the verified manifest (every file with the sha256 and size found). Raises
+    :class:`CheckpointError` listing every problem: a revision whose snapshot or config is missing, a
+    missing, truncated or mismatching weight file, a sharded checkpoint with a shard missing, and
+    revisions with identical weights that ``allow_identical`` does not accept.
+    """
+    repo_id, cache = manifest["repo_id"], Path(manifest["cache_dir"])
+    problems, jobs = [], []
+    for rev, entry in manifest["revisions"].items():
+        snap = snapshot_path(cache, repo_id, entry["commit"])
+        where = f"{rev} (commit {entry['commit'][:12]})"
+        if not snap.is_dir():
+            problems.append(f"{where}: not in the cache {cache}; run `snakemake prefetch`")
+            continue
+        if not (snap / "config.json").is_file():
+            problems.append(f"{where}: incomplete, no config.json")
+        if not entry["files"]:
+            problems.append(f"{where}: incomplete, no weight files")
+        for index in snap.glob("*.index.json"):
+            shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+            lost = sorted(s for s in shards if not (snap / s).is_file())
+            if lost:
+                problems.append(f"{where}: incomplete, shard(s) {', '.join(lost)} of {index.name} missing")
+        for name, expected in entry["files"].items():
+            path = snap / name
+            if not path.is_file():
+                problems.append(f"{where}: {name} missing")
+                continue
+            size = path.stat().st_size
+            if expected.get("size") not in (None, size):
+                problems.append(f"{where}: {name} has {size} bytes, the manifest says {expected['size']}")
+                continue
+            if name.endswith(".safetensors") and (why := safetensors_problem(path)):
+                problems.append(f"{where}: {name} is incomplete or corrupt: {why}")
+                continue
+            jobs.append((rev, name, path, expected.get("sha256")))
+    found = _hash_all([p for _, _, p, _ in jobs])
+    verified = {rev: {"commit": e["commit"], "files": {}} for rev, e in manifest["revisions"].items()}
+    for (rev, name, path, expected), sha in zip(jobs, found, strict=True):
+        if expected and sha != expected:
+            problems.append(
+                f"{rev}: {name} does not match its manifest (sha256 {sha[:12]}…, expected "
+                f"{expected[:12]}…): changed or corrupted since it was fetched"
+            )
+        verified[rev]["files"][name] = {"sha256": sha, "size": path.stat().st_size}
+    if problems:
+        raise CheckpointError(f"{repo_id}: integrity check failed:\n  " + "\n  ".join(problems))
+    accepted = refuse_identical(repo_id, verified, allow_identical, key)
+    for entry in verified.values():
+        entry["format"] = weights_format(entry["files"])
+    return {**_manifest(repo_id, cache, manifest["source"], verified), "accepted_identical": accepted}
+
+
+def pin(verified: Mapping[str, Any], revision: str) -> dict[str, Any]:
+    """What a fine-tuning job of ``revision`` loads: the verified commit and its weight files."""
+    entry = verified["revisions"][revision]
+    return {
+        "repo_id": verified["repo_id"],
+        "cache_dir": verified["cache_dir"],
+        "revision": revision,
+        "commit": entry["commit"],
+        "format": entry["format"],
+        "files": entry["files"],
+    }
+
+
+def check_pin(pin: Mapping[str, Any]) -> Path:
+    """Before loading: the pinned snapshot is in the cache and its weight files have the verified sizes
+    (a cheap check; the gate hashed them). Returns the snapshot folder."""
+    cache = Path(pin["cache_dir"])
+    snap = snapshot_path(cache, pin["repo_id"], pin["commit"])
+    if not snap.is_dir():
+        raise CheckpointError(
+            missing_message(pin["repo_id"], [f"{pin['revision']} (commit {pin['commit']})"], cache)
+        )
+    for name, f in pin["files"].items():
+        path = snap / name
+        if not path.is_file() or path.stat().st_size != f["size"]:
+            raise CheckpointError(
+                f"{pin['repo_id']}@{pin['revision']}: {name} changed since the integrity check "
+                f"(expected {f['size']} bytes); rerun the gate (delete its output) or `snakemake prefetch`"
+            )
+    return snap
+
+
+__all__ = [
+    "CheckpointError",
+    "check_pin",
+    "hub_manifest",
+    "identical_groups",
+    "pin",
+    "prefetch",
+    "refuse_identical",
+    "repo_folder",
+    "safetensors_problem",
+    "scan_cache",
+    "verify",
+    "weight_files",
+]

@@ -1,0 +1,41 @@
+"""Snakemake entry point: download one dataset (a URL pinned by sha256, or a hub dataset at a pinned
+revision) into the data cache, and write its training text with a provenance file."""
+
+import os
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from pathlib import Path  # noqa: E402
+from urllib.parse import urlparse  # noqa: E402
+
+from transferlaw.config import resolve  # noqa: E402
+from transferlaw.io import write_json, write_text  # noqa: E402
+from transferlaw.runlog import log_to  # noqa: E402
+from transferlaw.sources import fetch_url, load_hub_text, load_text  # noqa: E402
+
+with log_to(snakemake.log[0]):
+    src = snakemake.params.source
+    # where downloads go is not a parameter of the result: moving the cache must not rerun anything
+    cache = Path(resolve(snakemake.config)["data_cache"])
+    if "url" in src:
+        dest = cache / "url" / src["sha256"] / Path(urlparse(src["url"]).path).name
+        sha = fetch_url(src["url"], dest, sha256=src["sha256"])
+        text = load_text(
+            dest, src["format"], text_field=src.get("text_field", "text"), headers=src.get("headers", False)
+        )
+        provenance = {**src, "file": str(dest), "sha256": sha}
+    else:
+        hub = src["hub"]
+        text = load_hub_text(
+            hub["name"],
+            config=hub["config"],
+            split=hub["split"],
+            text_field=hub["text_field"],
+            revision=hub["revision"],
+            cache_dir=str(cache / "hub"),
+        )
+        provenance = dict(src)
+    provenance["text_bytes"] = len(text.encode())
+    write_text(text, snakemake.output.text)
+    write_json(provenance, snakemake.output.provenance)
+    print(provenance)
