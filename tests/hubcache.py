@@ -17,7 +17,9 @@ from pathlib import Path
 LFS_PATTERNS = ("*.safetensors", "*.bin")
 
 
-def tiny_neox_files(seed: int, tokenizer, hidden: int = 16, layers: int = 1, context: int = 64) -> dict[str, bytes]:
+def tiny_neox_files(
+    seed: int, tokenizer, hidden: int = 16, layers: int = 1, context: int = 64
+) -> dict[str, bytes]:
     """The files of one tiny GPT-NeoX checkpoint (config, safetensors weights, tokenizer) as bytes; a
     different seed gives different weights."""
     import torch
@@ -57,7 +59,7 @@ def commit_of(files: dict[str, bytes]) -> str:
 
 
 def write_hub_cache(cache_dir: Path, repo_id: str, branches: dict[str, dict[str, bytes]]) -> dict[str, str]:
-    """Lay out ``branches`` ({branch: {file: bytes}}) of ``repo_id`` in a hub cache; return branch -> commit."""
+    """Lay out ``branches`` ({branch: {file: bytes}}) of ``repo_id`` in a hub cache; return the commits."""
     repo = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
     commits = {}
     for branch, files in branches.items():
@@ -82,4 +84,3 @@ def weight_blob(cache_dir: Path, repo_id: str, commit: str, name: str = "model.s
     """The blob a snapshot's weight file points to (to corrupt it in a test)."""
     link = Path(cache_dir) / ("models--" + repo_id.replace("/", "--")) / "snapshots" / commit / name
     return link.resolve()
-

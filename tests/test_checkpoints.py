@@ -1,5 +1,5 @@
 """The integrity gate on hub-layout caches of tiny random GPT-NeoX checkpoints built here: identical,
-missing, incomplete, truncated and changed revisions are refused, naming them; good ones are pinned and load."""
+missing, incomplete, truncated and changed revisions are refused, naming them; good ones pinned and load."""
 
 import json
 
@@ -13,6 +13,7 @@ from transferlaw.checkpoints import (
     pin,
     prefetch,
     scan_cache,
+    stale_records,
     verify,
 )
 from transferlaw.hub import load_pinned
@@ -39,7 +40,7 @@ def test_good_revisions_are_verified_pinned_and_load(tmp_path, files):
     verified = verify(manifest)
     assert {r: e["commit"] for r, e in verified["revisions"].items()} == commits
     assert verified["revisions"]["step8"]["format"] == "safetensors"
-    p = pin(verified, "step8")
+    p = pin(verified, "tiny", "step8")
     assert p["commit"] == commits["step8"] and p["revision"] == "step8"
     model = load_pinned(p)
     assert sum(t.numel() for t in model.parameters()) > 0
@@ -51,7 +52,9 @@ def test_good_revisions_are_verified_pinned_and_load(tmp_path, files):
 
 
 def test_identical_revisions_are_refused_naming_them(tmp_path, files):
-    cache, _ = cache_with(tmp_path, {"step0": files[0], "step1": files[0], "step2": files[0], "step8": files[1]})
+    cache, _ = cache_with(
+        tmp_path, {"step0": files[0], "step1": files[0], "step2": files[0], "step8": files[1]}
+    )
     manifest = scan_cache(REPO_ID, ["step0", "step1", "step2", "step8"], cache)
     with pytest.raises(CheckpointError, match=r"step0, step1, step2 \(identical weights\)") as err:
         verify(manifest, key="models.pythia")
@@ -79,7 +82,9 @@ def test_truncated_weight_file_is_refused(tmp_path, files):
     cache, commits = cache_with(tmp_path, {"step0": files[0], "step8": files[1]})
     blob = weight_blob(cache, REPO_ID, commits["step8"])
     blob.write_bytes(blob.read_bytes()[:-100])
-    with pytest.raises(CheckpointError, match=r"step8 \(commit [0-9a-f]{12}\): model.safetensors .*truncated"):
+    with pytest.raises(
+        CheckpointError, match=r"step8 \(commit [0-9a-f]{12}\): model.safetensors .*truncated"
+    ):
         verify(scan_cache(REPO_ID, ["step0", "step8"], cache))
 
 
@@ -125,7 +130,7 @@ def test_offline_prefetch_describes_the_cache_or_says_how_to_fetch(tmp_path, fil
 
 def test_pin_check_catches_a_file_that_changed_after_the_gate(tmp_path, files):
     cache, commits = cache_with(tmp_path, {"step0": files[0], "step8": files[1]})
-    p = pin(verify(scan_cache(REPO_ID, ["step0", "step8"], cache)), "step0")
+    p = pin(verify(scan_cache(REPO_ID, ["step0", "step8"], cache)), "tiny", "step0")
     check_pin(p)
     blob = weight_blob(cache, REPO_ID, commits["step0"])
     blob.write_bytes(blob.read_bytes()[:10])
@@ -134,3 +139,23 @@ def test_pin_check_catches_a_file_that_changed_after_the_gate(tmp_path, files):
     gone = {**p, "commit": commit_of({"x": b"y"})}
     with pytest.raises(CheckpointError, match="snakemake prefetch"):
         check_pin(gone)
+
+
+def test_a_pinned_revision_keeps_its_commit_when_its_branch_moves(tmp_path, files):
+    cache, commits = cache_with(tmp_path, {"step0": files[0], "step8": files[1]})
+    moved = write_hub_cache(cache, REPO_ID, {"step8": files[2]})["step8"]  # the branch was "fixed" later
+    assert moved != commits["step8"]
+    manifest = prefetch(REPO_ID, ["step0", "step8"], cache, offline=True, pinned={"step8": commits["step8"]})
+    assert manifest["revisions"]["step8"]["commit"] == commits["step8"]
+    assert scan_cache(REPO_ID, ["step8"], cache)["revisions"]["step8"]["commit"] == moved  # unpinned: the ref
+
+
+def test_stale_records_are_named():
+    import pandas as pd
+
+    records = pd.DataFrame(
+        {"model": ["m", "m", "m"], "revision": ["step0", "step0", "step8"], "revision_sha": ["a", "a", "b"]}
+    )
+    assert stale_records(records, {("m", "step0"): "a", ("m", "step8"): "b"}) == []
+    (line,) = stale_records(records, {("m", "step0"): "a", ("m", "step8"): "c"})
+    assert line == "m@step8: runs made with commit b, but step8 is now pinned to c"

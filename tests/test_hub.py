@@ -1,14 +1,7 @@
 import pytest
 import torch
 
-from transferlaw.config import ConfigError
-from transferlaw.hub import (
-    cached_revisions,
-    check_hub_revisions,
-    load_model,
-    load_tokenizer,
-    publish_revision,
-)
+from transferlaw.hub import load_model, load_tokenizer, publish_revision, ref_path
 
 
 def test_published_revisions_load_like_hub_checkpoints(tiny_model, tiny_tokenizer, tmp_path):
@@ -21,7 +14,7 @@ def test_published_revisions_load_like_hub_checkpoints(tiny_model, tiny_tokenize
         for p in tiny_model.parameters():
             p.add_(1.0)
     publish_revision(writer, tmp_path, "org/tiny", "step8")
-    assert cached_revisions(tmp_path, "org/tiny") == {"step0", "step8"}
+    assert {p.name for p in ref_path(tmp_path, "org/tiny", "step0").parent.iterdir()} == {"step0", "step8"}
     m0 = load_model("org/tiny", "step0", str(tmp_path))
     m8 = load_model("org/tiny", "step8", str(tmp_path))
     w0, w8 = (next(m.parameters()).detach() for m in (m0, m8))
@@ -31,6 +24,23 @@ def test_published_revisions_load_like_hub_checkpoints(tiny_model, tiny_tokenize
         load_model("org/tiny", "step3", str(tmp_path))
 
 
-def test_missing_hub_revision_names_model_and_revision(tmp_path):
-    with pytest.raises(ConfigError, match=r"models\.pythia\.revisions: step143000 of EleutherAI/pythia-70m"):
-        check_hub_revisions("EleutherAI/pythia-70m", ["step143000"], str(tmp_path), True, "models.pythia")
+def test_loading_never_runs_code_from_a_checkpoint(tiny_model, tiny_tokenizer, tmp_path):
+    """A checkpoint whose config asks for its own code (auto_map) is refused, not executed."""
+    import json
+
+    marker = tmp_path / "ran"
+
+    def writer(folder):
+        tiny_model.save_pretrained(folder)
+        tiny_tokenizer.save_pretrained(folder)
+        cfg = json.loads((folder / "config.json").read_text())
+        cfg["auto_map"] = {"AutoModelForCausalLM": "evil.EvilModel"}
+        (folder / "config.json").write_text(json.dumps(cfg))
+        (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+
+    publish_revision(writer, tmp_path, "org/evil", "step0")
+    try:
+        load_model("org/evil", "step0", str(tmp_path))
+    except (ValueError, OSError):
+        pass  # refusing is fine; running the checkpoint's code is not
+    assert not marker.exists()

@@ -35,7 +35,9 @@ CONFIG = {
         "eval_sequences": 8,
         "threads": 1,
     },
-    "datasets": {"devils-dictionary": {"path": "resources/datasets/devils_dictionary.txt.xz", "sizes": [4, 8, 16]}},
+    "datasets": {
+        "devils-dictionary": {"path": "resources/datasets/devils_dictionary.txt.xz", "sizes": [4, 8, 16]}
+    },
 }
 TARGET = "results/fits/devils-dictionary.json"
 
@@ -130,3 +132,28 @@ def test_offline_missing_revision_fails_at_once_saying_to_prefetch(tmp_path, tin
     assert proc.returncode != 0
     assert "step143000 not in the cache" in out and "run `snakemake prefetch`" in out
     assert not (workdir / "results/runs").exists()
+
+
+def test_a_moved_branch_is_adopted_only_on_request(study_copy, tiny_tokenizer):
+    """A branch moved on the hub is not followed (the pin holds). Deleting the revision's pin and runs and
+    re-running prefetch adopts the new commit, and only that revision's runs are redone."""
+    moved = write_hub_cache(study_copy / "hf", REPO_ID, {"step8": tiny_neox_files(9, tiny_tokenizer)})[
+        "step8"
+    ]
+    snakemake(study_copy, "--cores", "2", TARGET, "--forcerun", "prefetch_model")
+    runs = read_records(str(study_copy / "results/runs/devils-dictionary.parquet"))
+    assert moved not in set(runs["revision_sha"])  # re-fetching kept the pinned commit, and reran no run
+    before = runs.set_index(["revision", "finetune_size"])["wall_seconds"]
+    (study_copy / "results/checkpoints/pythia-tiny/step8.json").unlink()
+    shutil.rmtree(study_copy / "results/runs/devils-dictionary/pythia-tiny/step8")
+    outs = planned_outputs(study_copy, TARGET, "--forcerun", "prefetch_model")
+    assert finetune_outputs(outs) == sorted(
+        f"results/runs/devils-dictionary/pythia-tiny/step8/f{s}.parquet" for s in (4, 8, 16)
+    )
+    snakemake(study_copy, "--cores", "2", TARGET, "--forcerun", "prefetch_model")
+    after = read_records(str(study_copy / "results/runs/devils-dictionary.parquet"))
+    assert set(after.loc[after["revision"] == "step8", "revision_sha"]) == {moved}
+    kept = after[after["revision"] != "step8"].set_index(["revision", "finetune_size"])["wall_seconds"]
+    assert kept.equals(
+        before.drop("step8", level="revision")
+    )  # the other revisions' runs are the same records

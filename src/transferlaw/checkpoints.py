@@ -134,15 +134,22 @@ def resolve_revision(cache_dir: Path, repo_id: str, revision: str) -> str | None
     return None
 
 
-def scan_cache(repo_id: str, revisions: Sequence[str], cache_dir: str | Path | None) -> dict[str, Any]:
+def scan_cache(
+    repo_id: str,
+    revisions: Sequence[str],
+    cache_dir: str | Path | None,
+    pinned: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The manifest of revisions already in a Hugging Face cache (filled by `prefetch` or by hand).
 
-    Raises :class:`CheckpointError` naming every revision that is not there, with how to fetch it.
+    A revision in ``pinned`` (revision -> commit, from an earlier gate) keeps its commit whatever its ref
+    says now. Raises :class:`CheckpointError` naming every revision that is not there, with how to fetch it.
     """
     cache = resolve_cache_dir(cache_dir)
+    pinned = pinned or {}
     entries, missing = {}, []
     for rev in revisions:
-        commit = resolve_revision(cache, repo_id, rev)
+        commit = pinned.get(rev) or resolve_revision(cache, repo_id, rev)
         snap = snapshot_path(cache, repo_id, commit) if commit else None
         if snap is None or not snap.is_dir():
             missing.append(rev)
@@ -203,11 +210,29 @@ def with_retries(call: Callable[[], Any], what: str, retries: int = 5, backoff: 
     raise AssertionError("unreachable")
 
 
-def hub_manifest(api: Any, repo_id: str, revisions: Sequence[str], retries: int = 5) -> dict[str, Any]:
+def hub_manifest(
+    api: Any,
+    repo_id: str,
+    revisions: Sequence[str],
+    pinned: Mapping[str, str] | None = None,
+    retries: int = 5,
+) -> dict[str, Any]:
     """Resolve revisions to commits and list their weight files with the hub's LFS sha256, downloading
-    nothing. Raises :class:`CheckpointError` naming revisions the hub does not have."""
+    nothing. A revision in ``pinned`` keeps its commit even if its branch has moved since (said in the
+    log). Raises :class:`CheckpointError` naming revisions the hub does not have."""
     refs = with_retries(lambda: api.list_repo_refs(repo_id), f"listing the branches of {repo_id}", retries)
     commits = {r.name: r.target_commit for r in [*refs.branches, *refs.tags]}
+    for rev, commit in (pinned or {}).items():
+        if rev in commits and commits[rev] != commit:
+            logger.warning(
+                "%s: branch %s now points to %s; the study keeps its pinned commit %s (to adopt the new "
+                "commit, delete the revision's pin and runs and re-run prefetch: see the README)",
+                repo_id,
+                rev,
+                commits[rev],
+                commit,
+            )
+        commits[rev] = commit
     unknown = [r for r in revisions if r not in commits and not _COMMIT.match(r)]
     if unknown:
         raise CheckpointError(
@@ -300,6 +325,7 @@ def prefetch(
     key: str = "models",
     endpoint: str | None = None,
     offline: bool | None = None,
+    pinned: Mapping[str, str] | None = None,
     retries: int = 5,
     backoff: float = 2.0,
 ) -> dict[str, Any]:
@@ -309,18 +335,19 @@ def prefetch(
     refused unless allowed), then each revision's weights (safetensors where it has them), config and
     tokenizer files are downloaded by commit, and ``refs/<revision>`` is written as ``hf download`` would.
     Offline (``offline=True``, or ``HF_HUB_OFFLINE`` set), nothing is downloaded: the manifest describes
-    the cache, and a missing revision is an error that says how to fetch it.
+    the cache, and a missing revision is an error that says how to fetch it. Revisions in ``pinned``
+    (revision -> commit, from earlier pins) keep their commit: a branch moved on the hub is not followed.
     """
     from huggingface_hub import constants
 
     cache = resolve_cache_dir(cache_dir)
     if offline if offline is not None else constants.HF_HUB_OFFLINE:
-        return scan_cache(repo_id, revisions, cache)
+        return scan_cache(repo_id, revisions, cache, pinned)
     from huggingface_hub import HfApi, snapshot_download
 
     api = HfApi(endpoint=endpoint)
     try:
-        entries = hub_manifest(api, repo_id, revisions, retries)
+        entries = hub_manifest(api, repo_id, revisions, pinned, retries)
     except CheckpointError:
         raise
     except Exception as err:
@@ -403,10 +430,11 @@ def verify(
     return {**_manifest(repo_id, cache, manifest["source"], verified), "accepted_identical": accepted}
 
 
-def pin(verified: Mapping[str, Any], revision: str) -> dict[str, Any]:
-    """What a fine-tuning job of ``revision`` loads: the verified commit and its weight files."""
+def pin(verified: Mapping[str, Any], model: str, revision: str) -> dict[str, Any]:
+    """What a fine-tuning job of ``model`` at ``revision`` loads: the verified commit and its weight files."""
     entry = verified["revisions"][revision]
     return {
+        "model": model,
         "repo_id": verified["repo_id"],
         "cache_dir": verified["cache_dir"],
         "revision": revision,
@@ -433,6 +461,18 @@ def check_pin(pin: Mapping[str, Any]) -> Path:
                 f"(expected {f['size']} bytes); rerun the gate (delete its output) or `snakemake prefetch`"
             )
     return snap
+
+
+def stale_records(records: Any, pins: Mapping[tuple[str, str], str]) -> list[str]:
+    """Runs whose checkpoint is no longer the pinned one: (model, revision) -> commit in ``pins`` differs
+    from the record's ``revision_sha`` (a pin was deleted and the revision re-fetched at another commit).
+    Returns one line per (model, revision, commit) found."""
+    keys = records[["model", "revision", "revision_sha"]].drop_duplicates().itertuples(index=False)
+    return [
+        f"{m}@{r}: runs made with commit {sha}, but {r} is now pinned to {pins[(m, r)]}"
+        for m, r, sha in keys
+        if (m, r) in pins and pins[(m, r)] != sha
+    ]
 
 
 __all__ = [

@@ -17,6 +17,8 @@ rule prefetch_model:
         "../../envs/data.yaml"
     params:
         source=lambda wc: tlconfig.checkpoint_source(STUDY, wc.model),
+        # pins written by an earlier gate: a revision keeps its commit even if its branch has moved since
+        pins=lambda wc: pin_files(wc.model),
     script:
         "../scripts/prefetch_model.py"
 
@@ -57,7 +59,8 @@ rule pin_checkpoint:
         from transferlaw.checkpoints import pin
         from transferlaw.io import write_json, write_text
 
-        pinned = pin(json.loads(Path(input[0]).read_text()), wildcards.revision)
+        verified = json.loads(Path(input[0]).read_text())
+        pinned = pin(verified, wildcards.model, wildcards.revision)
         write_json(pinned, output[0])
         write_text(
             f"{wildcards.model}@{wildcards.revision} -> {pinned['commit']}\n",

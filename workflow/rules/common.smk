@@ -41,6 +41,11 @@ def run_files(dataset):
     ]
 
 
+def all_pins():
+    """Every revision's pin (ancient: what records are checked against, never a reason to rerun)."""
+    return [ancient(f) for m in MODELS for f in pin_files(m).values()]
+
+
 def all_outputs():
     outs = expand("results/fits/{dataset}.json", dataset=DATASETS)
     outs += [
@@ -66,6 +71,12 @@ def checkpoint_pin(wildcards):
     a refusal is fixed, and that must not rerun the finished runs of the other revisions.
     """
     return ancient(f"results/checkpoints/{wildcards.model}/{wildcards.revision}.json")
+
+
+def pin_files(model):
+    """Revision -> the pin file of each of a model's revisions."""
+    revisions = STUDY["models"][model]["revisions"]
+    return {r: f"results/checkpoints/{model}/{r}.json" for r in revisions}
 
 
 def checkpoint_ref(wildcards):

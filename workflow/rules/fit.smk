@@ -3,7 +3,8 @@
 
 rule aggregate:
     input:
-        lambda wc: run_files(wc.dataset),
+        runs=lambda wc: run_files(wc.dataset),
+        pins=all_pins(),
     output:
         "results/runs/{dataset}.parquet",
     log:

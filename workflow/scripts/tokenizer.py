@@ -1,4 +1,4 @@
-"""Snakemake entry point: the study's tokenizer (built locally, or read from a hub model's verified commit)."""
+"""Snakemake entry point: the study's tokenizer (built locally, or read from a hub model's pinned commit)."""
 
 from transferlaw.hub import use_offline_mode
 

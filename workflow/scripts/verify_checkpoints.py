@@ -15,7 +15,9 @@ with log_to(snakemake.log[0]):
         manifest = scan_cache(s["repo_id"], s["revisions"], s["cache_dir"])
     missing = sorted(set(s["revisions"]) - set(manifest["revisions"]))
     if missing:
-        raise RuntimeError(f"{s['key']}: revisions {', '.join(missing)} are not in the manifest; rerun prefetch")
+        raise RuntimeError(
+            f"{s['key']}: revisions {', '.join(missing)} are not in the manifest; rerun prefetch"
+        )
     manifest["revisions"] = {r: manifest["revisions"][r] for r in s["revisions"]}
     verified = verify(manifest, allow_identical=s["allow_identical"], key=s["key"])
     write_json(verified, snakemake.output[0])
