@@ -22,6 +22,7 @@ import numpy as np
 from transferlaw.io import write_json, write_with
 
 _OPENERS = {".xz": lzma.open, ".lzma": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}
+COMPRESSED_SUFFIXES = frozenset(_OPENERS)  # suffixes open_text_binary decompresses (lower case)
 
 
 class DataError(ValueError):
