@@ -89,18 +89,56 @@ def test_unknown_revision(tmp_path):
         load(tmp_path, edit)
 
 
-def test_unknown_hub_revision(tmp_path):
-    def edit(c):
-        c["models"]["pythia"] = {
-            "source": "hub",
-            "repo_id": "EleutherAI/pythia-14m",
-            "cache_dir": str(tmp_path),
-            "tokens_per_step": 2097152,
-            "revisions": ["step1000"],
-        }
+def hub_model(**over):
+    return {
+        "source": "hub",
+        "repo_id": "EleutherAI/pythia-14m",
+        "tokens_per_step": 2097152,
+        "revisions": ["step1000", "step2000"],
+        **over,
+    }
 
-    with pytest.raises(ConfigError, match=r"models\.pythia\.revisions: step1000 of EleutherAI/pythia-14m"):
-        load(tmp_path, edit)
+
+def test_a_hub_model_is_planned_without_its_checkpoints(tmp_path):
+    """Revisions are fetched and checked by the prefetch and gate jobs, not at parse time: a machine without
+    the checkpoints (or the internet) can still plan the study."""
+    cfg = load(tmp_path, lambda c: c["models"].update(pythia=hub_model(cache_dir=str(tmp_path / "none"))))
+    assert cfg["models"]["pythia"]["allow_identical"] == []
+
+
+@pytest.mark.parametrize(
+    ("model", "culprit"),
+    [
+        (hub_model(tokens_per_step=None), "models.pythia.tokens_per_step"),
+        ({k: v for k, v in hub_model().items() if k != "repo_id"}, r"models\.pythia\.repo_id is required"),
+        (hub_model(allow_identical=[["step1000", "step3000"]]), r"allow_identical: step3000 not in"),
+        (hub_model(repo_id="../../etc"), "repo_id"),
+    ],
+)
+def test_bad_hub_model_names_the_key(tmp_path, model, culprit):
+    model = {k: v for k, v in model.items() if v is not None}
+    with pytest.raises(Exception, match=culprit):
+        load(tmp_path, lambda c: c["models"].update(pythia=model))
+
+
+@pytest.mark.parametrize(
+    ("block", "culprit"),
+    [
+        ({"url": "https://example.org/a.txt", "path": "x.txt"}, "exactly one of .* .it has path, url"),
+        ({"hub": {"name": "org/ds", "revision": "main"}, "format": "text"}, "format applies to"),
+        ({"path": "resources/datasets/devils_dictionary.txt.xz", "format": "maildir"}, "is a file"),
+        ({"url": "file:///etc/passwd"}, "url"),
+        ({"path": "resources/pretrain"}, "cannot read|format"),
+    ],
+)
+def test_bad_dataset_source_names_the_key(tmp_path, block, culprit):
+    with pytest.raises(Exception, match=culprit):
+        load(tmp_path, lambda c: c["datasets"].update(bad={**block, "sizes": [4]}))
+
+
+def test_bad_model_name_is_refused_before_it_becomes_a_path(tmp_path):
+    with pytest.raises(Exception, match=r"\.\./x"):
+        load(tmp_path, lambda c: c["models"].update({"../x": hub_model()}))
 
 
 @pytest.mark.parametrize(

@@ -143,13 +143,16 @@ def dataset_source(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
     src = {kind: block[kind]}
     if kind in ("path", "url"):
         where = block[kind] if kind == "path" else Path(urlparse(block[kind]).path).name
-        src["format"] = block.get("format") or detect_format(where)
+        # an archive's format is that of its members, which the extension of the archive cannot tell
+        src["format"] = block.get("format") or detect_format(block.get("members") or where)
         if src["format"] in ("jsonl", "parquet"):
             src["text_field"] = block["text_field"]
         if src["format"] in ("mbox", "maildir"):
             src["headers"] = block["headers"]
+        if "members" in block:
+            src["members"] = block["members"]
         if kind == "url":
-            src["sha256"] = block["sha256"]
+            src["sha256"] = block.get("sha256")
     return src
 
 
@@ -290,20 +293,20 @@ def _check_dataset(cfg: Mapping[str, Any], name: str, root: Path) -> None:
     kind = given[0]
     if "format" in block and kind not in ("path", "url"):
         raise ConfigError(f"{key}.format applies to `path` and `url` datasets, not to `{kind}`")
-    if kind == "url" and "sha256" not in block:
-        raise ConfigError(
-            f"{key}.sha256 is required with `url`: a download is pinned by its hash (`sha256sum FILE`)"
-        )
-    if kind != "path":
-        return
-    rel = block["path"]
-    path = Path(rel) if Path(rel).is_absolute() else root / rel
-    if not path.exists():
-        raise ConfigError(f"{key}.path: file not found: {rel}")
-    try:
-        fmt = dataset_source(cfg, name)["format"]
-    except ValueError as err:  # DataError: unknown extension
-        raise ConfigError(f"{key}.path: {err}") from err
+    if "members" in block and kind not in ("path", "url"):
+        raise ConfigError(f"{key}.members applies to `path` and `url` datasets, not to `{kind}`")
+    if kind == "path":
+        rel = block["path"]
+        path = Path(rel) if Path(rel).is_absolute() else root / rel
+        if not path.exists():
+            raise ConfigError(f"{key}.path: file not found: {rel}")
+    if kind in ("path", "url"):
+        try:
+            fmt = dataset_source(cfg, name)["format"]
+        except ValueError as err:  # DataError: an extension that does not tell the format
+            raise ConfigError(f"{key}.{kind}: {err}") from err
+    if kind != "path" or "members" in block:
+        return  # an archive: what its members hold is known once they are read
     if path.is_dir() != (fmt == "maildir"):
         what = "a folder" if path.is_dir() else "a file"
         raise ConfigError(f"{key}.path: {rel} is {what}, which format {fmt!r} cannot read")

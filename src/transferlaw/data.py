@@ -51,11 +51,19 @@ def read_text(path: str | Path) -> str:
 
 
 def _line_chunks(text: str, chars: int = 1 << 16) -> Iterator[str]:
-    """Split text at line boundaries into pieces of roughly ``chars`` characters (keeping every byte)."""
+    """Split text at line boundaries into pieces of roughly ``chars`` characters (keeping every byte).
+
+    A line longer than ``chars`` (a FASTA record is one line of millions of bases) is cut every ``chars``
+    characters: the tokenizer would otherwise see one word of millions of characters. The cut changes at
+    most the token at each cut, one in thousands.
+    """
     start = 0
     while start < len(text):
         end = text.find("\n", start + chars)
         end = len(text) if end < 0 else end + 1
+        if end - start > 2 * chars:
+            cut = text.find("\n", start, start + chars)
+            end = cut + 1 if cut >= 0 else start + chars
         yield text[start:end]
         start = end
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import fnmatch
 import hashlib
 import http.client
 import io
@@ -37,11 +38,14 @@ import mailbox
 import os
 import re
 import shutil
+import tarfile
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +53,17 @@ from transferlaw.data import COMPRESSED_SUFFIXES, DataError, open_text_binary
 
 logger = logging.getLogger(__name__)
 
-FORMATS: tuple[str, ...] = ("text", "markdown", "latex", "jsonl", "parquet", "fasta", "mbox", "maildir")
+FORMATS: tuple[str, ...] = (
+    "text",
+    "markdown",
+    "latex",
+    "html",
+    "jsonl",
+    "parquet",
+    "fasta",
+    "mbox",
+    "maildir",
+)
 
 _EXTENSIONS = {
     ".txt": "text",
@@ -57,6 +71,8 @@ _EXTENSIONS = {
     ".md": "markdown",
     ".markdown": "markdown",
     ".tex": "latex",
+    ".html": "html",
+    ".htm": "html",
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".parquet": "parquet",
@@ -72,7 +88,7 @@ _EXTENSIONS = {
 # bytes, and JSON's escapes are never shorter than what they decode to. Not parquet (compressed columns),
 # not maildir (a folder), and not mbox: a Latin-1 body doubles in UTF-8, and undecodable bytes become
 # U+FFFD (3 bytes each).
-_TEXT_WITHIN_FILE = frozenset({"text", "markdown", "latex", "fasta", "jsonl"})
+_TEXT_WITHIN_FILE = frozenset({"text", "markdown", "latex", "html", "fasta", "jsonl"})
 
 
 def text_bytes_bound_ok(format: str) -> bool:
@@ -197,6 +213,57 @@ def strip_latex(source: str) -> str:
 
 def _load_latex(path: Path, **_: Any) -> str:
     return strip_latex(_read(path, "latex"))
+
+
+class _HTMLText(HTMLParser):
+    """The visible text of an HTML page: scripts, styles and the head dropped, a paragraph break after each
+    block element, runs of white space inside a paragraph collapsed (as a browser shows them)."""
+
+    SKIP = frozenset({"script", "style", "head", "noscript", "template", "svg"})
+    BLOCKS = frozenset(
+        "p div section article header footer li ul ol table tr h1 h2 h3 h4 h5 h6 pre blockquote br hr "
+        "figcaption dt dd".split()
+    )
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.skipping = 0
+        self.paragraphs: list[str] = []
+        self.current: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif tag in self.BLOCKS:
+            self.flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self.BLOCKS:
+            self.flush()
+
+    def handle_data(self, data: str) -> None:
+        if not self.skipping:
+            self.current.append(data)
+
+    def flush(self) -> None:
+        text = " ".join("".join(self.current).split())
+        if text:
+            self.paragraphs.append(text)
+        self.current = []
+
+
+def html_text(source: str) -> str:
+    parser = _HTMLText()
+    parser.feed(source)
+    parser.close()
+    parser.flush()
+    return "\n\n".join(parser.paragraphs)
+
+
+def _load_html(path: Path, **_: Any) -> str:
+    return html_text(_read(path, "html"))
 
 
 # -- JSON Lines and parquet ------------------------------------------------------------------------------
@@ -374,16 +441,23 @@ def _load_mbox(path: Path, *, headers: bool, **_: Any) -> str:
 
 
 def _load_maildir(path: Path, *, headers: bool, **_: Any) -> str:
-    try:
+    """A maildir (``cur/`` and ``new/``), or any folder of one-message files (MH, and the layout of the CMU
+    Enron corpus: ``maildir/<user>/<folder>/1.``, ``2.``, ...), read in sorted order."""
+    if (path / "cur").is_dir() and (path / "new").is_dir():
         return _mailbox_text(mailbox.Maildir(path, factory=None, create=False), headers)
-    except FileNotFoundError as err:
-        raise DataError(f"{path}: not a maildir ({err})") from err
+    return _messages_text(sorted(p for p in path.rglob("*") if p.is_file()), headers)
+
+
+def _messages_text(files: list[Path], headers: bool) -> str:
+    texts = (message_text(f.read_bytes(), headers) for f in files)
+    return "\n\n".join(text for text in texts if text)
 
 
 _LOADERS: dict[str, Callable[..., str]] = {
     "text": _load_plain,
     "markdown": _load_markdown,
     "latex": _load_latex,
+    "html": _load_html,
     "jsonl": _load_jsonl,
     "parquet": _load_parquet,
     "fasta": _load_fasta,
@@ -391,6 +465,67 @@ _LOADERS: dict[str, Callable[..., str]] = {
     "maildir": _load_maildir,
 }
 assert set(_LOADERS) == set(FORMATS)
+
+
+# -- archives and dataset blocks -------------------------------------------------------------------------
+
+
+def extract_members(archive: Path, pattern: str, dest: Path) -> list[Path]:
+    """Extract the regular files of a tar (any compression) or zip ``archive`` whose path matches the glob
+    ``pattern`` into ``dest``; return them sorted. Links, absolute paths and ``..`` are never extracted.
+    Raises :class:`DataError` if the file is no archive or nothing matches."""
+
+    def wanted(name: str) -> bool:
+        parts = Path(name).parts
+        return fnmatch.fnmatch(name, pattern) and not Path(name).is_absolute() and ".." not in parts
+
+    out = []
+    try:
+        if tarfile.is_tarfile(archive):
+            with tarfile.open(archive, "r:*") as tar:
+                for member in tar:
+                    if member.isfile() and wanted(member.name):
+                        target = dest / member.name
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        with tar.extractfile(member) as src, open(target, "wb") as fh:
+                            shutil.copyfileobj(src, fh)
+                        out.append(target)
+        elif zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    if not info.is_dir() and wanted(info.filename):
+                        target = dest / info.filename
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        with zf.open(info) as src, open(target, "wb") as fh:
+                            shutil.copyfileobj(src, fh)
+                        out.append(target)
+        else:
+            raise DataError(f"{archive}: `members:` is given, but the file is no tar or zip archive")
+    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as err:
+        raise DataError(f"{archive}: cannot read the archive ({err})") from err
+    if not out:
+        raise DataError(f"{archive}: no member matches `members: {pattern}`")
+    return sorted(out)
+
+
+def load_source(path: str | os.PathLike[str], source: Mapping[str, Any]) -> str:
+    """The training text of a dataset block's file (see ``transferlaw.config.dataset_source``): ``format``,
+    ``text_field``, ``headers``, and ``members`` (a glob of the files to read from a tar or zip archive,
+    each read as ``format``; for ``maildir``, each one message)."""
+    options = {"text_field": source.get("text_field", "text"), "headers": source.get("headers", False)}
+    pattern = source.get("members")
+    if not pattern:
+        return load_text(path, source.get("format"), **options)
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix=".members-", dir=path.parent) as tmp:
+        files = extract_members(path, pattern, Path(tmp))
+        if source.get("format") == "maildir":
+            text = _messages_text(files, options["headers"])
+        else:
+            text = "\n\n".join(load_text(f, source.get("format"), **options) for f in files)
+    if not text.strip():
+        raise DataError(f"{path}: no training text in members {pattern!r}")
+    return text
 
 
 # -- Hugging Face hub ------------------------------------------------------------------------------------

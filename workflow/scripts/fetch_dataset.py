@@ -1,28 +1,39 @@
-"""Snakemake entry point: download one dataset (a URL pinned by sha256, or a hub dataset at a pinned
-revision) into the data cache, and write its training text with a provenance file."""
+"""Snakemake entry point: download one dataset (a URL, pinned by sha256 where the config gives one, or a hub
+dataset at a pinned revision) into the data cache, and write its training text with a provenance file."""
 
 import os
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import hashlib  # noqa: E402
+import logging  # noqa: E402
 from pathlib import Path  # noqa: E402
 from urllib.parse import urlparse  # noqa: E402
 
 from transferlaw.config import resolve  # noqa: E402
 from transferlaw.io import write_json, write_text  # noqa: E402
 from transferlaw.runlog import log_to  # noqa: E402
-from transferlaw.sources import fetch_url, load_hub_text, load_text  # noqa: E402
+from transferlaw.sources import fetch_url, load_hub_text, load_source  # noqa: E402
 
 with log_to(snakemake.log[0]):
     src = snakemake.params.source
     # where downloads go is not a parameter of the result: moving the cache must not rerun anything
     cache = Path(resolve(snakemake.config)["data_cache"])
     if "url" in src:
-        dest = cache / "url" / src["sha256"] / Path(urlparse(src["url"]).path).name
+        # pinned files are stored by their hash, unpinned ones by their URL's
+        folder = src["sha256"] or "unpinned-" + hashlib.sha256(src["url"].encode()).hexdigest()[:16]
+        dest = cache / "url" / folder / (Path(urlparse(src["url"]).path).name or "download")
         sha = fetch_url(src["url"], dest, sha256=src["sha256"])
-        text = load_text(
-            dest, src["format"], text_field=src.get("text_field", "text"), headers=src.get("headers", False)
-        )
+        if not src["sha256"]:
+            logging.warning(
+                "%s is not pinned: its sha256 is %s. Add `sha256: %s` to datasets.%s so that a later "
+                "download must match it",
+                src["url"],
+                sha,
+                sha,
+                snakemake.wildcards.dataset,
+            )
+        text = load_source(dest, src)
         provenance = {**src, "file": str(dest), "sha256": sha}
     else:
         hub = src["hub"]

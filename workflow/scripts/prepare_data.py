@@ -8,7 +8,7 @@ from pathlib import Path  # noqa: E402
 
 from transferlaw.data import prepare, read_text  # noqa: E402
 from transferlaw.runlog import log_to  # noqa: E402
-from transferlaw.sources import load_text  # noqa: E402
+from transferlaw.sources import load_source  # noqa: E402
 
 with log_to(snakemake.log[0]):
     from transformers import PreTrainedTokenizerFast
@@ -16,12 +16,7 @@ with log_to(snakemake.log[0]):
     s = snakemake.params.settings
     src = s["source"]
     if "path" in src:  # a local file in any supported format; fetched and generated text is plain
-        text = load_text(
-            snakemake.input.text,
-            src["format"],
-            text_field=src.get("text_field", "text"),
-            headers=src.get("headers", False),
-        )
+        text = load_source(snakemake.input.text, src)
     else:
         text = read_text(snakemake.input.text)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(Path(snakemake.input.tokenizer).parent))
