@@ -90,6 +90,9 @@ class FakeRepo:
     def resolve(self, revision: str) -> str | None:
         return self.branches.get(revision) or (revision if revision in self.commits else None)
 
+    def files(self, revision: str) -> dict[str, bytes]:
+        return self.commits[self.resolve(revision)]
+
 
 def file_entry(path: str, data: bytes, commit: str, expand: bool) -> dict:
     entry = {"type": "file", "path": path, "size": len(data), "oid": git_blob_oid(data)}

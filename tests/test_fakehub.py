@@ -39,6 +39,16 @@ def blob_name(name: str, data: bytes) -> str:
     return hashlib.sha256(data).hexdigest() if name.endswith(".safetensors") else git_blob_oid(data)
 
 
+DOWNLOAD = """
+snapshots = [snapshot_download("org/tiny", revision=r, cache_dir=cache) for r in revs]
+# the client checks only sizes; 2.4 can hash a snapshot against the hub's listing on request
+check = HfApi().verify_repo_checksums("org/tiny", revision=revs[0], cache_dir=cache)
+assert check.checked_count == n_files, check
+assert not (check.mismatches or check.missing_paths or check.extra_paths), check
+print(json.dumps(snapshots))
+"""
+
+
 def test_snapshot_download_builds_the_hub_cache_and_transformers_loads_it_offline(tmp_path):
     w0, w1 = tiny_neox_files(0), tiny_neox_files(1)
     assert w0["model.safetensors"] != w1["model.safetensors"] and w0["tokenizer.json"] == w1["tokenizer.json"]
@@ -46,8 +56,7 @@ def test_snapshot_download_builds_the_hub_cache_and_transformers_loads_it_offlin
     cache = tmp_path / "cache"
     with FakeHub() as hub:
         repo = hub.add_repo("org/tiny", {"main": w1, "step0": w0, "step1": w0, "step2": w1})
-        code = "print(json.dumps([snapshot_download('org/tiny', revision=r, cache_dir=cache) for r in revs]))"
-        snapshots = client_json(hub, code, cache=str(cache), revs=["step0", "step2"])
+        snapshots = client_json(hub, DOWNLOAD, cache=str(cache), revs=["step0", "step2"], n_files=len(w0))
     folder = cache / "models--org--tiny"
     for rev, files, snapshot in (("step0", w0, snapshots[0]), ("step2", w1, snapshots[1])):
         commit = (folder / "refs" / rev).read_text()
@@ -116,6 +125,10 @@ def test_tree_refs_and_info_report_lfs_sha256_per_branch():
         out = client_json(hub, TREES, revs=["step0", "step1", "step2", "step3", old])
     assert out["refs"] == repo.branches and len(set(repo.branches.values())) == 5  # distinct commits
     assert out["refs"]["step3"] == new != old
+    assert (
+        repo.files("step3") == repo.files(new) == {**w1, "extra/notes.txt": b"moved"}
+        and repo.files(old) == w0
+    )
     sha = {rev: out[rev]["model.safetensors"][2] for rev in ("step0", "step1", "step2", "step3", old)}
     assert sha == {"step0": sha0, "step1": sha0, old: sha0, "step2": sha1, "step3": sha1}
     config = w0["config.json"]
@@ -144,6 +157,8 @@ calls = {
     "e503": lambda: HfApi().list_repo_refs("org/e"),
     "f429": lambda: hf_hub_download("org/f", "model.safetensors", cache_dir=cache),
     "a503": lambda: hf_hub_download("org/a", "model.safetensors", cache_dir=cache),
+    "g503": lambda: snapshot_download("org/g", cache_dir=cache, max_workers=1),
+    "g_offline": lambda: snapshot_download("org/g", cache_dir=cache, local_files_only=True),
 }
 out = {}
 for key, call in calls.items():
@@ -161,7 +176,7 @@ print(json.dumps(out))
 def test_errors_and_what_the_client_retries_by_itself(tmp_path):
     """huggingface_hub 2.4 retries HEAD /resolve and the tree listing on 5xx, a file body GET on 429 only, and
     neither model_info (hence snapshot_download of a branch) nor list_repo_refs."""
-    files = {k: {"config.json": b"{}", "model.safetensors": k.encode() * 1000} for k in "abcdefm"}
+    files = {k: {"config.json": b"{}", "model.safetensors": k.encode() * 1000} for k in "abcdefgm"}
     lfs = {k: "/lfs/" + hashlib.sha256(f["model.safetensors"]).hexdigest() for k, f in files.items()}
     with FakeHub() as hub:
         repos = {k: hub.add_repo(f"org/{k}", {"main": f}) for k, f in files.items()}
@@ -171,6 +186,7 @@ def test_errors_and_what_the_client_retries_by_itself(tmp_path):
         hub.fail_next(lfs["d"], 503, method="GET")
         hub.fail_next("/api/models/org/e/refs", 503)
         hub.fail_next(lfs["f"], 429, method="GET")
+        hub.fail_next(lfs["g"], 503, method="GET")
         out = client_json(hub, ERRORS, cache=str(tmp_path))
     assert out.pop("snapshot")[0] == out.pop("download")[0] == out.pop("tree")[0] == "RevisionNotFoundError"
     assert out.pop("file")[0] == "RemoteEntryNotFoundError"
@@ -188,6 +204,9 @@ def test_errors_and_what_the_client_retries_by_itself(tmp_path):
         "d503": ["HfHubHTTPError", "HTTPStatusError", 503],  # body GET: not retried
         "e503": ["HfHubHTTPError", "HTTPStatusError", 503],
         "f429": ["ok"],  # body GET retried on 408/429
+        "g503": ["HfHubHTTPError", "HTTPStatusError", 503],
+        # the ref was written before the files: only the cached tree listing tells the snapshot is incomplete
+        "g_offline": ["IncompleteSnapshotError", "IncompleteSnapshotError", None],
     }
     assert [count("/org/a/resolve/"), count(lfs["a"])] == [2, 1]
     assert [count("/org/b/"), count("/api/models/org/c/tree/"), count(lfs["d"]), count(lfs["f"])] == [
@@ -198,6 +217,10 @@ def test_errors_and_what_the_client_retries_by_itself(tmp_path):
     ]
     assert not list(tmp_path.rglob("*.incomplete"))
     assert not (tmp_path / "models--org--b" / "refs").exists()  # a failed lookup leaves no ref behind
+    for key in "dg":  # a failed body download does: refs/main names a commit whose snapshot lacks the weights
+        commit = (tmp_path / f"models--org--{key}" / "refs" / "main").read_text()
+        assert commit == repos[key].branches["main"]
+        assert not (tmp_path / f"models--org--{key}" / "snapshots" / commit / "model.safetensors").exists()
 
 
 def test_allow_patterns_limit_what_is_fetched(tmp_path):
