@@ -26,8 +26,11 @@ def make_study_dir(path: Path, config: Path = SMALL_CONFIG) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real Snakemake on the repo's Snakefile in ``workdir`` with its config.yaml."""
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the real Snakemake on the repo's Snakefile in ``workdir`` with its config.yaml, offline unless
+    ``env`` says otherwise."""
     cmd = [
         sys.executable,
         "-m",
@@ -42,7 +45,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     ]
     # the jobs import transferlaw from this checkout, not from whichever copy is installed
     pythonpath = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": pythonpath}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": pythonpath, **(env or {})}
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -369,3 +369,47 @@ def _tiny_neox_files(seed: int) -> tuple[tuple[str, bytes], ...]:
         GPTNeoXForCausalLM(model_config({**settings, "context_length": 64}, tokenizer)).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         return tuple((p.name, p.read_bytes()) for p in sorted(Path(tmp).iterdir()) if p.is_file())
+
+
+# -- a cache filled "by hand" ----------------------------------------------------------------------------
+def _blob_id(name: str, data: bytes) -> str:
+    return sha256(data) if name.endswith(LFS_SUFFIXES) else git_blob_oid(data)
+
+
+def commit_of(files: dict[str, bytes]) -> str:
+    """A commit id for a set of files (what the hub would call it does not matter to a cache)."""
+    h = hashlib.sha1()
+    for name in sorted(files):
+        h.update(name.encode() + _blob_id(name, files[name]).encode())
+    return h.hexdigest()
+
+
+def write_hub_cache(cache_dir: Path, repo_id: str, branches: dict[str, dict[str, bytes]]) -> dict[str, str]:
+    """Lay out ``branches`` ({branch: {file: bytes}}) of ``repo_id`` in a Hugging Face cache exactly as
+    ``hf download`` does (blobs named by sha256 for LFS files and by git blob id otherwise, snapshot
+    symlinks, ``refs/<branch>``), without a server; return branch -> commit."""
+    repo = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
+    commits = {}
+    for branch, files in branches.items():
+        commit = commit_of(files)
+        snap = repo / "snapshots" / commit
+        snap.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            blob = repo / "blobs" / _blob_id(name, data)
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            if not blob.exists():
+                blob.write_bytes(data)
+            link = snap / name
+            if not link.is_symlink():
+                link.symlink_to(os.path.relpath(blob, link.parent))
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / branch).write_text(commit)
+        commits[branch] = commit
+    return commits
+
+
+def weight_blob(cache_dir: Path, repo_id: str, commit: str, name: str = "model.safetensors") -> Path:
+    """The blob a snapshot's weight file points to (to corrupt it in a test)."""
+    return (
+        Path(cache_dir) / ("models--" + repo_id.replace("/", "--")) / "snapshots" / commit / name
+    ).resolve()

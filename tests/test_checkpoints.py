@@ -4,7 +4,7 @@ missing, incomplete, truncated and changed revisions are refused, naming them; g
 import json
 
 import pytest
-from hubcache import commit_of, tiny_neox_files, weight_blob, write_hub_cache
+from fakehub import commit_of, tiny_neox_files, weight_blob, write_hub_cache
 
 from transferlaw.checkpoints import (
     CheckpointError,
@@ -22,9 +22,9 @@ REPO_ID = "EleutherAI/pythia-tiny"
 
 
 @pytest.fixture(scope="module")
-def files(tiny_tokenizer):
+def files():
     """Three distinct tiny checkpoints (seeds 0, 1, 2)."""
-    return [tiny_neox_files(seed, tiny_tokenizer) for seed in range(3)]
+    return [tiny_neox_files(seed) for seed in range(3)]
 
 
 def cache_with(tmp_path, branches):

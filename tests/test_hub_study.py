@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 from conftest import make_study_dir, planned_outputs, snakemake
-from hubcache import tiny_neox_files, weight_blob, write_hub_cache
+from fakehub import tiny_neox_files, weight_blob, write_hub_cache
 
 from transferlaw.schema import read_records
 
@@ -42,12 +42,12 @@ CONFIG = {
 TARGET = "results/fits/devils-dictionary.json"
 
 
-def hub_study_dir(path, tokenizer, branches=None, **model_over):
+def hub_study_dir(path, branches=None, **model_over):
     workdir = make_study_dir(path)
     commits = write_hub_cache(
         workdir / "hf",
         REPO_ID,
-        branches or {rev: tiny_neox_files(seed, tokenizer) for rev, seed in STEPS.items()},
+        branches or {rev: tiny_neox_files(seed) for rev, seed in STEPS.items()},
     )
     cfg = yaml.safe_load(yaml.safe_dump(CONFIG))
     cfg["models"]["pythia-tiny"].update(model_over)
@@ -56,8 +56,8 @@ def hub_study_dir(path, tokenizer, branches=None, **model_over):
 
 
 @pytest.fixture(scope="module")
-def hub_study(tmp_path_factory, tiny_tokenizer):
-    workdir, commits = hub_study_dir(tmp_path_factory.mktemp("hubstudy"), tiny_tokenizer)
+def hub_study(tmp_path_factory):
+    workdir, commits = hub_study_dir(tmp_path_factory.mktemp("hubstudy"))
     snakemake(workdir, "--cores", "2", TARGET)
     return workdir, commits
 
@@ -89,10 +89,10 @@ def finetune_outputs(outs):
     return sorted(o for o in outs if o.startswith("results/runs/") and o.count("/") > 3)
 
 
-def test_a_refused_revision_costs_no_finished_run(study_copy, tiny_tokenizer):
+def test_a_refused_revision_costs_no_finished_run(study_copy):
     """A revision that duplicates another stops the study before any fine-tuning, naming both; once it is
     dropped again, the gate re-runs and no finished run of the other revisions is repeated."""
-    write_hub_cache(study_copy / "hf", REPO_ID, {"step1": tiny_neox_files(STEPS["step0"], tiny_tokenizer)})
+    write_hub_cache(study_copy / "hf", REPO_ID, {"step1": tiny_neox_files(STEPS["step0"])})
     edit(study_copy, lambda m: m["revisions"].append("step1"))
     proc = snakemake(study_copy, "--cores", "2", TARGET, check=False)
     assert proc.returncode != 0
@@ -104,8 +104,8 @@ def test_a_refused_revision_costs_no_finished_run(study_copy, tiny_tokenizer):
     assert finetune_outputs(outs) == []
 
 
-def test_adding_a_revision_adds_only_its_runs(study_copy, tiny_tokenizer):
-    write_hub_cache(study_copy / "hf", REPO_ID, {"step512": tiny_neox_files(7, tiny_tokenizer)})
+def test_adding_a_revision_adds_only_its_runs(study_copy):
+    write_hub_cache(study_copy / "hf", REPO_ID, {"step512": tiny_neox_files(7)})
     edit(study_copy, lambda m: m["revisions"].append("step512"))
     outs = planned_outputs(study_copy, TARGET)
     assert finetune_outputs(outs) == sorted(
@@ -113,8 +113,8 @@ def test_adding_a_revision_adds_only_its_runs(study_copy, tiny_tokenizer):
     )
 
 
-def test_truncated_checkpoint_stops_the_study_before_fine_tuning(tmp_path, tiny_tokenizer):
-    workdir, commits = hub_study_dir(tmp_path / "study", tiny_tokenizer)
+def test_truncated_checkpoint_stops_the_study_before_fine_tuning(tmp_path):
+    workdir, commits = hub_study_dir(tmp_path / "study")
     blob = weight_blob(workdir / "hf", REPO_ID, commits["step8"])
     blob.write_bytes(blob.read_bytes()[: len(blob.read_bytes()) // 2])
     proc = snakemake(workdir, "--cores", "2", TARGET, check=False)
@@ -124,8 +124,8 @@ def test_truncated_checkpoint_stops_the_study_before_fine_tuning(tmp_path, tiny_
     assert not (workdir / "results/runs").exists() and not (workdir / "logs/finetune").exists()
 
 
-def test_offline_missing_revision_fails_at_once_saying_to_prefetch(tmp_path, tiny_tokenizer):
-    workdir, _ = hub_study_dir(tmp_path / "study", tiny_tokenizer)
+def test_offline_missing_revision_fails_at_once_saying_to_prefetch(tmp_path):
+    workdir, _ = hub_study_dir(tmp_path / "study")
     edit(workdir, lambda m: m["revisions"].append("step143000"))
     proc = snakemake(workdir, "--cores", "2", TARGET, check=False)
     out = proc.stdout + proc.stderr
@@ -134,12 +134,10 @@ def test_offline_missing_revision_fails_at_once_saying_to_prefetch(tmp_path, tin
     assert not (workdir / "results/runs").exists()
 
 
-def test_a_moved_branch_is_adopted_only_on_request(study_copy, tiny_tokenizer):
+def test_a_moved_branch_is_adopted_only_on_request(study_copy):
     """A branch moved on the hub is not followed (the pin holds). Deleting the revision's pin and runs and
     re-running prefetch adopts the new commit, and only that revision's runs are redone."""
-    moved = write_hub_cache(study_copy / "hf", REPO_ID, {"step8": tiny_neox_files(9, tiny_tokenizer)})[
-        "step8"
-    ]
+    moved = write_hub_cache(study_copy / "hf", REPO_ID, {"step8": tiny_neox_files(9)})["step8"]
     snakemake(study_copy, "--cores", "2", TARGET, "--forcerun", "prefetch_model")
     runs = read_records(str(study_copy / "results/runs/devils-dictionary.parquet"))
     assert moved not in set(runs["revision_sha"])  # re-fetching kept the pinned commit, and reran no run

@@ -173,16 +173,21 @@ def missing_message(repo_id: str, missing: Sequence[str], cache: Path) -> str:
     )
 
 
-def _transient(err: BaseException) -> bool:
-    """Worth retrying: rate limits, server errors, timeouts and dropped connections."""
-    response = getattr(err, "response", None)
-    status = getattr(response, "status_code", None)
-    if status is not None:
-        return status == 429 or status >= 500
-    names = {c.__name__ for c in type(err).__mro__}
-    return bool(names & {"TimeoutException", "RemoteProtocolError", "ReadError", "WriteError"}) or isinstance(
-        err, TimeoutError | ConnectionResetError
-    )
+def _transient(err: BaseException | None) -> bool:
+    """Worth retrying: rate limits, server errors, timeouts and dropped connections, anywhere in the chain of
+    causes (huggingface_hub reports a 503 while downloading as a missing local entry caused by it)."""
+    seen = 0
+    while err is not None and seen < 8:
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if status is not None and (status == 429 or status >= 500):
+            return True
+        names = {c.__name__ for c in type(err).__mro__}
+        if names & {"TimeoutException", "RemoteProtocolError", "ReadError", "WriteError"}:
+            return True
+        if isinstance(err, TimeoutError | ConnectionResetError):
+            return True
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return False
 
 
 def with_retries(call: Callable[[], Any], what: str, retries: int = 5, backoff: float = 2.0) -> Any:
