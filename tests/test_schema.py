@@ -112,3 +112,11 @@ def test_read_model_runs_validates_and_keeps_one_model(tmp_path):
     pd.DataFrame([record()]).drop(columns="seed").to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(RecordError, match="seed"):
         read_model_runs(str(tmp_path / "bad.parquet"), "m")
+
+
+def test_readme_documents_the_record_schema_as_defined():
+    from conftest import REPO
+
+    from transferlaw.schema import describe_schema
+
+    assert describe_schema() in (REPO / "README.md").read_text()

@@ -160,9 +160,11 @@ def prepare_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
     """What data preparation of ``dataset`` depends on, and nothing more: the fine-tune *sizes* are left
     out on purpose, so adding a size adds fine-tune jobs without re-preparing (and re-running) the rest."""
     ft = finetune_settings(cfg, dataset)
+    # pinning a URL (adding its sha256) does not change its text: it must not re-prepare, let alone re-run
+    source = {k: v for k, v in dataset_source(cfg, dataset).items() if k != "sha256"}
     return {
         "dataset": dataset,
-        "source": dataset_source(cfg, dataset),
+        "source": source,
         "context_length": ft["context_length"],
         "eval_sequences": ft["eval_sequences"],
         "seed": ft["seed"],

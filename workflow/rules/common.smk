@@ -59,11 +59,13 @@ def all_outputs():
 
 
 def dataset_text(wildcards):
-    """The dataset's text: a local file (or maildir folder), or what its fetch or generator rule wrote."""
+    """The dataset's text: a local file (or maildir folder), or what its fetch or generator rule wrote. The
+    latter is ancient(): what makes it is in data preparation's params, and re-fetching the same text (to
+    check a newly added sha256, say) must not re-prepare the data and rerun every fine-tune."""
     block = STUDY["datasets"][wildcards.dataset]
     if "path" in block:
         return block["path"]
-    return f"results/corpora/{wildcards.dataset}.txt"
+    return ancient(f"results/corpora/{wildcards.dataset}.txt")
 
 
 def checkpoint_pin(wildcards):

@@ -20,8 +20,8 @@ with log_to(snakemake.log[0]):
     # where downloads go is not a parameter of the result: moving the cache must not rerun anything
     cache = Path(resolve(snakemake.config)["data_cache"])
     if "url" in src:
-        # pinned files are stored by their hash, unpinned ones by their URL's
-        folder = src["sha256"] or "unpinned-" + hashlib.sha256(src["url"].encode()).hexdigest()[:16]
+        # stored by the URL's hash: pinning a file later checks the copy already downloaded
+        folder = hashlib.sha256(src["url"].encode()).hexdigest()[:16]
         dest = cache / "url" / folder / (Path(urlparse(src["url"]).path).name or "download")
         sha = fetch_url(src["url"], dest, sha256=src["sha256"])
         if not src["sha256"]:
