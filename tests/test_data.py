@@ -90,3 +90,13 @@ def test_too_small_dataset_names_the_dataset(tiny_tokenizer):
 def test_make_sequences_drops_the_tail():
     seqs = make_sequences(np.arange(70, dtype=np.int32), 32)
     assert seqs.shape == (2, 32) and seqs[1, 0] == 32
+
+
+def test_a_line_of_millions_of_bases_is_cut_for_the_tokenizer():
+    """A FASTA record is one line: the tokenizer gets bounded pieces, and every character is kept."""
+    from transferlaw.data import _line_chunks
+
+    text = "header line\n" + "ACGT" * 50_000 + "\nshort\n" + "w " * 10_000
+    chunks = list(_line_chunks(text, chars=1000))
+    assert "".join(chunks) == text
+    assert max(map(len, chunks)) <= 2000

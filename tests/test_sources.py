@@ -275,7 +275,7 @@ def test_corrupt_compressed_file_is_named(tmp_path):
 def test_load_text_names_missing_files_and_unknown_formats(tmp_path):
     with pytest.raises(DataError, match=r"nothere\.json: not found"):
         load_text(tmp_path / "nothere.json")
-    with pytest.raises(DataError, match=r"sources: not a maildir"):
+    with pytest.raises(DataError, match=r"genome.fasta: not a mail message"):
         load_text(FIXTURES, format="maildir")
     with pytest.raises(DataError, match=r"sources: format text reads a file"):
         load_text(FIXTURES, format="text")
@@ -308,6 +308,10 @@ def test_text_bytes_bound_holds_where_claimed(tmp_path):
 
 
 def test_text_bytes_bound_refused_where_it_fails(tmp_path):
+    # html: a few entities decode to more bytes than they are written with
+    page = tmp_path / "p.html"
+    page.write_text("<p>" + "&nGt;" * 100 + "</p>")
+    assert len(load_text(page).encode()) > page.stat().st_size and not text_bytes_bound_ok("html")
     # parquet compresses: the text can be far larger than the file
     path = write_parquet(tmp_path / "t.parquet", pa.table({"text": ["all work and no play " * 500]}))
     assert len(load_text(path).encode()) > path.stat().st_size and not text_bytes_bound_ok("parquet")
@@ -555,3 +559,76 @@ def test_fetch_keeps_a_matching_file_and_replaces_a_wrong_one(server, tmp_path):
     dest.write_bytes(b"stale")
     assert fetch_url(f"{base}/d", dest, sha256=sha(faults.data)) == sha(faults.data)
     assert faults.requests == [None] and dest.read_bytes() == faults.data
+
+
+# -- html, archives, folders of messages -------------------------------------------------------------------
+
+
+def test_html_keeps_the_visible_text_in_paragraphs():
+    text = load_text(FIXTURES / "page.html")
+    assert "script, not text" not in text and "Head title" not in text and "color" not in text
+    paragraphs = text.split("\n\n")
+    assert "Bootstrap procedure" in paragraphs
+    sample = "If our sample data are representative of the population, we can use the distribution of"
+    assert f"{sample} values in our sample & resample it." in paragraphs
+    assert paragraphs[-2:] == ["A bootstrap sample", "A bootstrap statistic"]
+
+
+def make_archive(path, files, kind):
+    if kind == "zip":
+        import zipfile
+
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+    else:
+        import io
+        import tarfile
+
+        with tarfile.open(path, f"w:{kind}") as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["gz", "xz", "zip"])
+def test_members_of_an_archive_are_read_one_by_one(tmp_path, kind):
+    from transferlaw.sources import load_source
+
+    files = {
+        "paper/main.tex": b"\\documentclass{article}\n\\begin{document}\nMain body. % gone\n"
+        b"\\end{document}\n",
+        "paper/ch1.tex": b"Chapter one, 100\\% here.\n",
+        "paper/figure.png": b"\x89PNG not text",
+        "../escape.tex": b"never extracted",
+    }
+    archive = make_archive(tmp_path / f"eprint.{kind}", files, kind)
+    text = load_source(archive, {"format": "latex", "members": "*.tex"})
+    assert text == "Chapter one, 100\\% here.\n\nMain body. "
+    assert not (tmp_path / "escape.tex").exists() and not list(tmp_path.glob(".members-*"))
+    with pytest.raises(DataError, match="no member matches"):
+        load_source(archive, {"format": "latex", "members": "*.md"})
+    with pytest.raises(DataError, match="no tar or zip archive"):
+        load_source(FIXTURES / "paper.tex", {"format": "latex", "members": "*.tex"})
+
+
+def test_a_folder_of_one_message_files_is_read_as_maildir(tmp_path):
+    """The CMU Enron corpus is no real maildir: maildir/<user>/<folder>/1., 2., ... one message each."""
+    from transferlaw.sources import load_source
+
+    folder = tmp_path / "maildir" / "taylor-m" / "all_documents"
+    folder.mkdir(parents=True)
+    for k in (2, 1, 10):
+        (folder / f"{k}.").write_bytes(f"Message-ID: <{k}@enron>\nSubject: n{k}\n\nbody {k}\n".encode())
+    assert load_text(folder, "maildir") == "body 1\n\nbody 10\n\nbody 2"
+    archive = make_archive(
+        tmp_path / "enron.tar.gz",
+        {f"maildir/taylor-m/all_documents/{k}.": (folder / f"{k}.").read_bytes() for k in (1, 2)},
+        "gz",
+    )  # noqa: E501
+    text = load_source(
+        archive, {"format": "maildir", "members": "maildir/taylor-m/all_documents/*", "headers": True}
+    )
+    assert text.startswith("Message-ID: <1@enron>\nSubject: n1\n\nbody 1\n\nMessage-ID: <2@enron>")

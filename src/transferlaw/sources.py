@@ -86,9 +86,9 @@ _EXTENSIONS = {
 
 # Formats whose extracted text never has more bytes than the (decompressed) file: the loader only drops
 # bytes, and JSON's escapes are never shorter than what they decode to. Not parquet (compressed columns),
-# not maildir (a folder), and not mbox: a Latin-1 body doubles in UTF-8, and undecodable bytes become
-# U+FFFD (3 bytes each).
-_TEXT_WITHIN_FILE = frozenset({"text", "markdown", "latex", "html", "fasta", "jsonl"})
+# not maildir (a folder), not html (&nGt; is 5 bytes and decodes to 6), and not mbox: a Latin-1 body
+# doubles in UTF-8, and undecodable bytes become U+FFFD (3 bytes each).
+_TEXT_WITHIN_FILE = frozenset({"text", "markdown", "latex", "fasta", "jsonl"})
 
 
 def text_bytes_bound_ok(format: str) -> bool:
@@ -449,7 +449,12 @@ def _load_maildir(path: Path, *, headers: bool, **_: Any) -> str:
 
 
 def _messages_text(files: list[Path], headers: bool) -> str:
-    texts = (message_text(f.read_bytes(), headers) for f in files)
+    texts = []
+    for f in files:
+        raw = f.read_bytes()
+        if not email.message_from_bytes(raw, policy=email.policy.compat32).keys():
+            raise DataError(f"{f}: not a mail message (no header fields), read as one message of a maildir")
+        texts.append(message_text(raw, headers))
     return "\n\n".join(text for text in texts if text)
 
 
