@@ -109,7 +109,7 @@ def finetune_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
 
 #: settings that size a job but cannot change its result: kept out of ``params`` (Snakemake reruns a job
 #: whose params change), passed through the ``threads`` and ``resources`` directives instead
-RESOURCE_KEYS = frozenset({"threads", "mem_mb", "runtime", "gpus"})
+RESOURCE_KEYS = frozenset({"threads", "mem_mb", "runtime", "gpus", "worker"})
 
 
 def job_params(settings: Mapping[str, Any]) -> dict[str, Any]:

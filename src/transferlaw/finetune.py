@@ -175,6 +175,35 @@ def resolve_device(name: str) -> str:
     return name
 
 
+class CheckpointCache:
+    """The checkpoint a process loaded last, with a copy of its pristine weights (on the CPU).
+
+    A worker fine-tunes one checkpoint many times: loading it again for each run would cost more than the
+    run. Instead its weights are restored from the copy, which makes the next run start from exactly the
+    loaded checkpoint (bit for bit, as a test checks). One checkpoint is kept: a worker's runs are grouped
+    by checkpoint, and two copies of Pythia-2.8B would not fit next to its optimizer state.
+    """
+
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] | None = None
+        self.model: Any = None
+        self.pristine: dict[str, Any] = {}
+
+    def load(self, pin: dict[str, Any], **kwargs: Any):
+        from transferlaw.hub import load_pinned
+
+        key = (pin["repo_id"], pin["commit"], pin["cache_dir"], sorted(kwargs.items(), key=str))
+        if key == self.key:
+            self.model.load_state_dict(self.pristine)
+            self.model.zero_grad(set_to_none=True)
+            return self.model
+        self.key, self.model, self.pristine = None, None, {}  # free the old one before loading
+        model = load_pinned(pin, **kwargs)
+        self.pristine = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        self.key, self.model = key, model
+        return model
+
+
 def run(
     *,
     dataset: str,
@@ -184,21 +213,21 @@ def run(
     settings: dict[str, Any],
     data_path: str,
     progress: Callable[..., Any] | None = None,
+    cache: CheckpointCache | None = None,
 ) -> dict[str, Any]:
-    """Load the pinned checkpoint (:func:`transferlaw.checkpoints.pin`) and the prepared data, fine-tune on
-    the nested subset of ``size``, and return the run record (a dict with every column of
-    :data:`transferlaw.schema.RECORD_COLUMNS`)."""
+    """Load the pinned checkpoint (:func:`transferlaw.checkpoints.pin`; from ``cache`` when given) and the
+    prepared data, fine-tune on the nested subset of ``size``, and return the run record (a dict with every
+    column of :data:`transferlaw.schema.RECORD_COLUMNS`)."""
     import torch
 
     from transferlaw.config import revision_step
     from transferlaw.data import PreparedData, subset
-    from transferlaw.hub import load_pinned
 
     t0 = time.time()
     torch.set_num_threads(settings["threads"])
     data = PreparedData.load(data_path)
     train = subset(data.train, size, settings["unit"])
-    model = load_pinned(pin, dtype=getattr(torch, settings["dtype"]))
+    model = (cache or CheckpointCache()).load(pin, dtype=getattr(torch, settings["dtype"]))
     vocab = model.get_input_embeddings().num_embeddings
     top = max(int(data.eval.max()), int(data.train.max()))
     if top >= vocab:
@@ -231,3 +260,57 @@ def run(
         "wall_seconds": time.time() - t0,
         **outcome,
     }
+
+
+#: what a worker process keeps between runs (see :mod:`transferlaw.worker`)
+_CACHE = CheckpointCache()
+
+
+class _Epochs:
+    """The epochs of a run, with a progress bar, abandoned when the job that asked for the run has gone."""
+
+    def __init__(self, epochs: Any, cancelled: Callable[[], bool], **kwargs: Any) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(epochs, mininterval=1.0, **kwargs)
+        self.cancelled = cancelled
+
+    def __iter__(self):
+        from transferlaw.worker import Cancelled
+
+        for epoch in self.bar:
+            if self.cancelled():
+                raise Cancelled
+            yield epoch
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        self.bar.set_postfix(**kwargs)
+
+
+def run_job(request: dict[str, Any], cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """One fine-tuning job's run, in a worker (:func:`transferlaw.worker.run_task`) or in the job's process:
+    progress goes to the job's log, the record to ``request["record"]`` (a temporary path next to the
+    job's output, which the job renames into place). Returns a summary for the job's own log."""
+    from transferlaw.hub import use_offline_mode
+    from transferlaw.runlog import log_to
+
+    use_offline_mode(True)  # (a no-op after the first run: the worker imported huggingface_hub already)
+    from transferlaw.schema import records_frame, write_records
+    from transferlaw.worker import Cancelled
+
+    with log_to(request["log"]):
+        record = run(
+            dataset=request["dataset"],
+            model_settings=request["model"],
+            pin=request["pin"],
+            size=request["size"],
+            settings=request["settings"],
+            data_path=request["data"],
+            progress=lambda epochs, **kw: _Epochs(epochs, cancelled, **kw),
+            cache=_CACHE,
+        )
+        print({k: v for k, v in record.items() if k != "eval_curve"})
+        if cancelled():
+            raise Cancelled
+        write_records(records_frame([record], request["record"]), request["record"])
+    return {k: record[k] for k in ("eval_loss", "status", "epochs", "wall_seconds")}

@@ -1,28 +1,40 @@
-"""Snakemake entry point: one fine-tuning run (dataset, checkpoint, size) -> one parquet record."""
+"""Snakemake entry point: one fine-tuning run (dataset, checkpoint, size) -> one parquet record.
 
-from transferlaw.hub import use_offline_mode
+A thin client: the run itself happens in a long-lived worker process on this node that has torch imported
+and the checkpoint loaded already (transferlaw.worker). This process imports neither, and writes the
+record into place, atomically, only once the run has succeeded.
+"""
 
-use_offline_mode(True)  # before transformers is imported: jobs load pinned commits from the cache only
+import json
+import os
+from pathlib import Path
 
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
+from transferlaw.config import finetune_settings, resolve
+from transferlaw.worker import run_task
 
-from tqdm import tqdm  # noqa: E402
+os.environ["HF_HUB_OFFLINE"] = "1"  # jobs (and the workers they start) load pinned commits from the cache
+s, w = snakemake, snakemake.wildcards
+out = Path(s.output[0])
+pin = json.loads(Path(s.input.pin).read_text())
+settings = {**s.params.settings, "threads": s.threads}
+request = {
+    "dataset": w.dataset,
+    "model": s.params.model,
+    "pin": pin,
+    "size": int(w.size),
+    "settings": settings,
+    "data": s.input.data,
+    "log": s.log[0],
+    "record": str(out.parent / f".{out.name}.{os.getpid()}.tmp"),
+}
+# whether to use a worker changes no result, so it is read from the config here, not passed as a param
+if finetune_settings(resolve(s.config), w.dataset)["worker"]:
+    key = f"{pin['commit']}:{settings['dtype']}"
+    summary = run_task("finetune", request, key=key, device=settings["device"], threads=s.threads)
+else:
+    from transferlaw.finetune import run_job
 
-from transferlaw.finetune import run  # noqa: E402
-from transferlaw.runlog import log_to  # noqa: E402
-from transferlaw.schema import records_frame, write_records  # noqa: E402
-
-with log_to(snakemake.log[0]):
-    w = snakemake.wildcards
-    record = run(
-        dataset=w.dataset,
-        model_settings=snakemake.params.model,
-        pin=json.loads(Path(snakemake.input.pin).read_text()),
-        size=int(w.size),
-        settings={**snakemake.params.settings, "threads": snakemake.threads},
-        data_path=snakemake.input.data,
-        progress=lambda it, **kw: tqdm(it, mininterval=1.0, **kw),
-    )
-    print({k: v for k, v in record.items() if k != "eval_curve"})
-    write_records(records_frame([record], snakemake.output[0]), snakemake.output[0])
+    summary = run_job(request)
+os.replace(request["record"], out)
+with open(s.log[0], "a") as log:
+    print(summary, file=log)

@@ -1,0 +1,256 @@
+"""Fine-tuning runs that cost their training, not their start-up.
+
+Each Snakemake job is a new process, and at the toy's scale (and, per run, at the paper's) a fine-tuning
+run's own work is smaller than the process's start-up: importing torch and transformers (4-5 s of CPU),
+initialising the device, loading the checkpoint (11 GB for Pythia-2.8B in fp32). So a fine-tuning job is a
+thin client: it hands its run to a long-lived **worker** process on the same node, which pays those costs
+once, keeps the checkpoint it last loaded and restores its pristine weights before each run of it. The job
+keeps everything else of the design's contract: one job per (dataset, checkpoint, size), its own record,
+written atomically by the job itself, and its own place in the DAG.
+
+Slots. A worker serves one run at a time. Its slot is a lock file, a socket and a state file in a folder
+private to the user and to this exact code (``<tmp>/transferlaw-worker-<uid>/<fingerprint>/``, so a worker
+never serves code other than its own, nor another Slurm allocation's GPU). A job takes a free slot, preferring
+the one whose worker holds its checkpoint, holds the slot's lock (``flock``) while its run lasts, and starts
+the slot's worker if none is listening. The lock dies with the job: a killed job frees its slot; a worker
+whose client has gone abandons the run at the next epoch and writes nothing. Workers exit after ``idle``
+seconds without a run (``TRANSFERLAW_WORKER_IDLE``, default 120).
+
+This module is imported by every fine-tuning job, so it imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import importlib
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+#: tasks a worker runs, by name: "module:function", each called as function(request, cancelled)
+TASKS = {"finetune": "transferlaw.finetune:run_job"}
+IDLE_SECONDS = float(os.environ.get("TRANSFERLAW_WORKER_IDLE", "120"))
+START_SECONDS = 300.0  # a cold worker imports torch and transformers: minutes on a busy shared node
+
+
+class WorkerError(RuntimeError):
+    """The run failed in the worker (the message carries its traceback), or the worker died."""
+
+
+class Cancelled(Exception):
+    """The job that asked for this run has gone: the run is abandoned and nothing is written."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# where slots live
+# ----------------------------------------------------------------------------------------------------
+def fingerprint() -> str:
+    """This code and this allocation: the interpreter, every module of the package (path and mtime), and the
+    Slurm job and GPUs the process may use. Workers are shared only by identical fingerprints."""
+    package = Path(__file__).resolve().parent
+    parts = [sys.executable, os.environ.get("SLURM_JOB_ID", ""), os.environ.get("CUDA_VISIBLE_DEVICES", "")]
+    for path in sorted(package.rglob("*.py")):
+        parts.append(f"{path}:{path.stat().st_mtime_ns}")
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def slot_dir() -> Path:
+    base = Path(os.environ.get("TRANSFERLAW_WORKER_DIR") or tempfile.gettempdir())
+    folder = base / f"transferlaw-worker-{os.getuid()}" / fingerprint()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.parent.stat().st_uid != os.getuid():
+        raise WorkerError(f"{folder.parent} belongs to another user")
+    folder.parent.chmod(0o700)
+    return folder
+
+
+def default_slots(device: str, threads: int) -> list[str | None]:
+    """One slot per visible GPU (each worker sees only its own), or per ``threads`` CPU cores."""
+    visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    if device != "cpu" and visible:
+        return visible
+    if device == "cuda":
+        return [None]
+    return [None] * max(1, (os.cpu_count() or 1) // max(1, threads))
+
+
+# ----------------------------------------------------------------------------------------------------
+# the job's side
+# ----------------------------------------------------------------------------------------------------
+def _send(sock: socket.socket, obj: Any) -> None:
+    sock.sendall(json.dumps(obj).encode() + b"\n")
+
+
+def _receive(sock: socket.socket) -> Any:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            return None
+        data += chunk
+    return json.loads(data)
+
+
+@contextlib.contextmanager
+def _take_slot(folder: Path, slots: list[str | None], key: str) -> Iterator[tuple[int, Any]]:
+    """Hold a free slot for the duration: the one that last ran ``key`` if it is free, else any free one,
+    else wait for one."""
+    handles = [open(folder / f"slot-{i}.lock", "a+") for i in range(len(slots))]  # noqa: SIM115
+    try:
+        while True:
+            order = sorted(range(len(slots)), key=lambda i: _state(folder, i).get("key") != key)
+            for i in order:
+                try:
+                    fcntl.flock(handles[i], fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                try:
+                    yield i, handles[i]
+                finally:
+                    fcntl.flock(handles[i], fcntl.LOCK_UN)
+                return
+            time.sleep(0.2)
+    finally:
+        for h in handles:
+            h.close()
+
+
+def _state(folder: Path, i: int) -> dict[str, Any]:
+    try:
+        return json.loads((folder / f"slot-{i}.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _connect(path: Path) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+        return sock
+    except OSError:
+        sock.close()
+        return None
+
+
+def _start_worker(folder: Path, i: int, device: str | None) -> socket.socket:
+    path = folder / f"slot-{i}.sock"
+    path.unlink(missing_ok=True)
+    env = dict(os.environ)
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device
+    log = open(folder / f"slot-{i}.log", "ab")  # noqa: SIM115 (the worker's own start-up errors)
+    cmd = [sys.executable, "-m", "transferlaw.worker", str(path), str(IDLE_SECONDS)]
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+    )
+    log.close()
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if (sock := _connect(path)) is not None:
+            return sock
+        if proc.poll() is not None:
+            raise WorkerError(
+                f"the worker of slot {i} exited at start (code {proc.returncode}); see {log.name}"
+            )
+        time.sleep(0.05)
+    proc.kill()
+    raise WorkerError(f"the worker of slot {i} did not start within {START_SECONDS:.0f} s; see {log.name}")
+
+
+def run_task(task: str, request: dict[str, Any], *, key: str, device: str = "auto", threads: int = 1) -> Any:
+    """Run ``task`` on ``request`` in a worker on this node and return its result.
+
+    ``key`` names what the worker keeps between runs (the pinned checkpoint), so that runs of one
+    checkpoint go to the worker that holds it. Raises :class:`WorkerError` with the worker's traceback.
+    """
+    folder = slot_dir()
+    slots = default_slots(device, threads)
+    with _take_slot(folder, slots, key) as (i, _lock):
+        sock = _connect(folder / f"slot-{i}.sock") or _start_worker(folder, i, slots[i])
+        with sock:
+            _send(sock, {"task": task, "request": request})
+            reply = _receive(sock)
+        if reply is None:
+            raise WorkerError(f"the worker of slot {i} died during the run; see {folder / f'slot-{i}.log'}")
+        (folder / f"slot-{i}.json").write_text(json.dumps({"key": key}))
+        if not reply["ok"]:
+            raise WorkerError(reply["error"])
+        return reply["result"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# the worker's side
+# ----------------------------------------------------------------------------------------------------
+def _gone(conn: socket.socket) -> bool:
+    """Whether the client has closed its end (a readable socket that reads nothing)."""
+    readable, _, _ = select.select([conn], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def _task(name: str) -> Callable[..., Any]:
+    module, function = TASKS[name].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
+    """Serve runs on the Unix socket ``path``, one at a time, until ``idle`` seconds pass without one."""
+    path = Path(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    path.chmod(0o600)
+    listener.listen(4)
+    try:
+        while select.select([listener], [], [], idle)[0]:
+            conn, _ = listener.accept()
+            with conn:
+                message = _receive(conn)
+                if message is None:
+                    continue
+                try:
+                    result = _task(message["task"])(message["request"], lambda c=conn: _gone(c))
+                    reply = {"ok": True, "result": result}
+                except Cancelled:
+                    continue
+                except BaseException as err:  # the job reports it; the worker lives on
+                    reply = {"ok": False, "error": "".join(traceback.format_exception(err)).rstrip()}
+                    if not isinstance(err, Exception):
+                        raise
+                with contextlib.suppress(OSError):
+                    _send(conn, reply)
+    finally:
+        listener.close()
+        with contextlib.suppress(OSError):
+            if path.exists() and path.is_socket():
+                path.unlink()
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # workers load pinned checkpoints from the cache only
+    try:
+        serve(argv[0], float(argv[1]) if len(argv) > 1 else IDLE_SECONDS)
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:  # another worker took this slot first: it serves
+            return 0
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
