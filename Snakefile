@@ -1,8 +1,8 @@
 # transferlaw: scaling laws for transfer (Barnett 2024) as a Snakemake study.
 # One fine-tuning job per (dataset, checkpoint, fine-tune size); aggregation, fits and analyses downstream.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
-from transferlaw.config import SCHEMA_PATH
+from transferlaw.config import ConfigError, validate_schema
 
 min_version("9.0")
 
@@ -19,7 +19,10 @@ report: "workflow/report/workflow.rst"
 
 # Defaults are filled by transferlaw.config.resolve (see common.smk), not by the validator: a dataset's
 # `finetune` block holds overrides only.
-validate(config, schema=str(SCHEMA_PATH), set_default=False)
+try:
+    validate_schema(config)
+except ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}")
 
 
 include: "workflow/rules/common.smk"

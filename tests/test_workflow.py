@@ -113,6 +113,9 @@ def digest(folder: Path) -> str:
         (lambda c: c["models"]["tiny-neox"]["revisions"].append("step5"), "step5 not saved"),
         (lambda c: c["finetune"].update(patience="three"), "patience"),
         (lambda c: c["datasets"]["chloroplast-dna"].update(sizes=[4, 100000]), "chloroplast-dna"),
+        (lambda c: c["fit"].update(form="chinchilla"), "fit.form: unknown law form 'chinchilla'"),
+        (lambda c: c.update(datasets={}), "datasets: the study has no datasets"),
+        (lambda c: c["finetune"].update(device="gpu"), "device"),
     ],
 )
 def test_bad_input_stops_before_any_job_and_keeps_results(study_copy, edit, culprit):
@@ -147,3 +150,34 @@ def test_slurm_profile_parses_and_plans_the_study(study_copy):
     local = planned_outputs(study_copy)
     assert local  # the new checkpoint's jobs
     assert sorted(planned_outputs(study_copy, "--profile", str(profile))) == sorted(local)
+
+
+def test_outputs_follow_the_umask(small_study):
+    """Teammates on a shared project folder can read the results: files get 0666 less the umask (and
+    folders 0777 less it), not a temporary file's private 0600."""
+    from transferlaw.io import umask
+
+    mask = umask()
+    files = [f for f in (small_study / "results").rglob("*") if f.is_file() and not f.is_symlink()]
+    assert len(files) > 50
+    wrong = [
+        f"{f.relative_to(small_study)} {oct(f.stat().st_mode & 0o777)}"
+        for f in files
+        if f.stat().st_mode & 0o777 != 0o666 & ~mask
+    ]
+    assert wrong == []
+    folders = [d for d in (small_study / "results").rglob("*") if d.is_dir()]
+    assert all(d.stat().st_mode & 0o777 == 0o777 & ~mask for d in folders)
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    import os
+
+    from transferlaw.io import write_text
+
+    old = os.umask(0o002)
+    try:
+        write_text("x", tmp_path / "shared.txt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o664

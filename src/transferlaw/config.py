@@ -31,9 +31,17 @@ def load_schema() -> dict[str, Any]:
 
 
 def validate_schema(config: Mapping[str, Any]) -> None:
-    """Validate against the JSON schema without filling defaults (Snakemake's validator, same messages)."""
+    """Validate against the JSON schema without filling defaults (Snakemake's validator, same messages),
+    after the checks whose schema message would not say what is wrong with the study."""
     from snakemake.utils import validate
 
+    for key, what in (("models", "checkpoints to fine-tune"), ("datasets", "datasets to fine-tune on")):
+        if not config.get(key):
+            raise ConfigError(
+                f"{key}: the study has no {what}, so it would run nothing; add at least one block under "
+                f"`{key}:` (every key is documented in config/README.md). Note that a --configfile "
+                "describes the whole study: nothing is taken from the embedded default."
+            )
     validate(dict(config), str(SCHEMA_PATH), set_default=False)
 
 
@@ -235,6 +243,12 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
     models = cfg["models"]
     if any(m["source"] == "pretrain" for m in models.values()) and "pretrain" not in cfg:
         raise ConfigError("models: a model has `source: pretrain` but the config has no `pretrain` block")
+    from transferlaw.laws import get_form
+
+    try:
+        get_form(cfg["fit"]["form"])
+    except ValueError as err:
+        raise ConfigError(f"fit.form: {err}") from err
     if cfg["fit"]["model"] not in models:
         raise ConfigError(
             f"fit.model: {cfg['fit']['model']!r} is not a key of `models` ({', '.join(models)})"

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from transferlaw.io import write_text
+from transferlaw.io import follow_umask, write_text
 
 
 def use_offline_mode(offline: bool = True) -> None:
@@ -55,6 +55,8 @@ def publish_revision(save: Any, cache_dir: str | Path, repo_id: str, revision: s
     tmp = Path(tempfile.mkdtemp(prefix=".publish-", dir=repo))
     try:
         save(tmp)
+        for path in [tmp, *tmp.rglob("*")]:  # mkdtemp makes the folder private, some writers their files
+            follow_umask(path)
         digest = hashlib.sha1()
         for f in sorted(tmp.rglob("*")):
             if f.is_file():

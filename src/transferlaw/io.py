@@ -1,7 +1,9 @@
 """Atomic file output: a killed job must leave either the complete file or no file at all.
 
 Every writer here writes to a temporary file in the destination folder and renames it into place;
-``os.replace`` is atomic on POSIX filesystems, so readers (and Snakemake) never see half a file.
+``os.replace`` is atomic on POSIX filesystems, so readers (and Snakemake) never see half a file. The file
+gets the permissions any new file would (0666 less the user's umask), not the temporary file's private 0600:
+teammates on a shared project folder must be able to read the results.
 """
 
 from __future__ import annotations
@@ -18,6 +20,25 @@ import numpy as np
 import pandas as pd
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (Linux), or by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | os.PathLike[str]) -> None:
+    """Give a file (0666) or folder (0777) the permissions the umask gives new ones."""
+    base = 0o777 if Path(path).is_dir() else 0o666
+    os.chmod(path, base & ~umask())
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``, on error delete it."""
@@ -29,6 +50,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        follow_umask(tmp_path)
         os.replace(tmp_path, dest)
     finally:
         if tmp_path.exists():
