@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml scripts/install_torch.sh
 	touch $@
 
 study: setup
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete
 
 test: setup
 	$(BIN)/python -m pytest -ra

@@ -114,8 +114,17 @@ def records_frame(rows: Sequence[Mapping[str, Any]], source: str = "records") ->
 
 
 def to_arrow(df: pd.DataFrame, source: str = "records") -> pa.Table:
-    """Validated records as an Arrow table with exactly :data:`RECORD_SCHEMA`."""
-    return pa.Table.from_pandas(validate_records(df, source), schema=RECORD_SCHEMA, preserve_index=False)
+    """Validated records as an Arrow table with exactly :data:`RECORD_SCHEMA`.
+
+    A float column keeps NaN as NaN (a diverged run's loss), not as a missing value: pandas' conversion
+    would make it null, which the schema (every column required) refuses.
+    """
+    df = validate_records(df, source)
+    columns = [
+        pa.array(df[name].to_numpy(), type=field.type, from_pandas=name not in _FLOAT)
+        for name, field in zip(RECORD_SCHEMA.names, RECORD_SCHEMA, strict=True)
+    ]
+    return pa.Table.from_arrays(columns, schema=RECORD_SCHEMA)
 
 
 def write_records(df: pd.DataFrame, path: str, source: str | None = None) -> None:
@@ -133,13 +142,23 @@ def read_records(paths: str | Sequence[str]) -> pd.DataFrame:
     """Read and validate one or more record files into one table (sorted for reproducibility)."""
     if isinstance(paths, str):
         paths = [paths]
-    frames = [validate_records(pd.read_parquet(p), p) for p in paths]
+    frames = [validate_records(_read_parquet(p), p) for p in paths]
     if not frames:
         return validate_records(pd.DataFrame({c: [] for c in RECORD_COLUMNS}).astype(_empty_dtypes()))
     df = pd.concat(frames, ignore_index=True)
     return df.sort_values(
         ["dataset", "model", "pretrain_step", "finetune_size", "seed"], kind="stable"
     ).reset_index(drop=True)
+
+
+def _read_parquet(path: str) -> pd.DataFrame:
+    """One record file; a truncated or corrupt one is named, with what to do about it."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise RecordError(
+            f"{path}: unreadable record ({type(err).__name__}: {err}); delete it to rerun that run"
+        ) from err
 
 
 def read_model_runs(path: str, model: str) -> pd.DataFrame:

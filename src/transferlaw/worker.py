@@ -134,10 +134,25 @@ def _state(folder: Path, i: int) -> dict[str, Any]:
         return {}
 
 
+@contextlib.contextmanager
+def _short(path: Path) -> Iterator[str]:
+    """A name for ``path`` that fits a Unix socket address (108 bytes): through an open handle on its folder
+    (``/proc/self/fd/N/name``, on Linux) when the path itself is longer."""
+    if len(os.fsencode(path)) < 100 or not Path("/proc/self/fd").is_dir():
+        yield str(path)
+        return
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
 def _connect(path: Path) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(str(path))
+        with _short(path) as address:
+            sock.connect(address)
         return sock
     except OSError:
         sock.close()
@@ -180,7 +195,7 @@ def run_task(task: str, request: dict[str, Any], *, key: str, device: str = "aut
     with _take_slot(folder, slots, key) as (i, _lock):
         sock = _connect(folder / f"slot-{i}.sock") or _start_worker(folder, i, slots[i])
         with sock:
-            _send(sock, {"task": task, "request": request})
+            _send(sock, {"task": task, "request": request, "cwd": os.getcwd()})
             reply = _receive(sock)
         if reply is None:
             raise WorkerError(f"the worker of slot {i} died during the run; see {folder / f'slot-{i}.log'}")
@@ -213,9 +228,12 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
     """Serve runs on the Unix socket ``path``, one at a time, until ``idle`` seconds pass without one."""
     path = Path(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
+    with _short(path) as address:
+        listener.bind(address)
     path.chmod(0o600)
     listener.listen(4)
+    pid = path.with_suffix(".pid")
+    pid.write_text(str(os.getpid()))
     try:
         while select.select([listener], [], [], idle)[0]:
             conn, _ = listener.accept()
@@ -224,6 +242,8 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
                 if message is None:
                     continue
                 try:
+                    # a worker serves every study on this node that runs this code: paths are the job's
+                    os.chdir(message["cwd"])
                     result = _task(message["task"])(message["request"], lambda c=conn: _gone(c))
                     reply = {"ok": True, "result": result}
                 except Cancelled:
@@ -239,6 +259,8 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
         with contextlib.suppress(OSError):
             if path.exists() and path.is_socket():
                 path.unlink()
+            if pid.read_text() == str(os.getpid()):
+                pid.unlink()
 
 
 def main(argv: list[str]) -> int:
