@@ -25,7 +25,10 @@ def test_early_stopping_patience_one():
 
 
 def settings(**over):
+    from transferlaw.config import finetune_defaults
+
     base = {
+        **finetune_defaults(),
         "lr": 1e-2,
         "betas": [0.9, 0.999],
         "eps": 1e-8,
@@ -104,3 +107,46 @@ def test_training_is_deterministic(tiny_tokenizer):
             finetune(_new_model(cfg, tiny_tokenizer), list(seqs[:8]), seqs[16:], settings(max_epochs=4))
         )
     assert outs[0]["eval_curve"] == pytest.approx(outs[1]["eval_curve"], rel=1e-6)
+
+
+def test_numerics_on_the_cpu_keep_fp32_and_plain_adamw():
+    from transferlaw.finetune import Numerics
+
+    n = Numerics.resolve(settings(), "cpu")  # precision auto, fused_adamw and tf32 on by default
+    assert (n.precision, n.fused_adamw, n.tf32, n.gradient_checkpointing) == ("fp32", False, False, False)
+    assert Numerics.resolve(settings(precision="bf16"), "cpu").precision == "bf16"
+
+
+def _run(tokenizer, seqs, **over):
+    from transferlaw.finetune import Numerics
+    from transferlaw.pretrain import _new_model
+
+    cfg = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
+    torch.manual_seed(0)
+    model = _new_model({**cfg, "context_length": 32}, tokenizer)
+    if "attention" in over:
+        model.set_attn_implementation(over["attention"])
+    s = settings(max_epochs=3, patience=5, **over)
+    out = finetune(model, list(seqs[:8]), seqs[16:], s)
+    return out, Numerics.resolve(s, "cpu").record(model)
+
+
+def test_bf16_autocast_trains_near_fp32_and_is_recorded(tiny_tokenizer):
+    seqs = corpus(tiny_tokenizer, 24)
+    fp32, rec32 = _run(tiny_tokenizer, seqs)
+    bf16, rec16 = _run(tiny_tokenizer, seqs, precision="bf16")
+    assert (rec32["precision"], rec16["precision"]) == ("fp32", "bf16")
+    assert rec16["weights_dtype"] == "float32"  # autocast: the master weights stay float32
+    assert bf16["eval_curve"] != fp32["eval_curve"]  # bf16 really ran
+    assert bf16["eval_curve"] == pytest.approx(fp32["eval_curve"], abs=0.05)
+
+
+def test_gradient_checkpointing_and_eager_attention_change_no_result(tiny_tokenizer):
+    seqs = corpus(tiny_tokenizer, 24)
+    base, rec = _run(tiny_tokenizer, seqs)
+    ckpt, rec_ckpt = _run(tiny_tokenizer, seqs, gradient_checkpointing=True)
+    eager, rec_eager = _run(tiny_tokenizer, seqs, attention="eager")
+    assert rec["attention"] == "sdpa" and rec_eager["attention"] == "eager"
+    assert rec_ckpt["gradient_checkpointing"] and not rec["gradient_checkpointing"]
+    assert ckpt["eval_curve"] == pytest.approx(base["eval_curve"], rel=1e-5)
+    assert eager["eval_curve"] == pytest.approx(base["eval_curve"], rel=1e-4)

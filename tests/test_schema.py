@@ -32,6 +32,14 @@ def record(**over):
         "n_params": 1000,
         "flops": 6.0 * 1000 * 512 * 6,
         "wall_seconds": 1.5,
+        "device_name": "cpu",
+        "precision": "fp32",
+        "weights_dtype": "float32",
+        "attention": "sdpa",
+        "optimizer": "adamw",
+        "tf32": False,
+        "gradient_checkpointing": False,
+        "versions": "torch=2.13.0",
         "status": "ok",
         "eval_curve": [3.5, 3.3, 3.2],
     }
@@ -57,6 +65,7 @@ def test_round_trip_preserves_every_column(tmp_path):
         ({"finetune_unit": "bytes"}, "finetune_unit"),
         ({"eval_loss": math.nan}, "eval_loss"),
         ({"dataset": None}, "dataset"),
+        ({"tf32": "yes"}, "tf32"),
     ],
 )
 def test_bad_values_name_the_column(change, culprit):

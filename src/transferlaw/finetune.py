@@ -6,6 +6,7 @@ The paper trains to convergence on the fine-tune data (early stopping with patie
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +42,101 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
+@dataclass(frozen=True)
+class Numerics:
+    """How a run computes, resolved for the device at hand from the study's settings (``precision``,
+    ``attention``, ``fused_adamw``, ``tf32``, ``gradient_checkpointing``), and recorded with every run.
+
+    Mixed precision is bfloat16 *autocast* over float32 master weights and optimizer state: matmuls run on
+    the tensor cores in bfloat16 with float32 accumulation, the loss is computed in float32 from the logits,
+    and the updates land on float32 weights. The alternative, bfloat16 weights with float32 optimizer state,
+    halves weight memory but loses the paper's updates: at lr 1e-5 an AdamW step moves a weight by ~1e-5,
+    while bfloat16 resolves ~4e-3 of a weight's magnitude (~1e-2 for Pythia), so most updates round away.
+    Pythia-2.8B's full fine-tune in float32 (weights, gradients, two moments: 45 GB) fits an 80 GB GPU.
+    """
+
+    device: str  # "cpu", "cuda", "cuda:N"
+    precision: str  # "fp32" or "bf16"
+    fused_adamw: bool
+    tf32: bool
+    gradient_checkpointing: bool
+
+    @classmethod
+    def resolve(cls, settings: dict[str, Any], device: str | None = None) -> Numerics:
+        import torch
+
+        device = device or resolve_device(settings["device"])
+        gpu = device.startswith("cuda")
+        precision = settings["precision"]
+        if precision == "auto":
+            precision = "bf16" if gpu and torch.cuda.is_bf16_supported() else "fp32"
+        return cls(
+            device=device,
+            precision=precision,
+            fused_adamw=gpu and settings["fused_adamw"],
+            tf32=gpu and settings["tf32"],
+            gradient_checkpointing=settings["gradient_checkpointing"],
+        )
+
+    def autocast(self):
+        """The context every forward pass runs in (train and eval)."""
+        import torch
+
+        kind = "cuda" if self.device.startswith("cuda") else "cpu"
+        return torch.autocast(kind, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def prepare(self, model: Any) -> None:
+        """Set the process-wide and per-model switches (a worker's next run may ask for others)."""
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = self.tf32
+        torch.backends.cudnn.allow_tf32 = self.tf32
+        # transformers 5 renamed gradient checkpointing to activation checkpointing (the old name warns)
+        if self.gradient_checkpointing:
+            enable = (
+                getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            )
+            enable({"use_reentrant": False})
+        else:
+            disable = getattr(model, "activation_checkpointing_disable", None)
+            (disable or model.gradient_checkpointing_disable)()
+
+    def optimizer(self, params: Any, settings: dict[str, Any]):
+        import torch
+
+        return torch.optim.AdamW(
+            params,
+            lr=settings["lr"],
+            betas=tuple(settings["betas"]),
+            eps=settings["eps"],
+            weight_decay=settings["weight_decay"],
+            **({"fused": True} if self.fused_adamw else {}),
+        )
+
+    def record(self, model: Any) -> dict[str, Any]:
+        """The record's columns that say how the run computed."""
+        import platform
+
+        import torch
+        import transformers
+
+        gpu = self.device.startswith("cuda")
+        weights = next(model.parameters()).dtype
+        versions = f"torch={torch.__version__} transformers={transformers.__version__}"
+        if gpu:
+            versions += f" cuda={torch.version.cuda} cudnn={torch.backends.cudnn.version()}"
+        return {
+            "device_name": torch.cuda.get_device_name(self.device) if gpu else f"cpu {platform.machine()}",
+            "precision": self.precision,
+            "weights_dtype": str(weights).removeprefix("torch."),
+            "attention": str(model.config._attn_implementation),
+            "optimizer": "adamw-fused" if self.fused_adamw else "adamw",
+            "tf32": self.tf32,
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "versions": versions,
+        }
+
+
 def _batches(seqs: Sequence[np.ndarray], order: np.ndarray, size: int) -> list[list[np.ndarray]]:
     return [[seqs[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
 
@@ -71,13 +167,16 @@ def token_losses(model: Any, ids: Any, mask: Any, labels: Any):
     return loss, int((target != -100).sum())
 
 
-def evaluate(model: Any, sequences: np.ndarray, batch_size: int, device: Any) -> tuple[float, int]:
+def evaluate(
+    model: Any, sequences: np.ndarray, batch_size: int, device: Any, numerics: Numerics | None = None
+) -> tuple[float, int]:
     """Mean token cross-entropy (nats) of ``model`` on ``sequences``, and the number of tokens scored."""
     import torch
 
     model.eval()
     total, count = 0.0, 0
-    with torch.no_grad():
+    autocast = numerics.autocast() if numerics else contextlib.nullcontext()
+    with torch.no_grad(), autocast:
         for batch in _batches(list(sequences), np.arange(len(sequences)), batch_size):
             loss, n = token_losses(model, *_collate(batch, device))
             total += loss.item()
@@ -92,26 +191,24 @@ def finetune(
     eval_data: np.ndarray,
     settings: dict[str, Any],
     progress: Callable[..., Any] | None = None,
+    numerics: Numerics | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` in place until early stopping (or ``max_epochs``); return the run's outcome.
 
     An optimizer step is taken every ``grad_accum`` micro-batches and at the end of each epoch, so a
     subset smaller than one effective batch still gets one update per epoch (as with the paper's smallest
-    sizes). Losses are averaged per token over the accumulation window.
+    sizes). Losses are averaged per token over the accumulation window. ``numerics`` (default: resolved
+    from ``settings`` for the model's device) sets precision, kernels and checkpointing.
     """
     import torch
 
     device = next(model.parameters()).device
+    numerics = numerics or Numerics.resolve(settings, str(device))
+    numerics.prepare(model)
     torch.manual_seed(settings["seed"])
     rng = np.random.default_rng(settings["seed"])
-    opt = torch.optim.AdamW(
-        model.parameters(),
-        lr=settings["lr"],
-        betas=tuple(settings["betas"]),
-        eps=settings["eps"],
-        weight_decay=settings["weight_decay"],
-    )
-    initial, eval_tokens = evaluate(model, eval_data, settings["eval_batch"], device)
+    opt = numerics.optimizer(model.parameters(), settings)
+    initial, eval_tokens = evaluate(model, eval_data, settings["eval_batch"], device, numerics)
     stopper = EarlyStopping(settings["patience"])
     train_losses: list[float] = []
     steps, status = 0, STATUS_OK
@@ -128,7 +225,8 @@ def finetune(
             collated = [_collate(b, device) for b in window]
             n_window = sum(int((c[2][:, 1:] != -100).sum()) for c in collated)
             for ids, mask, labels in collated:
-                loss, n = token_losses(model, ids, mask, labels)
+                with numerics.autocast():
+                    loss, n = token_losses(model, ids, mask, labels)
                 (loss / n_window).backward()
                 epoch_loss += loss.item()
                 epoch_tokens += n
@@ -136,7 +234,7 @@ def finetune(
             opt.zero_grad(set_to_none=True)
             steps += 1
         train_losses.append(epoch_loss / epoch_tokens)
-        eval_loss, _ = evaluate(model, eval_data, settings["eval_batch"], device)
+        eval_loss, _ = evaluate(model, eval_data, settings["eval_batch"], device, numerics)
         if not (math.isfinite(eval_loss) and math.isfinite(train_losses[-1])):
             status = STATUS_DIVERGED
             stopper.history.append(eval_loss)
@@ -227,7 +325,9 @@ def run(
     torch.set_num_threads(settings["threads"])
     data = PreparedData.load(data_path)
     train = subset(data.train, size, settings["unit"])
-    model = (cache or CheckpointCache()).load(pin, dtype=getattr(torch, settings["dtype"]))
+    model = (cache or CheckpointCache()).load(
+        pin, dtype=getattr(torch, settings["dtype"]), attn_implementation=settings["attention"]
+    )
     vocab = model.get_input_embeddings().num_embeddings
     top = max(int(data.eval.max()), int(data.train.max()))
     if top >= vocab:
@@ -235,9 +335,10 @@ def run(
             f"dataset {dataset!r} was tokenized with a vocabulary larger than model "
             f"{model_settings['model']!r} has ({top} >= {vocab}): models of one study must share a tokenizer"
         )
-    model.to(resolve_device(settings["device"]))
+    numerics = Numerics.resolve(settings)
+    model.to(numerics.device)
     model.train()
-    outcome = finetune(model, train, data.eval, settings, progress=progress)
+    outcome = finetune(model, train, data.eval, settings, progress=progress, numerics=numerics)
     n_params = sum(p.numel() for p in model.parameters())
     revision = pin["revision"]
     step = revision_step(revision)
@@ -258,6 +359,7 @@ def run(
         "n_params": int(n_params),
         "flops": 6.0 * n_params * tokens * outcome["epochs"],
         "wall_seconds": time.time() - t0,
+        **numerics.record(model),
         **outcome,
     }
 

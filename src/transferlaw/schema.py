@@ -48,6 +48,14 @@ RECORD_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "n_params": (pa.int64(), "parameters of the model (all, embeddings included)"),
     "flops": (pa.float64(), "training compute, 6 x n_params x tokens trained (epochs x finetune_tokens)"),
     "wall_seconds": (pa.float64(), "wall time of the run (load, train, eval)"),
+    "device_name": (pa.string(), "device the run trained on: `cpu`, or the GPU's name"),
+    "precision": (pa.string(), "matmul precision used: `fp32`, or `bf16` (autocast over the master weights)"),
+    "weights_dtype": (pa.string(), "dtype of the master weights and optimizer state (`float32`, ...)"),
+    "attention": (pa.string(), "attention kernel used (`sdpa`, `eager`)"),
+    "optimizer": (pa.string(), "optimizer implementation used (`adamw`, `adamw-fused`)"),
+    "tf32": (pa.bool_(), "whether float32 matmuls on the GPU used TF32 tensor cores"),
+    "gradient_checkpointing": (pa.bool_(), "whether activations were recomputed in the backward pass"),
+    "versions": (pa.string(), "library versions of the run (torch, CUDA, transformers)"),
     "status": (pa.string(), f"one of {', '.join(STATUSES)}; only `{STATUS_OK}` runs are fitted"),
     "eval_curve": (pa.list_(pa.float64()), "eval loss after each epoch"),
 }
@@ -59,6 +67,7 @@ RECORD_SCHEMA = pa.schema(
 _INT = {n for n, (t, _) in RECORD_COLUMNS.items() if pa.types.is_integer(t)}
 _FLOAT = {n for n, (t, _) in RECORD_COLUMNS.items() if pa.types.is_floating(t)}
 _STR = {n for n, (t, _) in RECORD_COLUMNS.items() if pa.types.is_string(t)}
+_BOOL = {n for n, (t, _) in RECORD_COLUMNS.items() if pa.types.is_boolean(t)}
 
 
 class RecordError(ValueError):
@@ -89,6 +98,9 @@ def validate_records(df: pd.DataFrame, source: str = "records") -> pd.DataFrame:
     for col in _STR:
         if not all(isinstance(v, str) for v in df[col]):
             raise RecordError(f"{source}: column {col!r} must hold strings")
+    for col in _BOOL:
+        if not pd.api.types.is_bool_dtype(df[col]):
+            raise RecordError(f"{source}: column {col!r} must be boolean, got {df[col].dtype}")
     bad_status = sorted(set(df["status"]) - set(STATUSES))
     if bad_status:
         raise RecordError(f"{source}: column 'status' has unknown value(s) {bad_status}")
@@ -169,7 +181,12 @@ def read_model_runs(path: str, model: str) -> pd.DataFrame:
 
 
 def _empty_dtypes() -> dict[str, str]:
-    return {c: ("int64" if c in _INT else "float64" if c in _FLOAT else "object") for c in RECORD_COLUMNS}
+    kinds = {
+        **dict.fromkeys(_INT, "int64"),
+        **dict.fromkeys(_FLOAT, "float64"),
+        **dict.fromkeys(_BOOL, "bool"),
+    }
+    return {c: kinds.get(c, "object") for c in RECORD_COLUMNS}
 
 
 def describe_schema() -> str:

@@ -29,7 +29,7 @@ request = {
 }
 # whether to use a worker changes no result, so it is read from the config here, not passed as a param
 if finetune_settings(resolve(s.config), w.dataset)["worker"]:
-    key = f"{pin['commit']}:{settings['dtype']}"
+    key = f"{pin['commit']}:{settings['dtype']}:{settings['attention']}"
     summary = run_task("finetune", request, key=key, device=settings["device"], threads=s.threads)
 else:
     from transferlaw.finetune import run_job
