@@ -19,7 +19,7 @@ study: setup
 	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete
 
 test: setup
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra -n $(CORES) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check src tests workflow benchmarks

@@ -25,6 +25,14 @@ except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}")
 
 
+# names become paths: the same patterns as the config schema's (models, datasets, revisions)
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    revision=r"step[0-9]+",
+    size=r"[0-9]+",
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"

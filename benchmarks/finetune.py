@@ -186,8 +186,14 @@ def measure(pin: dict, settings: dict, steps: int) -> dict:
     if dev.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     fb_full = _timed(lambda: fwd_bwd(full), dev, steps)
-    # a step needs gradients to update (zero_grad drops them): time both, less the forward-backward alone
-    opt_s = max(0.0, _timed(lambda: (fwd_bwd(full), step()), dev, steps) - fb_full)
+    opt_s = 0.0  # a step needs gradients (zero_grad drops them): each timed step follows an untimed backward
+    for _ in range(steps):
+        fwd_bwd(full)
+        _sync(dev)
+        t0 = time.perf_counter()
+        step()
+        _sync(dev)
+        opt_s += (time.perf_counter() - t0) / steps
     # the paper's runs: 10 to 1,100 tokens, i.e. one sequence of 10 tokens to 5 sequences (4 x 256 + 76)
     small, largest = batch(1, 10), batch(math.ceil(1100 / ctx), ctx)
     fb_small = _timed(lambda: fwd_bwd(small), dev, steps)

@@ -67,9 +67,20 @@ def planned_outputs(workdir: Path, *args: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def small_study(tmp_path_factory) -> Path:
-    """The small test study, run end to end once per test session by the real Snakemake."""
-    workdir = make_study_dir(tmp_path_factory.mktemp("study"))
-    snakemake(workdir, "--cores", "2")
+    """The small test study, run end to end once per test session by the real Snakemake (once for all
+    pytest-xdist workers: the first to get here builds it, the others wait for it). Tests that change it
+    work on a copy."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder all workers' temporary folders are in
+    workdir, done = shared / "small-study", shared / "small-study.done"
+    with FileLock(str(shared / "small-study.lock")):
+        if not done.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            snakemake(make_study_dir(workdir), "--cores", "2")
+            done.touch()
     return workdir
 
 

@@ -2,6 +2,7 @@
 
 import copy
 import lzma
+import re
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,25 @@ def test_resolve_does_not_mutate_input():
     before = copy.deepcopy(raw)
     resolve(raw)
     assert raw == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "culprit"),
+    [
+        (lambda c: c["datasets"].update({"a;rm -rf x": c["datasets"]["devils-dictionary"]}), "rm -rf"),
+        (lambda c: c["datasets"].update({"$(id)": c["datasets"]["devils-dictionary"]}), r"\$\(id\)"),
+        (lambda c: c["models"]["tiny-neox"].update(revisions=["step0 && id"]), "step0 && id"),
+        (lambda c: c["models"]["tiny-neox"].update(revisions=["step0/../../x"]), r"step0/\.\./\.\./x"),
+    ],
+)
+def test_names_that_would_become_shell_words_or_paths_are_refused(tmp_path, edit, culprit):
+    with pytest.raises(Exception, match=culprit):
+        load(tmp_path, edit)
+
+
+def test_no_rule_runs_a_shell_command():
+    """Config values reach jobs as Python values (params, wildcards), never through a shell: no rule has a
+    `shell:` directive that a name or path could be spliced into."""
+    rules = [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]
+    assert len(rules) > 5
+    assert [str(p) for p in rules if re.search(r"^\s*shell:", p.read_text(), re.M)] == []

@@ -98,6 +98,10 @@ def test_a_run_whose_worker_dies_fails_and_succeeds_on_retry(study, tmp_path):
     assert record.status == "max_epochs" and record.epochs == 400
     output = (study / "snakemake.out").read_text()
     assert "died during the run" in output and "Trying to restart job" in output
+    # the retry asks for more: memory and minutes grow with the attempt (small.yaml: 1000 MB, 5 min)
+    first, retry = output.split("Trying to restart job", 1)
+    assert "mem_mb=1000" in first and "runtime=5" in first
+    assert "mem_mb=2000" in retry and "runtime=10" in retry
 
 
 def test_a_diverging_run_is_recorded_and_excluded_with_a_count(study):

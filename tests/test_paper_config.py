@@ -51,3 +51,17 @@ def test_paper_protocol_settings():
     )
     for block in cfg["datasets"].values():
         assert len(block["sizes"]) == 10 and min(block["sizes"]) == 10 and max(block["sizes"]) == 1100
+
+
+def test_paper_protocol_submits_a_few_dozen_slurm_jobs_with_the_profile():
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from submissions import count
+
+    c = count(PAPER_CONFIG, REPO / "profiles" / "slurm")
+    assert c["finetune_jobs"] == 750
+    # one group per checkpoint (15), one per dataset's analyses (5), and the few data jobs
+    assert c["group_jobs"] == 15 + 5
+    assert c["submissions"] <= 40
+    assert "finetune" not in c["ungrouped_submissions"]

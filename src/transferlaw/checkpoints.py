@@ -449,6 +449,15 @@ def pin(verified: Mapping[str, Any], model: str, revision: str) -> dict[str, Any
     }
 
 
+def write_pin(verified_path: str | Path, model: str, revision: str, out: str | Path, log: str | Path) -> None:
+    """The pin rule: one revision's pin from the gate's verdict, and a line saying which commit it is."""
+    from transferlaw.io import write_json
+
+    pinned = pin(json.loads(Path(verified_path).read_text()), model, revision)
+    write_json(pinned, out)
+    write_text(f"{model}@{revision} -> {pinned['commit']}\n", log)
+
+
 def check_pin(pin: Mapping[str, Any]) -> Path:
     """Before loading: the pinned snapshot is in the cache and its weight files have the verified sizes
     (a cheap check; the gate hashed them). Returns the snapshot folder."""

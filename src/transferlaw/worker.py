@@ -16,6 +16,13 @@ the slot's worker if none is listening. The lock dies with the job: a killed job
 whose client has gone abandons the run at the next epoch and writes nothing. Workers exit after ``idle``
 seconds without a run (``TRANSFERLAW_WORKER_IDLE``, default 120).
 
+Inside a Slurm allocation a worker is a job step of its own (:func:`slurm_step`): Slurm ends a step's
+processes with the step (every process of its cgroup, with ``proctrack/cgroup``), and each Snakemake job of a
+group runs as its own step, so a worker started as a plain child of a job would die with it. The worker's step
+overlaps the jobs' steps (``--overlap``, sharing the allocation's CPUs, memory and GPUs) and ends with the
+allocation.
+See docs/cluster.md.
+
 This module is imported by every fine-tuning job, so it imports only the standard library.
 """
 
@@ -29,6 +36,7 @@ import importlib
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -76,14 +84,50 @@ def slot_dir() -> Path:
     return folder
 
 
+def _visible_gpus() -> list[str]:
+    return [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+
+
 def default_slots(device: str, threads: int) -> list[str | None]:
-    """One slot per visible GPU (each worker sees only its own), or per ``threads`` CPU cores."""
-    visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    """One slot per visible GPU (each worker sees only its own), or per ``threads`` CPU cores (of the Slurm
+    allocation on this node, where there is one)."""
+    visible = _visible_gpus()
     if device != "cpu" and visible:
         return visible
     if device == "cuda":
         return [None]
-    return [None] * max(1, (os.cpu_count() or 1) // max(1, threads))
+    cores = int(os.environ.get("SLURM_CPUS_ON_NODE") or len(os.sched_getaffinity(0)))
+    return [None] * max(1, cores // max(1, threads))
+
+
+#: the Slurm variables a step started from inside another step keeps: which allocation, and where its
+#: configuration is (the rest, the enclosing step's task and CPU layout, would conflict with the flags)
+_SLURM_KEEP = {"SLURM_JOB_ID", "SLURM_JOBID", "SLURM_CONF", "SLURM_CLUSTER_NAME"}
+
+
+def slurm_step(threads: int, log: Path) -> tuple[list[str], dict[str, str]] | None:
+    """The ``srun`` prefix and environment that start a worker as its own step of the current Slurm
+    allocation, on this node, with this job's GPUs; None outside an allocation (or without ``srun``)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job or os.environ.get("TRANSFERLAW_WORKER_STEP", "1") == "0" or not shutil.which("srun"):
+        return None
+    cmd = ["srun", f"--jobid={job}", "--overlap", "--mem=0", "--ntasks=1", "--nodes=1"]
+    if node := os.environ.get("SLURMD_NODENAME"):
+        cmd.append(f"--nodelist={node}")  # the job talks to its worker through a Unix socket on this node
+    if gpus := len(_visible_gpus()):
+        cmd.append(f"--gpus={gpus}")
+    cmd += [
+        f"--cpus-per-task={threads}",
+        "--job-name=transferlaw-worker",
+        "--kill-on-bad-exit=0",
+        "--input=none",
+        f"--output={log}",
+        "--open-mode=append",
+        "--quiet",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SRUN_", "SBATCH_"))}
+    env.update({k: os.environ[k] for k in _SLURM_KEEP if k in os.environ})
+    return cmd, env
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -159,29 +203,38 @@ def _connect(path: Path) -> socket.socket | None:
         return None
 
 
-def _start_worker(folder: Path, i: int, device: str | None) -> socket.socket:
+def _start_worker(folder: Path, i: int, device: str | None, threads: int = 1) -> socket.socket:
+    """Start slot ``i``'s worker, as a Slurm step of its own inside an allocation, and connect to it."""
     path = folder / f"slot-{i}.sock"
-    path.unlink(missing_ok=True)
-    env = dict(os.environ)
-    if device is not None:
-        env["CUDA_VISIBLE_DEVICES"] = device
-    log = open(folder / f"slot-{i}.log", "ab")  # noqa: SIM115 (the worker's own start-up errors)
+    log = folder / f"slot-{i}.log"  # the worker's own log: start-up errors, one line per run served
     cmd = [sys.executable, "-m", "transferlaw.worker", str(path), str(IDLE_SECONDS)]
-    proc = subprocess.Popen(
-        cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
-    )
-    log.close()
+    if device is not None:  # srun sets a step's CUDA_VISIBLE_DEVICES: the worker's own choice comes after
+        cmd = ["env", f"CUDA_VISIBLE_DEVICES={device}", *cmd]
+    step = slurm_step(threads, log)
+    if step is not None:
+        try:
+            return _launch(step[0] + cmd, step[1], path, log, i)
+        except WorkerError as err:  # no step could be made: a plain process serves, if only this job
+            with open(log, "a") as fh:
+                print(f"transferlaw: no Slurm step for the worker ({err}); starting it as a process", file=fh)
+    return _launch(cmd, dict(os.environ), path, log, i)
+
+
+def _launch(cmd: list[str], env: dict[str, str], path: Path, log: Path, i: int) -> socket.socket:
+    path.unlink(missing_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if (sock := _connect(path)) is not None:
             return sock
         if proc.poll() is not None:
-            raise WorkerError(
-                f"the worker of slot {i} exited at start (code {proc.returncode}); see {log.name}"
-            )
+            raise WorkerError(f"the worker of slot {i} exited at start (code {proc.returncode}); see {log}")
         time.sleep(0.05)
     proc.kill()
-    raise WorkerError(f"the worker of slot {i} did not start within {START_SECONDS:.0f} s; see {log.name}")
+    raise WorkerError(f"the worker of slot {i} did not start within {START_SECONDS:.0f} s; see {log}")
 
 
 def run_task(task: str, request: dict[str, Any], *, key: str, device: str = "auto", threads: int = 1) -> Any:
@@ -193,7 +246,7 @@ def run_task(task: str, request: dict[str, Any], *, key: str, device: str = "aut
     folder = slot_dir()
     slots = default_slots(device, threads)
     with _take_slot(folder, slots, key) as (i, _lock):
-        sock = _connect(folder / f"slot-{i}.sock") or _start_worker(folder, i, slots[i])
+        sock = _connect(folder / f"slot-{i}.sock") or _start_worker(folder, i, slots[i], threads)
         with sock:
             _send(sock, {"task": task, "request": request, "cwd": os.getcwd()})
             reply = _receive(sock)
@@ -234,6 +287,9 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
     listener.listen(4)
     pid = path.with_suffix(".pid")
     pid.write_text(str(os.getpid()))
+    step = os.environ.get("SLURM_STEP_ID")
+    where = f" in Slurm job {os.environ.get('SLURM_JOB_ID')} step {step}" if step else ""
+    _say(f"worker {os.getpid()} serving {path}{where}")
     try:
         while select.select([listener], [], [], idle)[0]:
             conn, _ = listener.accept()
@@ -244,6 +300,7 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
                 try:
                     # a worker serves every study on this node that runs this code: paths are the job's
                     os.chdir(message["cwd"])
+                    _say(f"run {message['task']} for {message['request'].get('record', '?')}")
                     result = _task(message["task"])(message["request"], lambda c=conn: _gone(c))
                     reply = {"ok": True, "result": result}
                 except Cancelled:
@@ -261,6 +318,10 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
                 path.unlink()
             if pid.read_text() == str(os.getpid()):
                 pid.unlink()
+
+
+def _say(line: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", flush=True)
 
 
 def main(argv: list[str]) -> int:

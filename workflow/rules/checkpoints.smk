@@ -54,18 +54,9 @@ rule pin_checkpoint:
         "logs/checkpoints/{model}.{revision}.pin.log",
     localrule: True
     run:
-        import json
-        from pathlib import Path
-        from transferlaw.checkpoints import pin
-        from transferlaw.io import write_json, write_text
+        from transferlaw.checkpoints import write_pin
 
-        verified = json.loads(Path(input[0]).read_text())
-        pinned = pin(verified, wildcards.model, wildcards.revision)
-        write_json(pinned, output[0])
-        write_text(
-            f"{wildcards.model}@{wildcards.revision} -> {pinned['commit']}\n",
-            log[0],
-        )
+        write_pin(input[0], wildcards.model, wildcards.revision, output[0], log[0])
 
 
 rule prefetch:

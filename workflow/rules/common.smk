@@ -11,17 +11,10 @@ except tlconfig.ConfigError as err:
     raise WorkflowError(f"invalid config: {err}")
 
 
-wildcard_constraints:
-    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    revision=r"step[0-9]+",
-    size=r"[0-9]+",
-
-
 # sorted, so that reordering the config's blocks changes no job's params (and reruns nothing)
 DATASETS = sorted(STUDY["datasets"])
 MODELS = sorted(STUDY["models"])
-#: datasets whose text a rule makes: downloaded (`url`, `hub`) or generated (`generate`)
+#: datasets whose text is made by the workflow, downloaded (`url`, `hub`) or generated (`generate`)
 FETCHED = [d for d in DATASETS if {"url", "hub"} & set(STUDY["datasets"][d])]
 GENERATED = [d for d in DATASETS if "generate" in STUDY["datasets"][d]]
 
@@ -61,11 +54,22 @@ def all_outputs():
 def dataset_text(wildcards):
     """The dataset's text: a local file (or maildir folder), or what its fetch or generator rule wrote. The
     latter is ancient(): what makes it is in data preparation's params, and re-fetching the same text (to
-    check a newly added sha256, say) must not re-prepare the data and rerun every fine-tune."""
+    check a newly added sha256, say) must not re-prepare the data and rerun every fine-tune.
+    """
     block = STUDY["datasets"][wildcards.dataset]
     if "path" in block:
         return block["path"]
     return ancient(f"results/corpora/{wildcards.dataset}.txt")
+
+
+def finetune_resource(key, per_attempt=False):
+    """A fine-tuning job's resource from its dataset's settings (``finetune.threads``, ``mem_mb``, ...)."""
+    if per_attempt:
+        return (
+            lambda wc, attempt: tlconfig.finetune_settings(STUDY, wc.dataset)[key]
+            * attempt
+        )
+    return lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)[key]
 
 
 def checkpoint_pin(wildcards):

@@ -15,11 +15,12 @@ rule finetune:
         "results/benchmarks/finetune/{dataset}/{model}/{revision}/f{size}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["threads"]
+    threads: finetune_resource("threads")
     resources:
-        mem_mb=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["mem_mb"],
-        runtime=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["runtime"],
-        gpu=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["gpus"],
+        # a retry asks for more: memory and minutes are multiplied by the attempt number
+        mem_mb=finetune_resource("mem_mb", per_attempt=True),
+        runtime=finetune_resource("runtime", per_attempt=True),
+        gpu=finetune_resource("gpus"),
     params:
         # only this dataset's settings and this model's loading recipe: editing another dataset's block
         # leaves this job's parameters, and so its result, untouched
