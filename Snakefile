@@ -1,5 +1,7 @@
 # transferlaw: scaling laws for transfer (Barnett 2024) as a Snakemake study.
 # One fine-tuning job per (dataset, checkpoint, fine-tune size); aggregation, fits and analyses downstream.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 from transferlaw.config import ConfigError, validate_schema
@@ -14,7 +16,9 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-report: "workflow/report/workflow.rst"
+# The report's landing page: the summary table (results/report.rst, written by the summary rule) once the
+# study has made it, else the static description alone.
+report: str(Path("results/report.rst").resolve()) if Path("results/report.rst").exists() else "workflow/report/workflow.rst"
 
 
 # Defaults are filled by transferlaw.config.resolve (see common.smk), not by the validator: a dataset's

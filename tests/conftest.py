@@ -84,6 +84,23 @@ def small_study(tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.fixture()
+def study_copy(small_study, tmp_path):
+    """A copy of the finished small study (results and Snakemake's metadata) that a test may change."""
+    dest = tmp_path / "study"
+    shutil.copytree(small_study, dest, symlinks=True)
+    return dest
+
+
+def edit_config(workdir: Path, edit) -> None:
+    """Change a study's config.yaml in place: ``edit(cfg)`` mutates the loaded dict."""
+    import yaml
+
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    edit(cfg)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     from transferlaw.data import read_text

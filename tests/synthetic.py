@@ -107,3 +107,24 @@ def crossval(dataset: str, seed: int = 0) -> pd.DataFrame:
                     }
                 )
     return pd.DataFrame(rows)
+
+
+#: Table 2 of Barnett (2024): A, G, alpha, beta, E per dataset, p in pre-training steps (eq. 2, `mikami`)
+TABLE2 = {
+    "fictional_encyclopedia": dict(A=284.766, alpha=0.730, G=2.570, beta=0.123, E=0.538),
+    "math_arxiv": dict(A=317.966, alpha=0.756, G=0.166, beta=0.059, E=1.758),
+    "statistics_textbook": dict(A=177.321, alpha=0.627, G=1.305, beta=0.126, E=1.367),
+    "enron_emails": dict(A=181.482, alpha=0.611, G=0.595, beta=0.159, E=1.373),
+    "house_cat_genome": dict(A=43.556, alpha=0.718, G=0.548, beta=0.228, E=2.677),
+}
+
+
+def paper_grid(params, seed: int = 0, noise: float = 0.02, form: str = "mikami"):
+    """(p, f, loss) on a grid shaped like the paper's (15 checkpoints from step 1000 to 143000, 10 fine-tune
+    sizes from 10 to 1,100) from ``params``, with log-normal noise."""
+    rng = np.random.default_rng(seed)
+    steps = np.unique(np.geomspace(1000, 143_000, 15).round())
+    sizes = np.unique(np.geomspace(10, 1100, 10).round())
+    p, f = (a.ravel() for a in np.meshgrid(steps, sizes, indexing="ij"))
+    loss = get_form(form).predict(params, p, f) * np.exp(rng.normal(0.0, noise, p.size))
+    return p, f, loss

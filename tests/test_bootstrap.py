@@ -64,7 +64,7 @@ def test_samples_and_summary_contract():
     pd.testing.assert_frame_equal(res.samples, again.samples)
     s = res.summary()
     assert set(s) == set(get_form("mikami").param_names)
-    assert set(s["A"]) == {"estimate", "se", "ci_low", "ci_high"}
+    assert {"estimate", "se", "ci_low", "ci_high", "identified"} <= set(s["A"])
     assert s["alpha"]["se"] > 0
 
 
@@ -108,7 +108,8 @@ def test_cli_bootstrap_writes_summary_json_and_samples(tmp_path):
     ]
     assert main(["bootstrap", *argv]) == 0
     rec = json.loads(out.read_text())["enc"]
-    assert rec["n_samples"] == 30 and rec["seed"] == 1 and rec["form"] == "mikami"
-    assert set(rec["params"]["alpha"]) == {"estimate", "se", "ci_low", "ci_high"}
+    # the default form is the workflow's (eq. 7, defined at step 0)
+    assert rec["n_samples"] == 30 and rec["seed"] == 1 and rec["form"] == "mikami_shifted"
+    assert {"estimate", "se", "ci_low", "ci_high", "identified"} <= set(rec["params"]["alpha"])
     assert len(pd.read_parquet(tmp_path / "s" / "enc.parquet")) == 30
     assert main(["bootstrap", str(table), "-o", str(out), "--loss", "nope"]) == 2

@@ -60,7 +60,8 @@ def test_fit_writes_one_object_per_group(tmp_path: Path, suffix: str, capsys: py
     fits = json.loads(out.read_text())
     assert set(fits) == {"enc", "cat"}
     for name, fit in fits.items():
-        assert fit["dataset"] == name and fit["form"] == "mikami"
+        assert fit["dataset"] == name and fit["form"] == "mikami_shifted"  # the workflow's default
+        assert isinstance(fit["diagnostics"]["at_bound"], list)
         assert (fit["p_column"], fit["f_column"], fit["loss_column"]) == (
             "pretrain_step",
             "finetune_size",
@@ -110,7 +111,7 @@ def test_excluded_runs_are_counted_on_stderr(tmp_path: Path, capsys: pytest.Capt
         (lambda df: df.assign(eval_loss=df["eval_loss"].where(df.index != 3, -1.0)), [], "'eval_loss'"),
         (
             lambda df: df.assign(pretrain_step=df["pretrain_step"].where(df.index != 3, 0)),
-            [],
+            ["--form", "mikami"],  # p = 0 is a valid step-0 checkpoint for the default form, not for eq. 2
             "'pretrain_step'",
         ),
         (lambda df: df[df.index % 30 < 4], [], "only 4 point"),

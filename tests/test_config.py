@@ -185,3 +185,14 @@ def test_no_rule_runs_a_shell_command():
     rules = [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]
     assert len(rules) > 5
     assert [str(p) for p in rules if re.search(r"^\s*shell:", p.read_text(), re.M)] == []
+
+
+def test_config_readme_documents_every_key_and_is_generated_from_the_schema():
+    from transferlaw.config import describe_config
+
+    text = (REPO / "config" / "README.md").read_text()
+    assert text == describe_config(), "regenerate: transferlaw config-docs > config/README.md"
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert all(not line.rstrip().endswith("|  |") for line in rows)  # every key says what it means
+    for key in ("finetune.precision", "analysis.l2_exponents", "models.<name>.allow_identical", "fit.form"):
+        assert f"| `{key}` |" in text

@@ -4,7 +4,6 @@ Snakemake on copies of the finished small study."""
 
 import base64
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import REPO, planned_outputs, snakemake
+from conftest import REPO, edit_config, planned_outputs, snakemake
 
 from transferlaw.schema import read_records
 
@@ -21,16 +19,8 @@ DS = "devils-dictionary"
 
 
 @pytest.fixture()
-def study(small_study, tmp_path):
-    dest = tmp_path / "study"
-    shutil.copytree(small_study, dest, symlinks=True)
-    return dest
-
-
-def edit(workdir: Path, change) -> None:
-    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
-    change(cfg)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+def study(study_copy):
+    return study_copy
 
 
 def records(workdir: Path, dataset: str = DS) -> list[Path]:
@@ -65,7 +55,7 @@ def slow_dataset(cfg) -> None:
 
 
 def test_a_workflow_killed_mid_run_leaves_no_partial_record_and_reruns_only_missing_work(study):
-    edit(study, slow_dataset)
+    edit_config(study, slow_dataset)
     proc = start(study, "--cores", "2", "results/runs/slow.parquet")
     log = study / "logs/finetune/slow/tiny-neox/step256/f16.log"
     wait_for(lambda: log.is_file() and "epochs:" in log.read_text())  # a run is under way
@@ -84,7 +74,7 @@ def test_a_workflow_killed_mid_run_leaves_no_partial_record_and_reruns_only_miss
 
 
 def test_a_run_whose_worker_dies_fails_and_succeeds_on_retry(study, tmp_path):
-    edit(study, slow_dataset)
+    edit_config(study, slow_dataset)
     workers = tmp_path / "workers"
     env = {"TRANSFERLAW_WORKER_DIR": str(workers)}
     target = "results/runs/slow/tiny-neox/step0/f16.parquet"
@@ -105,7 +95,7 @@ def test_a_run_whose_worker_dies_fails_and_succeeds_on_retry(study, tmp_path):
 
 
 def test_a_diverging_run_is_recorded_and_excluded_with_a_count(study):
-    edit(study, lambda c: c["datasets"]["chloroplast-dna"].update(finetune={"lr": 100.0}))
+    edit_config(study, lambda c: c["datasets"]["chloroplast-dna"].update(finetune={"lr": 100.0}))
     proc = snakemake(study, "--cores", "2", "results/fits/chloroplast-dna.json", check=False)
     runs = read_records(str(study / "results/runs/chloroplast-dna.parquet"))  # the aggregate did not crash
     assert (runs["status"] == "diverged").all()
@@ -132,7 +122,7 @@ def test_a_corrupt_record_is_named_and_nothing_else_is_lost(study):
 
 
 def test_an_interrupted_study_resumes_without_redoing_finished_runs(study):
-    edit(study, lambda c: c["models"]["tiny-neox"]["revisions"].extend(["step4", "step64"]))
+    edit_config(study, lambda c: c["models"]["tiny-neox"]["revisions"].extend(["step4", "step64"]))
     before = {p: p.stat().st_mtime_ns for p in records(study)}
     proc = start(study, "--cores", "2")
     wait_for(lambda: len(records(study)) >= len(before) + 2)
@@ -155,7 +145,7 @@ def test_the_same_run_twice_gives_the_same_loss_to_the_last_bit(study):
     losses = []
     for worker in (True, True, False):  # a warm worker, again, and a job loading for itself
         (study / target).unlink()
-        edit(study, lambda c, w=worker: c["finetune"].update(worker=w))
+        edit_config(study, lambda c, w=worker: c["finetune"].update(worker=w))
         snakemake(study, "--cores", "1", target)
         losses.append(read_records(str(study / target))[["eval_loss", "eval_curve"]])
     for other in losses:

@@ -54,7 +54,7 @@ def test_recovers_known_parameters(case: str) -> None:
     true = RECOVERY[case]
     p, f = grid_points()
     loss = synth("mikami", true, p, f, noise=0.002, seed=3)
-    fit = fit_law(p, f, loss)
+    fit = fit_law(p, f, loss, "mikami")
     assert fit.converged
     got = fit.params
     for name in ("alpha", "beta"):
@@ -72,8 +72,8 @@ def test_recovers_known_parameters(case: str) -> None:
 def test_p_in_tokens_rescales_only_a() -> None:
     p, f = grid_points()
     loss = synth("mikami", PAPER, p, f, noise=0.002, seed=5)
-    by_steps = fit_law(p, f, loss)
-    by_tokens = fit_law(p * TOKENS_PER_STEP, f, loss)
+    by_steps = fit_law(p, f, loss, "mikami")
+    by_tokens = fit_law(p * TOKENS_PER_STEP, f, loss, "mikami")
     assert by_tokens.converged
     # p -> k p is exactly A -> A k^alpha, so the optimum and all other parameters are unchanged
     assert by_tokens.objective == pytest.approx(by_steps.objective, rel=1e-6)
@@ -150,7 +150,11 @@ def test_analytic_gradient_matches_finite_differences() -> None:
     _, grad = objective_and_gradient(theta, p, f, loss, "mikami", **kw)
     num = np.array(
         [
-            (objective(theta + d, p, f, loss, **kw) - objective(theta - d, p, f, loss, **kw)) / 2e-6
+            (
+                objective(theta + d, p, f, loss, "mikami", **kw)
+                - objective(theta - d, p, f, loss, "mikami", **kw)
+            )
+            / 2e-6
             for d in np.eye(5) * 1e-6
         ]
     )
@@ -164,9 +168,9 @@ def test_integer_weights_equal_duplicated_rows() -> None:
     p, f = grid_points(6, 5)
     loss = synth("mikami", PAPER, p, f, noise=0.01, seed=11)
     counts = np.random.default_rng(2).integers(0, 3, p.size)
-    weighted = fit_law(p, f, loss, weights=counts)
+    weighted = fit_law(p, f, loss, "mikami", weights=counts)
     idx = np.repeat(np.arange(p.size), counts)
-    duplicated = fit_law(p[idx], f[idx], loss[idx])
+    duplicated = fit_law(p[idx], f[idx], loss[idx], "mikami")
     assert weighted.objective == pytest.approx(duplicated.objective, rel=1e-8)
     assert weighted.n_points == int((counts > 0).sum())
 
@@ -175,8 +179,8 @@ def test_mask_weights_equal_subset_fit() -> None:
     p, f = grid_points(6, 5)
     loss = synth("mikami", PAPER, p, f, noise=0.01, seed=12)
     mask = (p <= np.median(p)).astype(float)
-    masked = fit_law(p, f, loss, weights=mask)
-    subset = fit_law(p[mask > 0], f[mask > 0], loss[mask > 0])
+    masked = fit_law(p, f, loss, "mikami", weights=mask)
+    subset = fit_law(p[mask > 0], f[mask > 0], loss[mask > 0], "mikami")
     assert masked.objective == pytest.approx(subset.objective, rel=1e-8)
     np.testing.assert_allclose(masked.predict(p, f), subset.predict(p, f), rtol=1e-3)
 
@@ -187,25 +191,27 @@ def test_fit_batch_solves_problems_independently() -> None:
     rng = np.random.default_rng(4)
     weights = rng.integers(0, 3, (5, p.size)).astype(float)
     l2 = np.array([0.0, 0.0, 0.1, 1.0, 10.0])
-    start = fit_law(p, f, loss).free
+    start = fit_law(p, f, loss, "mikami").free
     starts = start + rng.normal(0.0, 0.3, (8, 5))  # near the full-data optimum, like a bootstrap
     batch = fit_batch(p, f, loss, "mikami", weights, starts, l2_exponents=l2, prune=None)
     assert batch.free.shape == (5, 5) and batch.converged.all()
     for b in range(5):
-        single = fit_law(p, f, loss, weights=weights[b], starts=starts, l2_exponents=l2[b], prune=None)
+        single = fit_law(
+            p, f, loss, "mikami", weights=weights[b], starts=starts, l2_exponents=l2[b], prune=None
+        )
         assert batch.objective[b] == pytest.approx(single.objective, rel=1e-9)
-        expected = objective(batch.free[b], p, f, loss, weights=weights[b], l2_exponents=l2[b])
+        expected = objective(batch.free[b], p, f, loss, "mikami", weights=weights[b], l2_exponents=l2[b])
         assert batch.objective[b] == pytest.approx(expected, rel=1e-12)
 
 
 def test_l2_penalty_shrinks_exponents() -> None:
     p, f = grid_points(6, 5)
     loss = synth("mikami", PAPER, p, f, noise=0.01, seed=14)
-    free_fit = fit_law(p, f, loss)
-    shrunk = fit_law(p, f, loss, l2_exponents=1.0)
+    free_fit = fit_law(p, f, loss, "mikami")
+    shrunk = fit_law(p, f, loss, "mikami", l2_exponents=1.0)
     exps = ["alpha", "beta"]
     assert sum(shrunk.params[n] ** 2 for n in exps) < sum(free_fit.params[n] ** 2 for n in exps)
-    unpenalised_at_shrunk = objective(shrunk.free, p, f, loss)
+    unpenalised_at_shrunk = objective(shrunk.free, p, f, loss, "mikami")
     assert shrunk.objective == pytest.approx(
         unpenalised_at_shrunk + sum(shrunk.params[n] ** 2 for n in exps), rel=1e-10
     )
@@ -214,10 +220,10 @@ def test_l2_penalty_shrinks_exponents() -> None:
 def test_non_convergence_is_reported(caplog: pytest.LogCaptureFixture) -> None:
     p, f = grid_points(6, 5)
     loss = synth("mikami", PAPER, p, f, noise=0.01, seed=15)
-    assert not fit_law(p, f, loss, max_iter=2).converged
+    assert not fit_law(p, f, loss, "mikami", max_iter=2).converged
     df = pd.DataFrame({"dataset": "d", "pretrain_step": p, "finetune_size": f, "eval_loss": loss})
     with caplog.at_level(logging.WARNING, logger="transferlaw.fit"):
-        out = fit_table(df, max_iter=2)
+        out = fit_table(df, form="mikami", max_iter=2)
     assert out["d"]["converged"] is False
     assert "did not converge" in caplog.text
 
@@ -250,7 +256,7 @@ def test_fit_table_fits_each_group_and_excludes_bad_status(caplog: pytest.LogCap
     df.loc[[0, 1, 40], "status"] = ["diverged", "max_epochs", "diverged"]
     df.loc[[0, 1, 40], "eval_loss"] = [np.nan, -1.0, np.inf]  # would be rejected if not excluded
     with caplog.at_level(logging.WARNING, logger="transferlaw.fit"):
-        out = fit_table(df, p="pretrain_tokens")
+        out = fit_table(df, form="mikami", p="pretrain_tokens")
     assert "excluding 3 run(s)" in caplog.text
     assert set(out) == {"enc", "cat"}
     enc = out["enc"]
@@ -268,16 +274,16 @@ def test_fit_table_fits_each_group_and_excludes_bad_status(caplog: pytest.LogCap
 def test_fit_table_missing_column_is_named() -> None:
     df = runs_table().drop(columns=["eval_loss"])
     with pytest.raises(ValueError, match="'eval_loss'"):
-        fit_table(df)
+        fit_table(df, form="mikami")
     with pytest.raises(ValueError, match="'model'"):
-        fit_table(runs_table(), group="model")
+        fit_table(runs_table(), form="mikami", group="model")
 
 
 def test_fit_table_too_few_points_names_group() -> None:
     df = runs_table()
     df.loc[(df["dataset"] == "cat") & (df.index % 30 > 3), "status"] = "diverged"
     with pytest.raises(ValueError, match=r"dataset=cat.*only 4 point.*5 parameters"):
-        fit_table(df)
+        fit_table(df, form="mikami")
 
 
 @pytest.mark.parametrize(

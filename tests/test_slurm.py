@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
-from conftest import REPO
+from conftest import REPO, edit_config
 from slurm import LocalSlurm, ensure_installed
 
 from transferlaw.schema import read_records
@@ -114,13 +113,10 @@ def test_results_equal_the_local_run(slurm_study, small_study):
     assert fit["params"] == local_fit["params"]
 
 
-def test_a_preempted_job_is_requeued_and_leaves_its_record_once(slurm, small_study, tmp_path):
-    study = tmp_path / "study"
-    shutil.copytree(small_study, study, symlinks=True)
-    cfg = yaml.safe_load((study / "config.yaml").read_text())
+def test_a_preempted_job_is_requeued_and_leaves_its_record_once(slurm, study_copy, tmp_path):
+    study = study_copy
     # runs of seconds (no early stop), so that preemption can hit one; the prepared data stay as they are
-    cfg["datasets"][DS]["finetune"] = {"patience": 300, "max_epochs": 300}
-    (study / "config.yaml").write_text(yaml.safe_dump(cfg))
+    edit_config(study, lambda c: c["datasets"][DS].update(finetune={"patience": 300, "max_epochs": 300}))
     target = f"results/runs/{DS}/tiny-neox/step16/f16.parquet"
     (study / target).unlink()
     log = study / f"logs/finetune/{DS}/tiny-neox/step16/f16.log"

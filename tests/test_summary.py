@@ -15,7 +15,22 @@ def test_summary_lists_law_gap_interval_and_winner():
         if line.startswith("| a") or line.startswith("| b")
     }
     ci = S.bootstrap_summary("a", samples)["params"]["G"]
-    assert f"[{ci['ci_low']:.4g}, {ci['ci_high']:.4g}]" in lines["a"]
-    assert "| 0.4 |" in lines["a"] and "A=3, alpha=0.35" in lines["a"]
+    assert f"| {ci['estimate']:.3g} [{ci['ci_low']:.3g}, {ci['ci_high']:.3g}] |" in lines["a"]  # G first
+    assert "| 0.4 |" in lines["b"] and "| 3 |" in lines["b"]  # no bootstrap: the estimates
     assert crossval_winner(S.crossval("a"))[0] == "mikami" and "mikami (" in lines["a"]
-    assert "(no bootstrap)" in lines["b"] and "(no cross-validation)" in lines["b"]
+    assert "(no cross-validation)" in lines["b"]
+    assert "- b: no bootstrap yet, so no intervals" in text
+
+
+def test_summary_shows_an_upper_limit_or_not_identified_and_what_would_measure_it():
+    samples = S.bootstrap_samples()
+    summary = S.bootstrap_summary("a", samples)
+    g = summary["params"]["G"]
+    g.update(ci_low=8.8e-27, identified=False, why="30% of resamples at the bound", bound=["low"])
+    summary["params"]["E"].update(identified=False, why="estimate at the bound", bound=["low", "high"])
+    text = summary_markdown({"a": S.fit("a")}, {"a": summary})
+    row = next(line for line in text.splitlines() if line.startswith("| a "))
+    assert f"| G < {g['ci_high']:.3g} |" in row and "not identified (at bound)" in row
+    assert "8.8e-27" not in text and f"{g['estimate']:.3g} [" not in row
+    assert "## What these runs cannot tell" in text
+    assert "- a: G, E not identified; measuring them needs checkpoints further into pre-training" in text

@@ -111,3 +111,30 @@ def test_workflow_writes_the_analysis_outputs(small_study):
     eff = pd.read_csv(res / "tables/effective_data.csv")
     assert len(eff) == 18 and {"effective_f", "ratio"} <= set(eff.columns)
     pd.read_csv(res / "tables/law_forms.csv")
+
+
+def test_tables_show_limits_not_meaningless_numbers():
+    from transferlaw.tables import interval_table, parameter_table
+
+    s = {
+        "a": {
+            "params": {
+                "G": {
+                    "estimate": 8.8e-27,
+                    "se": 1e-30,
+                    "ci_low": 8.8e-27,
+                    "ci_high": 0.03,
+                    "identified": False,
+                    "why": "estimate at the bound",
+                    "bound": ["low"],
+                }
+            }
+        },
+        "b": {
+            "params": {"G": {"estimate": 0.5, "se": 0.1, "ci_low": 0.3, "ci_high": 0.7, "identified": True}}
+        },
+    }
+    params, intervals = parameter_table(s), interval_table(s)
+    assert params.loc[0, "G"] == intervals.loc[0, "G"] == "G < 0.03"
+    assert params.loc[1, "G"] == "0.500 (0.100)" and intervals.loc[1, "G"] == "[0.300, 0.700]"
+    assert params.loc[2, "G"] == ""  # one measured dataset: no coefficient of variation

@@ -2,13 +2,12 @@
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import planned_outputs, snakemake
+from conftest import edit_config, planned_outputs, snakemake
 
 from transferlaw.schema import RECORD_COLUMNS, read_records
 
@@ -40,20 +39,6 @@ def test_study_shows_transfer_on_english(small_study):
 
 def test_nothing_to_do_after_a_complete_run(small_study):
     assert planned_outputs(small_study) == []
-
-
-@pytest.fixture()
-def study_copy(small_study, tmp_path):
-    """A copy of the finished study (results and Snakemake's metadata) that a test may edit."""
-    dest = tmp_path / "copy"
-    shutil.copytree(small_study, dest, symlinks=True)
-    return dest
-
-
-def edit_config(workdir: Path, edit) -> None:
-    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
-    edit(cfg)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
 
 
 def test_editing_one_dataset_reruns_only_its_jobs(study_copy):
@@ -181,3 +166,25 @@ def test_atomic_writes_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o664
+
+
+def test_fits_and_intervals_say_what_they_cannot_tell_through_the_workflow(small_study):
+    """Diagnostics flow through the real workflow: every fit lists the parameters at the bound, every
+    bootstrap parameter says whether it is identified, and the summary and the report's landing page show
+    "not identified" or a one-sided limit instead of the number where it is not."""
+    from transferlaw.diagnostics import describe
+
+    summary = (small_study / "results/summary.md").read_text()
+    landing = (small_study / "results/report.rst").read_text()
+    assert "csv-table" in landing and "G (transfer gap)" in landing
+    for ds in DATASETS:
+        fit = json.loads((small_study / f"results/fits/{ds}.json").read_text())
+        assert isinstance(fit["diagnostics"]["at_bound"], list)
+        assert {"residual_rms", "starts_at_optimum", "flat"} <= set(fit["diagnostics"])
+        boot = json.loads((small_study / f"results/bootstrap/{ds}.json").read_text())
+        for name, entry in boot["params"].items():
+            assert isinstance(entry["identified"], bool)
+            assert entry["identified"] or entry["why"]
+            assert describe(name, entry) in summary and describe(name, entry) in landing
+        if not boot["params"]["G"]["identified"]:
+            assert f"- {ds}: " in summary  # what the runs would need to measure it

@@ -24,9 +24,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.fit import FitResult, check_fit_input, fit_batch, fit_law, objective
+from transferlaw.config import default
+from transferlaw.diagnostics import identification
+from transferlaw.fit import (
+    DEFAULT_FORM,
+    FitResult,
+    check_fit_input,
+    fit_batch,
+    fit_law,
+    objective,
+    table_groups,
+)
 from transferlaw.laws import LawForm, get_form
-from transferlaw.schema import STATUS_OK
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +43,8 @@ logger = logging.getLogger(__name__)
 LEVEL = 0.95
 #: number of grid starts added to the warm start of every refit
 DEFAULT_RESTARTS = 3
+#: resamples per dataset when none is given (config ``analysis.bootstrap_samples``, the paper's 4,000)
+DEFAULT_SAMPLES: int = default("analysis.bootstrap_samples")
 
 
 @dataclass
@@ -46,6 +57,8 @@ class BootstrapResult:
     samples: pd.DataFrame
     weights: np.ndarray  # (B, n) multiplicities, kept for verify_refits
     seed: int
+    p: np.ndarray  # the runs, for the identification of the parameters
+    f: np.ndarray
 
     @property
     def n_samples(self) -> int:
@@ -59,8 +72,9 @@ class BootstrapResult:
         """
         ok = np.isfinite(self.samples["objective"].to_numpy())
         lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+        law = get_form(self.form)
         out = {}
-        for name in get_form(self.form).param_names:
+        for name in law.param_names:
             x = self.samples[name].to_numpy()[ok]
             out[name] = {
                 "estimate": float(self.base.params[name]),
@@ -68,6 +82,12 @@ class BootstrapResult:
                 "ci_low": float(np.percentile(x, lo)) if x.size else float("nan"),
                 "ci_high": float(np.percentile(x, hi)) if x.size else float("nan"),
             }
+        free = np.array(
+            [law.to_free(r) for r in self.samples.loc[ok, list(law.param_names)].to_dict("records")]
+        )
+        if free.size:
+            for name, verdict in identification(law, self.base.free, free, self.p, self.f, out).items():
+                out[name].update(verdict)
         return out
 
 
@@ -93,9 +113,9 @@ def bootstrap_fit(
     p: Any,
     f: Any,
     loss: Any,
-    form: str | LawForm = "mikami",
+    form: str | LawForm = DEFAULT_FORM,
     *,
-    n_samples: int = 4000,
+    n_samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
     base: FitResult | None = None,
     n_restarts: int = DEFAULT_RESTARTS,
@@ -141,7 +161,7 @@ def bootstrap_fit(
     n_bad = int((~res.converged).sum())
     if n_bad:
         logger.info("%d of %d bootstrap refits did not converge", n_bad, n_samples)
-    return BootstrapResult(law.name, base, samples, weights, seed)
+    return BootstrapResult(law.name, base, samples, weights, seed, p_arr, f_arr)
 
 
 def verify_refits(
@@ -184,56 +204,51 @@ def verify_refits(
 def bootstrap_table(
     df: pd.DataFrame,
     *,
-    form: str = "mikami",
+    form: str = DEFAULT_FORM,
     group: str | None = "dataset",
     p: str = "pretrain_step",
     f: str = "finetune_size",
     loss: str = "eval_loss",
-    n_samples: int = 4000,
+    n_samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
     status: str | None = "status",
     **kwargs: Any,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame]]:
-    """Bootstrap one law per group of a table of runs.
+    """Bootstrap one law per group of a table of runs (:func:`transferlaw.fit.table_groups`).
 
     Returns (summaries, samples): JSON-ready dicts keyed by group value with keys ``dataset, form,
-    n_samples, seed, n_points, params`` (``params[name]`` = ``estimate, se, ci_low, ci_high``), and
-    the resample refits per group. Rows whose ``status`` is not ``"ok"`` are excluded, as in
-    :func:`transferlaw.fit.fit_table`; ``group=None`` treats the table as one group ``"all"``.
+    n_samples, seed, n_points, n_excluded, params`` (``params[name]`` = ``estimate, se, ci_low, ci_high,
+    identified`` and, when not identified, ``why``), and the resample refits per group.
     """
     law = get_form(form)
-    missing = [c for c in dict.fromkeys(c for c in (group, p, f, loss) if c) if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"missing column(s) {', '.join(repr(c) for c in missing)}; "
-            f"table has {', '.join(map(str, df.columns))}"
-        )
-    if status is not None and status in df.columns:
-        n_bad = int((df[status] != STATUS_OK).sum())
-        if n_bad:
-            logger.warning("excluding %d run(s) whose %r is not %r", n_bad, status, STATUS_OK)
-        df = df[df[status] == STATUS_OK]
-    keys = df[group].to_numpy() if group else np.full(len(df), "all", dtype=object)
     summaries: dict[str, dict[str, Any]] = {}
     samples: dict[str, pd.DataFrame] = {}
-    for key in sorted(pd.unique(keys), key=str):
-        sub = df[keys == key]
-        label = f"{group}={key!s}" if group else "table"
+    for g in table_groups(df, group=group, p=p, f=f, loss=loss, status=status):
+        sub = g.runs
         try:
             res = bootstrap_fit(
                 sub[p], sub[f], sub[loss], law, n_samples=n_samples, seed=seed, names=(p, f, loss), **kwargs
             )
         except ValueError as err:
-            raise ValueError(f"{label}: {err}") from None
-        name = key.item() if isinstance(key, np.generic) else key
-        summaries[str(key)] = {
-            "dataset": name,
+            raise ValueError(f"{g.label}: {err}") from None
+        params = res.summary()
+        missing = [n for n, e in params.items() if not e["identified"]]
+        if missing:
+            logger.warning(
+                "%s: %s not identified (%s)",
+                g.label,
+                ", ".join(missing),
+                "; ".join(f"{n}: {params[n]['why']}" for n in missing),
+            )
+        summaries[str(g.key)] = {
+            "dataset": g.key,
             "form": law.name,
             "n_samples": int(n_samples),
             "seed": int(seed),
             "n_points": int(len(sub)),
+            "n_excluded": g.n_excluded,
             "n_converged": int(res.samples["converged"].sum()),
-            "params": res.summary(),
+            "params": params,
         }
-        samples[str(key)] = res.samples
+        samples[str(g.key)] = res.samples
     return summaries, samples

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
+from transferlaw.bootstrap import DEFAULT_SAMPLES
+from transferlaw.crossval import CV_FORMS, L2_COEFFICIENTS, L2_EXPONENTS
+from transferlaw.fit import DEFAULT_FORM, HUBER_DELTA
 from transferlaw.laws import FORMS
 
 #: exit status for bad input (argparse uses the same for bad arguments)
@@ -24,7 +28,9 @@ def add_table_options(parser: argparse.ArgumentParser, *, output_help: str = "ou
     """Options every table-reading subcommand shares: TABLE, -o, --form, --group, --p, --f, --loss."""
     parser.add_argument("table", metavar="TABLE", help="table of runs, CSV or parquet (chosen by suffix)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.json", help=output_help)
-    parser.add_argument("--form", default="mikami", choices=sorted(FORMS), help="law form (default: mikami)")
+    parser.add_argument(
+        "--form", default=DEFAULT_FORM, choices=sorted(FORMS), help="law form (default: %(default)s)"
+    )
     parser.add_argument(
         "--group",
         default="dataset",
@@ -49,6 +55,13 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_config_docs(args: argparse.Namespace) -> int:
+    from transferlaw.config import describe_config
+
+    print(describe_config(), end="")
+    return 0
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     from transferlaw.fit import fit_table
     from transferlaw.io import read_table, write_json
@@ -64,9 +77,19 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     )
     write_json(fits, args.output)
     for key, fit in fits.items():
-        params = ", ".join(f"{n}={v:.4g}" for n, v in fit["params"].items())
+        bound = fit["diagnostics"]["at_bound"]
+        params = ", ".join(
+            f"{n}=at bound" if n in bound else f"{n}={v:.4g}" for n, v in fit["params"].items()
+        )
         flag = "" if fit["converged"] else "  [NOT CONVERGED]"
         print(f"{key}: {params}  objective={fit['objective']:.6g}  ({fit['fit_seconds']:.2f} s){flag}")
+        if bound:
+            print(
+                f"  not identified: {', '.join(bound)} at the optimiser's bound "
+                "(the runs cannot tell it from zero)"
+            )
+        if fit["diagnostics"]["flat"]:
+            print(f"  flat direction: {fit['diagnostics']['flattest']}")
     return 0
 
 
@@ -74,6 +97,7 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from transferlaw.bootstrap import bootstrap_table
+    from transferlaw.diagnostics import describe, needs_sentence
     from transferlaw.io import read_table, write_json, write_parquet
 
     df = read_table(args.table)
@@ -89,11 +113,10 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
         for key, frame in samples.items():
             write_parquet(frame, Path(args.samples_dir) / f"{key}.parquet")
     for key, rec in summaries.items():
-        cells = ", ".join(
-            f"{n}={v['estimate']:.4g} [{v['ci_low']:.4g}, {v['ci_high']:.4g}]"
-            for n, v in rec["params"].items()
-        )
+        cells = ", ".join(f"{n}: {describe(n, v)}" for n, v in rec["params"].items())
         print(f"{key}: {cells}")
+        if sentence := needs_sentence(str(key), rec["params"]):
+            print(f"  {sentence}")
     return 0
 
 
@@ -186,29 +209,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser("fit", help="fit the transfer law to a table of runs, one law per group")
     add_table_options(fit, output_help="output JSON, one object per group keyed by group value")
-    fit.add_argument("--huber-delta", type=float, default=1e-3, help="Huber δ (default 1e-3)")
+    fit.add_argument("--huber-delta", type=float, default=HUBER_DELTA, help="Huber δ (default %(default)s)")
     fit.add_argument("--l2-exponents", type=float, default=0.0, help="L2 penalty on exponents (appendix D)")
     fit.add_argument("--l2-coefficients", type=float, default=0.0, help="L2 penalty on log-coefficients")
     fit.set_defaults(handler=_cmd_fit)
 
     boot = sub.add_parser("bootstrap", help="bootstrap standard errors and 95%% intervals, one law per group")
     add_table_options(boot, output_help="output JSON, per group: params with estimate, se, ci_low, ci_high")
-    boot.add_argument("--samples", type=int, default=4000, help="bootstrap resamples (default %(default)s)")
+    boot.add_argument(
+        "--samples", type=int, default=DEFAULT_SAMPLES, help="bootstrap resamples (default %(default)s)"
+    )
     boot.add_argument("--seed", type=int, default=0, help="resampling seed (default %(default)s)")
     boot.add_argument("--samples-dir", help="also write each group's resample refits to DIR/<group>.parquet")
     boot.set_defaults(handler=_cmd_bootstrap)
 
     cv = sub.add_parser("crossval", help="step-wise cross-validation of law forms and L2 penalties")
     add_table_options(cv, output_help="output CSV, one row per dataset, form, penalty pair and split")
-    cv.add_argument("--forms", nargs="+", default=list(FORMS), choices=sorted(FORMS), help="forms to score")
+    cv.add_argument(
+        "--forms",
+        nargs="+",
+        default=list(CV_FORMS),
+        choices=sorted(FORMS),
+        help="forms to score (default all)",
+    )
     cv.add_argument("--skip", type=int, default=1, help="use every SKIP-th threshold combination")
-    cv.add_argument("--workers", type=int, default=1, help="processes scoring law forms in parallel")
     cv.add_argument(
-        "--l2-exponents", type=float, nargs="+", default=[0.0, 0.01, 0.1, 1.0, 5.0, 10.0, 50.0], metavar="W"
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="processes scoring (dataset, form) problems in parallel (default: this machine's cores)",
     )
-    cv.add_argument(
-        "--l2-coefficients", type=float, nargs="+", default=[0.0, 1e-4, 1e-3, 1e-2, 0.1], metavar="W"
-    )
+    cv.add_argument("--l2-exponents", type=float, nargs="+", default=list(L2_EXPONENTS), metavar="W")
+    cv.add_argument("--l2-coefficients", type=float, nargs="+", default=list(L2_COEFFICIENTS), metavar="W")
     cv.set_defaults(handler=_cmd_crossval)
     alloc = sub.add_parser("allocate", help="split a budget between pre-training and fine-tuning (eq. 4)")
     alloc.add_argument(
@@ -226,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     alloc.set_defaults(handler=_cmd_allocate)
     schema = sub.add_parser("schema", help="print the run-record schema (columns, types, meaning)")
     schema.set_defaults(handler=_cmd_schema)
+    docs = sub.add_parser("config-docs", help="print every config key (config/README.md) from the schema")
+    docs.set_defaults(handler=_cmd_config_docs)
     return parser
 
 

@@ -9,6 +9,8 @@ enough, revisions exist, the context fits the model). Every error names the conf
 from __future__ import annotations
 
 import copy
+import functools
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -30,6 +32,23 @@ def load_schema() -> dict[str, Any]:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return load_schema()
+
+
+def default(key: str) -> Any:
+    """The schema's default of a config key, e.g. ``default("fit.form")``: the one place each default of
+    the study lives (the command line and the library read theirs from here)."""
+    schema = _schema()
+    node: Any = schema
+    for part in key.split("."):
+        if "$ref" in node:  # "#/definitions/finetune"
+            node = schema["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        node = node["properties"][part]
+    return copy.deepcopy(node["default"])
+
+
 def validate_schema(config: Mapping[str, Any]) -> None:
     """Validate against the JSON schema without filling defaults (Snakemake's validator, same messages),
     after the checks whose schema message would not say what is wrong with the study."""
@@ -43,6 +62,54 @@ def validate_schema(config: Mapping[str, Any]) -> None:
                 "describes the whole study: nothing is taken from the embedded default."
             )
     validate(dict(config), str(SCHEMA_PATH), set_default=False)
+
+
+def describe_config() -> str:
+    """Every config key as Markdown, generated from the schema: ``config/README.md`` is this text (a test
+    checks that the two agree; regenerate with ``transferlaw config-docs > config/README.md``)."""
+    schema = _schema()
+    lines = [
+        "# Config keys",
+        "",
+        "Generated from `src/transferlaw/schemas/config.schema.yaml` by `transferlaw config-docs`: do not",
+        "edit. A study is one YAML file (`config/config.yaml` is the embedded toy, `config/barnett2024.yaml`",
+        "the paper's protocol); defaults are the paper's values where it states one. A dataset's `finetune`",
+        "block overrides the global `finetune` block for that dataset only.",
+        "",
+        "| key | type | default | meaning |",
+        "| --- | --- | --- | --- |",
+    ]
+
+    def walk(node: Mapping[str, Any], prefix: str) -> None:
+        if "$ref" in node:
+            node = {**schema["definitions"][node["$ref"].rsplit("/", 1)[1]], **node}
+        for name, sub in node.get("properties", {}).items():
+            key = f"{prefix}{name}"
+            lines.append(_key_row(key, sub, schema))
+            if key == "datasets.<name>.finetune":  # any key of `finetune`, defaults from there
+                continue
+            if "properties" in sub or "$ref" in sub:
+                walk(sub, key + ".")
+            extra = sub.get("additionalProperties")
+            if isinstance(extra, Mapping) and ("properties" in extra or "$ref" in extra):
+                walk(extra, f"{key}.<name>.")
+
+    walk(schema, "")
+    return "\n".join(lines) + "\n"
+
+
+def _key_row(key: str, node: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
+    if "$ref" in node:
+        node = {**schema["definitions"][node["$ref"].rsplit("/", 1)[1]], **node}
+    kind = node.get("type", "object")
+    kind = " or ".join(kind) if isinstance(kind, list) else kind
+    if "enum" in node:
+        kind = " \\| ".join(f"`{v}`" for v in node["enum"])
+    elif kind == "array" and isinstance(node.get("items"), Mapping) and "type" in node["items"]:
+        kind = f"list of {node['items']['type']}"
+    default = f"`{json.dumps(node['default'])}`" if "default" in node else ""
+    meaning = " ".join(str(node.get("description", "")).split()).replace("|", "\\|")
+    return f"| `{key}` | {kind} | {default} | {meaning} |"
 
 
 def _defaults(props: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,15 +24,17 @@ import numpy as np
 import pandas as pd
 
 from transferlaw.bootstrap import restart_starts
-from transferlaw.fit import fit_batch, fit_law
-from transferlaw.laws import FORMS, LawForm, get_form
-from transferlaw.schema import STATUS_OK
+from transferlaw.config import default
+from transferlaw.fit import fit_batch, fit_law, table_groups
+from transferlaw.laws import LawForm, get_form
 
 logger = logging.getLogger(__name__)
 
-#: appendix D's penalty grids
-L2_EXPONENTS: tuple[float, ...] = (0.0, 0.01, 0.1, 1.0, 5.0, 10.0, 50.0)
-L2_COEFFICIENTS: tuple[float, ...] = (0.0, 1e-4, 1e-3, 1e-2, 0.1)
+#: appendix D's penalty grids (config ``analysis.l2_exponents`` and ``analysis.l2_coefficients``)
+L2_EXPONENTS: tuple[float, ...] = tuple(default("analysis.l2_exponents"))
+L2_COEFFICIENTS: tuple[float, ...] = tuple(default("analysis.l2_coefficients"))
+#: the forms scored when none are named (config ``analysis.crossval_forms``: all of Table 5's)
+CV_FORMS: tuple[str, ...] = tuple(default("analysis.crossval_forms"))
 #: grid starts added to the full-data optimum for the unpenalised fits of each combination
 N_GRID_STARTS = 4
 #: convergence tolerance and iteration cap of the CV fits: scores are errors of the loss at 1e-3 or
@@ -174,7 +176,7 @@ def stepwise_cv(
     p: Any,
     f: Any,
     loss: Any,
-    forms: Sequence[str] = tuple(FORMS),
+    forms: Sequence[str] = CV_FORMS,
     *,
     l2_exponents: Sequence[float] = L2_EXPONENTS,
     l2_coefficients: Sequence[float] = L2_COEFFICIENTS,
@@ -201,7 +203,7 @@ def stepwise_cv(
 def crossval_table(
     df: pd.DataFrame,
     *,
-    forms: Sequence[str] = tuple(FORMS),
+    forms: Sequence[str] = CV_FORMS,
     group: str | None = "dataset",
     p: str = "pretrain_step",
     f: str = "finetune_size",
@@ -217,21 +219,13 @@ def crossval_table(
 
     With ``drop_nonpositive`` a form that needs p > 0 (``mikami``, ``mikami_no_e``, ``mikami_f_shift``)
     is scored on the runs with p > 0 only (and likewise for f); the column ``n_dropped`` says how many
-    runs that removed, so forms scored on different runs are visible as such.
+    runs that removed, so forms scored on different runs are visible as such. Runs whose status is not ok
+    are left out as by the fit (:func:`transferlaw.fit.table_groups`), counted in ``n_excluded``.
     """
-    missing = [c for c in dict.fromkeys(c for c in (group, p, f, loss) if c) if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"missing column(s) {', '.join(repr(c) for c in missing)}; "
-            f"table has {', '.join(map(str, df.columns))}"
-        )
-    if status is not None and status in df.columns:
-        df = df[df[status] == STATUS_OK]
-    keys = df[group].to_numpy() if group else np.full(len(df), "all", dtype=object)
     l2e, l2c = np.meshgrid(np.asarray(l2_exponents, float), np.asarray(l2_coefficients, float), indexing="ij")
     tasks, labels = [], []
-    for key in sorted(pd.unique(keys), key=str):
-        sub = df[keys == key]
+    for g in table_groups(df, group=group, p=p, f=f, loss=loss, status=status):
+        sub = g.runs
         for name in forms:
             law = get_form(name)
             keep = np.ones(len(sub), bool)
@@ -243,22 +237,24 @@ def crossval_table(
             s = sub[keep]
             arrays = (np.asarray(s[c], float) for c in (p, f, loss))
             tasks.append((law.name, *arrays, l2e.ravel(), l2c.ravel(), skip))
-            labels.append((key.item() if isinstance(key, np.generic) else key, int((~keep).sum())))
+            labels.append((g.key, int((~keep).sum()), g.n_excluded))
     try:
         results = _score_forms(tasks, workers)
     except ValueError as err:
         raise ValueError(f"{group or 'table'}: {err}") from None
     frames = []
-    for (key, dropped), cv in zip(labels, results, strict=True):
+    for (key, dropped, excluded), cv in zip(labels, results, strict=True):
         if cv is None:
             continue
         cv.insert(0, "dataset", key)
         cv["n_dropped"] = dropped
+        cv["n_excluded"] = excluded
         frames.append(cv)
     if not frames:
         empty = pd.DataFrame({c: pd.Series(dtype=float) for c in CV_COLUMNS}).astype({"form": object})
         empty.insert(0, "dataset", pd.Series(dtype=object))
         empty["n_dropped"] = pd.Series(dtype="int64")
+        empty["n_excluded"] = pd.Series(dtype="int64")
         return empty
     return pd.concat(frames, ignore_index=True)
 

@@ -25,6 +25,7 @@ BFGS loop over the same grid.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -34,12 +35,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transferlaw.config import default
+from transferlaw.diagnostics import fit_diagnostics
 from transferlaw.laws import LOG_CLIP, LawForm, get_form
 from transferlaw.schema import STATUS_OK
 
 logger = logging.getLogger(__name__)
 
 HUBER_DELTA = 1e-3
+#: the law form fitted when none is named: the study's default (config schema ``fit.form``), eq. 7, which
+#: is defined at step 0 (the workflow's first checkpoint)
+DEFAULT_FORM: str = default("fit.form")
 #: (iteration, starts kept per problem): the default pruning schedule of :func:`fit_batch`.
 DEFAULT_PRUNE: tuple[tuple[int, int], ...] = ((6, 160), (20, 24), (45, 4))
 #: exponents are clipped to this box during the search (an exponent of 50 on p already means
@@ -115,7 +121,7 @@ def objective(
     p: np.ndarray,
     f: np.ndarray,
     loss: np.ndarray,
-    form: str | LawForm = "mikami",
+    form: str | LawForm = DEFAULT_FORM,
     *,
     weights: np.ndarray | None = None,
     l2_exponents: float = 0.0,
@@ -137,7 +143,7 @@ def objective_and_gradient(
     p: np.ndarray,
     f: np.ndarray,
     loss: np.ndarray,
-    form: str | LawForm = "mikami",
+    form: str | LawForm = DEFAULT_FORM,
     **kw: Any,
 ) -> tuple[float, np.ndarray]:
     """Objective and its analytic gradient at one free vector (for scipy's ``jac=True``)."""
@@ -194,7 +200,8 @@ def _make_problem(
 @dataclass
 class BatchResult:
     """Best start of each of B problems: ``free`` (B, k), ``objective`` (B,), ``converged`` (B,),
-    ``n_iter`` (B,) iterations of the winning start, ``start_index`` (B,) which start won."""
+    ``n_iter`` (B,) iterations of the winning start, ``start_index`` (B,) which start won, and of the starts
+    still searched at the end (``n_final``), how many reached the best objective (``n_at_best``)."""
 
     form: LawForm
     free: np.ndarray
@@ -202,6 +209,8 @@ class BatchResult:
     converged: np.ndarray
     n_iter: np.ndarray
     start_index: np.ndarray
+    n_at_best: np.ndarray
+    n_final: np.ndarray
 
     def params(self, b: int) -> dict[str, float]:
         return self.form.to_natural(self.free[b])
@@ -211,7 +220,7 @@ def fit_batch(
     p: Any,
     f: Any,
     loss: Any,
-    form: str | LawForm = "mikami",
+    form: str | LawForm = DEFAULT_FORM,
     weights: Any = None,
     starts: Any = None,
     *,
@@ -305,6 +314,7 @@ def fit_batch(
     obj_b = np.where(alive, obj, np.inf).reshape(n_prob, n_starts)
     best = np.argmin(obj_b, axis=1)
     rows = np.arange(n_prob) * n_starts + best
+    top = obj_b[np.arange(n_prob), best][:, None]
     return BatchResult(
         form=law,
         free=theta[rows],
@@ -312,15 +322,21 @@ def fit_batch(
         converged=converged[rows] & np.isfinite(obj[rows]),
         n_iter=iters[rows],
         start_index=best,
+        n_at_best=(np.isfinite(obj_b) & (obj_b - top <= 1e-6 * np.abs(top) + 1e-12)).sum(1),
+        n_final=np.isfinite(obj_b).sum(1),
     )
 
 
 def _clip(law: LawForm, theta: np.ndarray) -> np.ndarray:
-    """Keep the search inside a box where every exp and product is finite."""
-    logs = law.is_log_param
-    theta[:, logs] = np.clip(theta[:, logs], -LOG_CLIP, LOG_CLIP)
-    theta[:, ~logs] = np.clip(theta[:, ~logs], -EXPONENT_CLIP, EXPONENT_CLIP)
-    return theta
+    """Keep the search inside a box where every exp and product is finite (in place)."""
+    box = _box(law)
+    return np.clip(theta, -box, box, out=theta)
+
+
+@functools.cache
+def _box(law: LawForm) -> np.ndarray:
+    """Half-widths of the search box per free parameter: LOG_CLIP for logarithms, EXPONENT_CLIP else."""
+    return np.where(law.is_log_param, LOG_CLIP, EXPONENT_CLIP)
 
 
 def _solve(h: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -372,6 +388,8 @@ class FitResult:
     huber_delta: float = HUBER_DELTA
     l2_exponents: float = 0.0
     l2_coefficients: float = 0.0
+    #: what the fit cannot tell (:func:`transferlaw.diagnostics.fit_diagnostics`)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def law(self) -> LawForm:
@@ -396,6 +414,7 @@ class FitResult:
             "huber_delta": float(self.huber_delta),
             "l2_exponents": float(self.l2_exponents),
             "l2_coefficients": float(self.l2_coefficients),
+            "diagnostics": self.diagnostics,
         }
 
 
@@ -403,7 +422,7 @@ def check_fit_input(
     p: Any,
     f: Any,
     loss: Any,
-    form: str | LawForm = "mikami",
+    form: str | LawForm = DEFAULT_FORM,
     names: Sequence[str] = ("p", "f", "loss"),
     weights: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -455,7 +474,7 @@ def fit_law(
     p: Any,
     f: Any,
     loss: Any,
-    form: str | LawForm = "mikami",
+    form: str | LawForm = DEFAULT_FORM,
     *,
     weights: Any = None,
     l2_exponents: float = 0.0,
@@ -486,6 +505,16 @@ def fit_law(
         max_iter=max_iter,
     )
     n_points = p_arr.size if w is None else int((w > 0).sum())
+    diagnostics = fit_diagnostics(
+        law,
+        res.free[0],
+        p_arr,
+        f_arr,
+        loss_arr,
+        w,
+        n_at_optimum=int(res.n_at_best[0]),
+        n_final_starts=int(res.n_final[0]),
+    )
     return FitResult(
         form=law.name,
         params=res.params(0),
@@ -499,30 +528,35 @@ def fit_law(
         huber_delta=float(huber_delta),
         l2_exponents=float(l2_exponents),
         l2_coefficients=float(l2_coefficients),
+        diagnostics=diagnostics,
     )
 
 
 # ----------------------------------------------------------------------------------------------------
 # tables of runs
 # ----------------------------------------------------------------------------------------------------
-def fit_table(
+@dataclass(frozen=True)
+class RunGroup:
+    """One group of a table of runs, as every analysis of a table sees it (:func:`table_groups`)."""
+
+    key: Any  # the group's value (a plain Python scalar); "all" without a group column
+    label: str  # "dataset=foo", or "table": how errors and warnings name it
+    runs: pd.DataFrame  # its usable runs
+    n_excluded: int  # its runs left out because their status is not "ok"
+
+
+def table_groups(
     df: pd.DataFrame,
     *,
-    form: str = "mikami",
-    group: str | None = "dataset",
-    p: str = "pretrain_step",
-    f: str = "finetune_size",
-    loss: str = "eval_loss",
+    group: str | None,
+    p: str,
+    f: str,
+    loss: str,
     status: str | None = "status",
-    **fit_kwargs: Any,
-) -> dict[str, dict[str, Any]]:
-    """Fit one law per group of a table of runs; JSON-ready dicts keyed by group value.
-
-    Rows whose ``status`` column (when the table has one) is not ``"ok"`` are excluded with a warning
-    counting them. ``group=None`` fits the whole table as one group keyed ``"all"``. Extra keyword
-    arguments go to :func:`fit_law`.
-    """
-    law = get_form(form)
+) -> list[RunGroup]:
+    """The one driver of the fit, bootstrap and cross-validation of a table: checks that the columns exist,
+    leaves out the runs whose ``status`` (where the table has one) is not ``"ok"`` with one warning that
+    counts them by status, and splits the rest by ``group`` (``None``: the whole table, keyed ``"all"``)."""
     needed = [c for c in (group, p, f, loss) if c is not None]
     missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
     if missing:
@@ -530,48 +564,73 @@ def fit_table(
             f"missing column(s) {', '.join(repr(c) for c in missing)}; "
             f"table has {', '.join(map(str, df.columns))}"
         )
-    if status is not None and status in df.columns:
-        ok = (df[status] == STATUS_OK).to_numpy()
-    else:
-        ok = np.ones(len(df), bool)
-    if (~ok).any():
+    if group is not None and pd.isna(df[group]).any():
+        raise ValueError(f"column {group!r} has missing values")
+    ok = (df[status] == STATUS_OK).to_numpy() if status is not None and status in df.columns else None
+    if ok is not None and (~ok).any():
         counts = df.loc[~ok, status].value_counts()
         detail = ", ".join(f"{n} {s}" for s, n in counts.items())
         logger.warning(
             "excluding %d run(s) whose %r is not %r (%s)", int((~ok).sum()), status, STATUS_OK, detail
         )
+    if ok is None:
+        ok = np.ones(len(df), bool)
     keys = df[group].to_numpy() if group is not None else np.full(len(df), "all", dtype=object)
-    if group is not None and pd.isna(df[group]).any():
-        raise ValueError(f"column {group!r} has missing values")
-
-    out: dict[str, dict[str, Any]] = {}
+    out = []
     for key in sorted(pd.unique(keys), key=str):
         in_group = keys == key
-        sub = df.loc[in_group & ok]
-        n_excluded = int((in_group & ~ok).sum())
-        label = f"{group}={key!s}" if group is not None else "table"
+        out.append(
+            RunGroup(
+                key=key.item() if isinstance(key, np.generic) else key,
+                label=f"{group}={key!s}" if group is not None else "table",
+                runs=df.loc[in_group & ok],
+                n_excluded=int((in_group & ~ok).sum()),
+            )
+        )
+    return out
+
+
+def fit_table(
+    df: pd.DataFrame,
+    *,
+    form: str = DEFAULT_FORM,
+    group: str | None = "dataset",
+    p: str = "pretrain_step",
+    f: str = "finetune_size",
+    loss: str = "eval_loss",
+    status: str | None = "status",
+    **fit_kwargs: Any,
+) -> dict[str, dict[str, Any]]:
+    """Fit one law per group of a table of runs (:func:`table_groups`); JSON-ready dicts keyed by group
+    value. Extra keyword arguments go to :func:`fit_law`."""
+    law = get_form(form)
+    out: dict[str, dict[str, Any]] = {}
+    for g in table_groups(df, group=group, p=p, f=f, loss=loss, status=status):
         try:
-            result = fit_law(sub[p], sub[f], sub[loss], law, names=(p, f, loss), **fit_kwargs)
+            result = fit_law(g.runs[p], g.runs[f], g.runs[loss], law, names=(p, f, loss), **fit_kwargs)
         except ValueError as err:
-            extra = f" after excluding {n_excluded} run(s)" if n_excluded else ""
-            raise ValueError(f"{label}{extra}: {err}") from None
+            extra = f" after excluding {g.n_excluded} run(s)" if g.n_excluded else ""
+            raise ValueError(f"{g.label}{extra}: {err}") from None
         if not result.converged:
             logger.warning(
                 "%s: fit of form %r did not converge (objective %.6g after %d iterations)",
-                label,
+                g.label,
                 law.name,
                 result.objective,
                 result.n_iter,
             )
-        record = {"dataset": key if not isinstance(key, np.generic) else key.item()}
+        if result.diagnostics["at_bound"]:
+            logger.warning(
+                "%s: %s at the optimiser's bound: the runs cannot tell %s from %s",
+                g.label,
+                ", ".join(result.diagnostics["at_bound"]),
+                "it" if len(result.diagnostics["at_bound"]) == 1 else "them",
+                "zero (or the search box)",
+            )
+        record = {"dataset": g.key}
         if group is not None and group != "dataset":
             record["group_column"] = group
         record.update(result.to_dict())
-        record.update(
-            n_excluded=n_excluded,
-            p_column=p,
-            f_column=f,
-            loss_column=loss,
-        )
-        out[str(key)] = record
+        record.update(n_excluded=g.n_excluded, p_column=p, f_column=f, loss_column=loss)
+        out[str(g.key)] = record
     return out

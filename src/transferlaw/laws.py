@@ -16,6 +16,7 @@ The free vector is ordered like :attr:`LawForm.param_names`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ class LawForm:
     @property
     def is_log_param(self) -> np.ndarray:
         """Boolean mask over the free vector: True where the free parameter is a logarithm."""
-        return np.array([n in self.coefficient_names for n in self.param_names])
+        return _log_mask(self)
 
     # ----- parameter spaces ----------------------------------------------------------------------
     def to_free(self, params: Mapping[str, float]) -> np.ndarray:
@@ -189,6 +190,13 @@ class LawForm:
         shift_grid = GRID_SHIFT if n_free_shifts == 1 else GRID_SHIFT_PAIR
         axes += [shift_grid] * n_free_shifts
         return np.array(list(itertools.product(*axes)), dtype=float)
+
+
+@functools.cache
+def _log_mask(form: LawForm) -> np.ndarray:
+    mask = np.array([n in form.coefficient_names for n in form.param_names])
+    mask.setflags(write=False)  # shared by every caller
+    return mask
 
 
 def _forms() -> dict[str, LawForm]:

@@ -314,6 +314,10 @@ def plot_bootstrap(samples: pd.DataFrame, fit: Mapping[str, Any], dataset: str |
         lo, hi = np.percentile(values, BAND)
         ax.axvspan(lo, hi, color="grey", alpha=0.15, label="95% interval")
         ax.set(xlabel=name + (" (log)" if log else ""), ylabel="samples")
+        if name in fit.get("diagnostics", {}).get("at_bound", []):
+            ax.set_title(
+                f"{name}: at the optimiser's bound (not identified)", fontsize="small", color="firebrick"
+            )
         if log:
             _tidy_log(ax)
         else:
@@ -328,7 +332,9 @@ def plot_bootstrap(samples: pd.DataFrame, fit: Mapping[str, Any], dataset: str |
 
 # ----- across datasets -------------------------------------------------------------------------------
 def plot_parameters(intervals: Mapping[str, Mapping[str, Any]]) -> Figure:
-    """The transfer gap G first, then the other parameters: estimate and 95% interval, one row per dataset.
+    """The transfer gap G first, then the other parameters: estimate and 95% interval, one row per dataset;
+    an upper limit ("G < x", a left-pointing marker) where the interval reaches the bound, and "not
+    identified" where the runs do not measure the parameter.
 
     ``intervals`` maps dataset -> the bootstrap summary JSON (``params: {name: {estimate, ci_low, ...}}``).
     """
@@ -343,17 +349,46 @@ def plot_parameters(intervals: Mapping[str, Mapping[str, Any]]) -> Figure:
     )
     colours = dict(zip(datasets, sns.color_palette(CATEGORICAL, len(datasets)), strict=True))
     for ax, name in zip(axes[0], names, strict=True):
+        shown = []  # the values that set the axis: measured intervals and upper limits, never the bound
         for i, ds in enumerate(datasets):
             par = intervals[ds]["params"].get(name)
             if par is None:
                 continue
             est, lo, hi = par["estimate"], par["ci_low"], par["ci_high"]
-            ax.errorbar(
-                est, i, xerr=[[max(est - lo, 0)], [max(hi - est, 0)]], fmt="o", color=colours[ds], capsize=4
-            )
-        pars = [intervals[d]["params"][name] for d in datasets if name in intervals[d]["params"]]
-        lo = min((p["ci_low"] for p in pars), default=0.0)
-        hi = max((p["ci_high"] for p in pars), default=1.0)
+            if par.get("identified", True):
+                ax.errorbar(
+                    est,
+                    i,
+                    xerr=[[max(est - lo, 0)], [max(hi - est, 0)]],
+                    fmt="o",
+                    color=colours[ds],
+                    capsize=4,
+                )
+                shown += [lo, hi]
+            elif par.get("bound") == ["low"]:  # an upper limit: "G < hi"
+                ax.plot([hi], [i], marker="<", markersize=9, color=colours[ds], linestyle="none")
+                ax.annotate(
+                    f"{name} < {hi:.3g}",
+                    (hi, i),
+                    xytext=(6, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize="small",
+                    color=colours[ds],
+                )
+                shown.append(hi)
+            else:
+                ax.annotate(
+                    "not identified",
+                    (0.5, i),
+                    xycoords=("axes fraction", "data"),
+                    ha="center",
+                    va="center",
+                    fontsize="small",
+                    color="grey",
+                )
+        lo = min(shown, default=0.0)
+        hi = max(shown, default=1.0)
         if name not in ("alpha", "beta") and lo > 0 and hi / lo > 30:  # log only when it spans decades
             ax.set_xscale("log")
             _tidy_log(ax)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from transferlaw.diagnostics import describe, needs_sentence
 from transferlaw.laws import get_form
 
 
@@ -21,35 +22,115 @@ def crossval_winner(crossval: pd.DataFrame) -> tuple[str, float]:
     return str(best.index[0]), float(best.iloc[0])
 
 
+def parameter_cells(fit: Mapping[str, Any], interval: Mapping[str, Any] | None) -> dict[str, str]:
+    """Each parameter as a reader should read it: with the bootstrap, its interval, one-sided limit or "not
+    identified" (:func:`transferlaw.diagnostics.describe`); without, the estimate, or "at bound" where the fit
+    sits at the optimiser's bound."""
+    law = get_form(fit["form"])
+    at_bound = set(fit.get("diagnostics", {}).get("at_bound", []))
+    cells = {}
+    for name in law.param_names:
+        entry = (interval or {}).get("params", {}).get(name)
+        if entry is not None:
+            cells[name] = describe(name, entry)
+        elif name in at_bound:
+            cells[name] = "not identified (at bound)"
+        else:
+            cells[name] = f"{fit['params'][name]:.4g}"
+    return cells
+
+
 def summary_markdown(
     fits: Mapping[str, Mapping[str, Any]],
     intervals: Mapping[str, Mapping[str, Any]] | None = None,
     crossval: Mapping[str, pd.DataFrame] | None = None,
     title: str = "transferlaw study",
 ) -> str:
+    """The landing page: per dataset the form, G first, then the other parameters (each with its 95%
+    interval, its one-sided limit, or "not identified"), the cross-validation winner, and one sentence per
+    dataset saying what runs would measure what these runs do not."""
     intervals, crossval = intervals or {}, crossval or {}
+    names = list(dict.fromkeys(n for fit in fits.values() for n in get_form(fit["form"]).param_names))
+    names.sort(key=lambda n: n != "G")
     lines = [
         f"# {title}: summary",
         "",
-        "L(p, f) = (A·p^-alpha + G)·f^-beta + E (Barnett 2024, eq. 2) or the form named per dataset; "
-        "G is the transfer gap. Intervals are bootstrap 95% percentile intervals.",
+        "L(p, f) = (A·p^-alpha + G)·f^-beta + E (Barnett 2024, eq. 2), or the form named per dataset; "
+        "**G is the transfer gap**. Each parameter shows its estimate and bootstrap 95% percentile interval; "
+        '"G < x" when the runs bound it only from above (its interval reaches the optimiser\'s bound, zero), '
+        'and "not identified" when the runs cannot measure it.',
         "",
-        "| dataset | form | fitted law | G | G 95% interval | CV winner (RMSE) |",
-        "|---|---|---|---|---|---|",
+        "| dataset | form | "
+        + " | ".join("G (transfer gap)" if n == "G" else n for n in names)
+        + " | CV winner (RMSE) |",
+        "|---|---|" + "---|" * len(names) + "---|",
     ]
+    needs = []
     for ds, fit in fits.items():
-        params = fit["params"]
-        law = get_form(fit["form"])
-        coef = ", ".join(f"{n}={params[n]:.4g}" for n in law.param_names)
-        interval = intervals.get(ds, {}).get("params", {}).get("G")
-        g_ci = f"[{interval['ci_low']:.4g}, {interval['ci_high']:.4g}]" if interval else "(no bootstrap)"
+        interval = intervals.get(ds)
+        cells = parameter_cells(fit, interval)
         if ds in crossval and len(crossval[ds]):
             form, rmse = crossval_winner(crossval[ds])
             winner = f"{form} ({rmse:.4g})"
         else:
             winner = "(no cross-validation)"
-        row = [ds, fit["form"], f"{law.formula}; {coef}", f"{params['G']:.4g}", g_ci, winner]
+        row = [ds, fit["form"], *(cells.get(n, "") for n in names), winner]
         lines.append("| " + " | ".join(row) + " |")
+        if interval is not None:
+            sentence = needs_sentence(ds, interval["params"])
+        else:
+            sentence = needs_sentence(
+                ds, {n: {"identified": False} for n in fit.get("diagnostics", {}).get("at_bound", [])}
+            )
+        if sentence:
+            needs.append(sentence)
+        if interval is None:
+            needs.append(f"{ds}: no bootstrap yet, so no intervals (`results/bootstrap/{ds}.json`).")
+    if needs:
+        lines += ["", "## What these runs cannot tell", "", *(f"- {s}" for s in needs)]
     tables = "`results/tables/parameters.md`, `intervals.md`, `law_forms.md`, `effective_data.csv`"
     lines += ["", f"Tables: {tables} (where the analyses have run). Figures: `results/figures/`.", ""]
+    return "\n".join(lines)
+
+
+def summary_rst(
+    fits: Mapping[str, Mapping[str, Any]],
+    intervals: Mapping[str, Mapping[str, Any]] | None = None,
+    crossval: Mapping[str, pd.DataFrame] | None = None,
+    description: str = "",
+) -> str:
+    """The report's landing page: ``description`` (the workflow's own text) after the summary table and
+    what the runs cannot tell, as reStructuredText (a csv-table)."""
+    intervals, crossval = intervals or {}, crossval or {}
+    names = list(dict.fromkeys(n for fit in fits.values() for n in get_form(fit["form"]).param_names))
+    names.sort(key=lambda n: n != "G")
+    header = ["dataset", "form", *("G (transfer gap)" if n == "G" else n for n in names), "CV winner (RMSE)"]
+    rows = []
+    needs = []
+    for ds, fit in fits.items():
+        cells = parameter_cells(fit, intervals.get(ds))
+        winner = "(no cross-validation)"
+        if ds in crossval and len(crossval[ds]):
+            form, rmse = crossval_winner(crossval[ds])
+            winner = f"{form} ({rmse:.4g})"
+        rows.append([ds, fit["form"], *(cells.get(n, "") for n in names), winner])
+        if ds in intervals and (sentence := needs_sentence(ds, intervals[ds]["params"])):
+            needs.append(sentence)
+
+    def quote(cell: str) -> str:
+        return '"' + cell.replace('"', '""') + '"'
+
+    lines = [
+        "Summary",
+        "=======",
+        "",
+        ".. csv-table:: G, the transfer gap, and the other parameters, with bootstrap 95% intervals",
+        "   :header: " + ", ".join(quote(h) for h in header),
+        "",
+        *("   " + ", ".join(quote(c) for c in row) for row in rows),
+        "",
+    ]
+    if needs:
+        lines += ["**What these runs cannot tell.**", "", *(f"- {s}" for s in needs), ""]
+    lines += ["About this report", "-----------------", "", description.strip(), ""]
     return "\n".join(lines)

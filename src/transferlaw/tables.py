@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transferlaw.diagnostics import describe
+
 CV_ROW = "coefficient of variation"
 
 
@@ -32,20 +34,33 @@ def _names(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def parameter_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) -> pd.DataFrame:
-    """Table 2: one row per dataset, each parameter as "estimate (SE)", and a last row with each
-    parameter's coefficient of variation across datasets (sample std, ddof=1, over |mean|: this
-    reproduces the paper's row from its estimates; blank with fewer than two datasets)."""
+    """Table 2: one row per dataset, each parameter as "estimate (SE)" (or, where the bootstrap found it not
+    identified, its one-sided limit or "not identified"), and a last row with each parameter's coefficient of
+    variation across the datasets that measure it (sample std, ddof=1, over |mean|: this reproduces the
+    paper's row from its estimates; blank with fewer than two)."""
     names = _names(summaries)
     rows = []
     for dataset, s in summaries.items():
         ps = _params(s)
         row: dict[str, Any] = {"dataset": dataset}
         for n in names:
-            row[n] = f"{_num(ps[n]['estimate'], digits)} ({_num(ps[n]['se'], digits)})" if n in ps else ""
+            if n not in ps:
+                row[n] = ""
+            elif not ps[n].get("identified", True):
+                row[n] = describe(n, ps[n], digits)  # "G < 0.03", "not identified (at bound)"
+            else:
+                row[n] = f"{_num(ps[n]['estimate'], digits)} ({_num(ps[n]['se'], digits)})"
         rows.append(row)
     last: dict[str, Any] = {"dataset": CV_ROW}
-    for n in names:
-        est = np.array([_params(s)[n]["estimate"] for s in summaries.values() if n in _params(s)], float)
+    for n in names:  # over the datasets where the parameter is measured
+        est = np.array(
+            [
+                _params(s)[n]["estimate"]
+                for s in summaries.values()
+                if n in _params(s) and _params(s)[n].get("identified", True)
+            ],
+            float,
+        )
         last[n] = f"{np.std(est, ddof=1) / abs(np.mean(est)):.{digits}f}" if est.size >= 2 else ""
     rows.append(last)
     return pd.DataFrame(rows, columns=["dataset", *names])
@@ -59,7 +74,12 @@ def interval_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) 
         ps = _params(s)
         row: dict[str, Any] = {"dataset": dataset}
         for n in names:
-            row[n] = f"[{_num(ps[n]['ci_low'], digits)}, {_num(ps[n]['ci_high'], digits)}]" if n in ps else ""
+            if n not in ps:
+                row[n] = ""
+            elif not ps[n].get("identified", True):
+                row[n] = describe(n, ps[n], digits)
+            else:
+                row[n] = f"[{_num(ps[n]['ci_low'], digits)}, {_num(ps[n]['ci_high'], digits)}]"
         rows.append(row)
     return pd.DataFrame(rows, columns=["dataset", *names])
 

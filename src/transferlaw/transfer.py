@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.fit import FitResult
+from transferlaw.fit import DEFAULT_FORM, FitResult
 from transferlaw.laws import get_form
 
 
@@ -33,7 +33,7 @@ def _form_and_params(fit: Any) -> tuple[str, dict[str, float]]:
     if isinstance(fit, FitResult):
         return fit.form, dict(fit.params)
     if isinstance(fit, Mapping) and "params" in fit:
-        return str(fit.get("form", "mikami")), dict(fit["params"])
+        return str(fit.get("form", DEFAULT_FORM)), dict(fit["params"])
     return "mikami", dict(fit)
 
 
@@ -115,7 +115,8 @@ def hernandez_fit_table(runs: pd.DataFrame, fit_config: Mapping[str, Any]) -> di
             continue
         frames = []
         for _model, runs_m in sub.groupby("model" if "model" in sub.columns else "n_params"):
-            rec = fit_table(runs_m, form=fit_config.get("form", "mikami"), p=p_col, f=f_col)[str(dataset)]
+            form = fit_config.get("form", DEFAULT_FORM)
+            rec = fit_table(runs_m, form=form, p=p_col, f=f_col)[str(dataset)]
             frames.append(effective_data_table(runs_m, rec))
         eff = pd.concat(frames, ignore_index=True)
         try:

@@ -68,14 +68,17 @@ rule summary:
         fits=expand("results/fits/{dataset}.json", dataset=DATASETS),
         intervals=expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
         crossval=expand("results/crossval/{dataset}.csv", dataset=DATASETS),
+        description=workflow.source_path("../report/workflow.rst"),
     output:
-        report(
+        markdown=report(
             "results/summary.md",
             caption="../report/summary.rst",
             category="study",
             subcategory="summary and config",
             labels={"dataset": "all", "figure": "summary"},
         ),
+        # the report's landing page (see the Snakefile's `report:`)
+        landing="results/report.rst",
     log:
         "logs/plots/summary.log",
     localrule: True

@@ -6,7 +6,7 @@ import pandas as pd
 
 from transferlaw.io import write_text
 from transferlaw.runlog import log_to
-from transferlaw.summary import summary_markdown
+from transferlaw.summary import summary_markdown, summary_rst
 
 with log_to(snakemake.log[0]):
     datasets = snakemake.params.datasets
@@ -18,5 +18,7 @@ with log_to(snakemake.log[0]):
         df = pd.read_csv(path)
         crossval[str(df["dataset"].iloc[0])] = df
     text = summary_markdown(fits, intervals, crossval, title=snakemake.params.title)
-    write_text(text, snakemake.output[0])
+    write_text(text, snakemake.output.markdown)
+    description = open(snakemake.input.description).read()
+    write_text(summary_rst(fits, intervals, crossval, description), snakemake.output.landing)
     print(text)
