@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +53,57 @@ VARIANTS: dict[str, dict[str, object]] = {
         "models.tiny-neox.revisions": ["step0", "step16", "step64", "step256", "step1024", "step4096"],
         "finetune.eval_sequences": 64,
     },
+    # a broad pre-training corpus (a third each KJV, GCIDE dictionary, Python documentation), fine-tune sizes
+    # up to 324 sequences, a gentler fine-tuning step
+    "library-bytes": {
+        "pretrain.corpus": "resources/pretrain/library.txt.xz",
+        "pretrain.vocab_size": 260,
+        "pretrain.hidden_size": 64,
+        "pretrain.num_hidden_layers": 3,
+        "pretrain.intermediate_size": 256,
+        "pretrain.batch_size": 32,
+        "pretrain.steps": 2048,
+        "pretrain.threads": 1,
+        "models.tiny-neox.revisions": ["step0", "step8", "step32", "step128", "step512", "step2048"],
+        "finetune.lr": 1.0e-3,
+        "finetune.eval_sequences": 64,
+        "datasets.*.sizes": [4, 12, 36, 108, 324],
+    },
+    # library-bytes's checkpoints; fine-tuning with a larger step and micro-batch, a smaller evaluation set
+    "library-bytes-fast": {},
+
+}
+
+
+VARIANTS["library-bytes-fast"] = {
+    **VARIANTS["library-bytes"],
+    "finetune.lr": 3.0e-3,
+    "finetune.micro_batch": 16,
+    "finetune.eval_sequences": 48,
+}
+
+# the early checkpoints' fine-tuned losses equal step 0's (a few steps teach no more than the fine-tuning
+# data does) and break the power law in p: checkpoints from step 64 on, doubling; four sizes 8-216
+VARIANTS["library"] = {
+    **VARIANTS["library-bytes-fast"],
+    "models.tiny-neox.revisions": ["step64", "step128", "step256", "step512", "step1024", "step2048"],
+    "datasets.*.sizes": [8, 24, 72, 216],
+}
+
+# library's fine-tuning step exceeded its pre-training one (3e-3 against a 2e-3 peak) and made the late
+# checkpoints worse than zero-shot; a quarter of the pre-training peak, as the paper's 1e-5 is of Pythia's
+VARIANTS["library-lr5e-4"] = {**VARIANTS["library"], "finetune.lr": 5.0e-4}
+
+# library-lr5e-4's losses fall by a constant step per doubling of p up to its last checkpoint: no saturation,
+# so A·p^-alpha takes all of it and G goes to 0. A model a sixth the size saturates within the run (and
+# costs less per step); step sizes scaled with it
+VARIANTS["library-small"] = {
+    **VARIANTS["library-lr5e-4"],
+    "pretrain.hidden_size": 32,
+    "pretrain.num_hidden_layers": 2,
+    "pretrain.intermediate_size": 128,
+    "pretrain.lr": 4.0e-3,
+    "finetune.lr": 1.0e-3,
 }
 
 
@@ -75,6 +127,9 @@ def main() -> None:
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--samples", type=int, default=400, help="bootstrap resamples (the study's: 4000)")
+    ap.add_argument(
+        "--work", type=Path, help="folder to run in (kept; a rerun there redoes only what the change touches)"
+    )
     args = ap.parse_args()
     if args.list or not args.variant:
         for name, over in VARIANTS.items():
@@ -84,8 +139,10 @@ def main() -> None:
 
     cfg = variant_config(args.variant)
     cfg.setdefault("analysis", {})["bootstrap_samples"] = args.samples
-    work = Path(tempfile.mkdtemp(prefix=f"toy-{args.variant}-"))
-    (work / "resources").symlink_to(REPO / "resources")
+    work = args.work or Path(tempfile.mkdtemp(prefix=f"toy-{args.variant}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "resources").exists():
+        (work / "resources").symlink_to(REPO / "resources")
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     targets = [f"results/bootstrap/{d}.json" for d in cfg["datasets"]]
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", "config.yaml"]
@@ -98,8 +155,13 @@ def main() -> None:
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"the study failed ({work}):\n{proc.stderr[-3000:]}")
-    rows = {}
+    rows, grids = {}, {}
     for ds in cfg["datasets"]:
+        runs = pd.read_parquet(work / f"results/runs/{ds}.parquet")
+        grid = runs.pivot_table(index="pretrain_step", columns="finetune_size", values="eval_loss")
+        grids[ds] = {str(k): {str(c): v for c, v in row.items()} for k, row in grid.iterrows()}
+        print(f"{ds}: eval loss by pre-training step (rows) and fine-tune size (columns)")
+        print(grid.round(3).to_string())
         rec = json.loads((work / f"results/bootstrap/{ds}.json").read_text())
         rows[ds] = {n: {**e, "text": describe(n, e)} for n, e in rec["params"].items()}
         print(
@@ -117,6 +179,7 @@ def main() -> None:
                 "wall_s": wall,
                 "g_identified": n_g,
                 "params": rows,
+                "eval_loss": grids,
             },
             indent=1,
         )

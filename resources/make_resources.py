@@ -20,6 +20,8 @@ from pathlib import Path
 XZ_PRESET = 9 | lzma.PRESET_EXTREME
 DICTD_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 PY_MIN_BYTES, PY_MAX_BYTES, PY_STRIDE = 2_000, 40_000, 4
+KJV_BOOK_STRIDE, PYDOC_STRIDE = 3, 4
+PYDOC_PARTS = ("tutorial", "howto", "faq", "reference", "library")
 
 
 def write_xz(text: str, path: Path) -> None:
@@ -70,15 +72,15 @@ def _b64(s: str) -> int:
     return n
 
 
-def devils_dictionary_text(root: Path) -> str:
-    """Decode the dictd database: ``.index`` rows are headword, base64 offset, base64 length into the
+def dictd_text(root: Path, name: str) -> str:
+    """Decode a dictd database: ``.index`` rows are headword, base64 offset, base64 length into the
     gunzipped ``.dict.dz``. Metadata entries (``00database*``, which hold the preface and the URL) are
     dropped; entries that share one body (several headwords) are kept once, in file order."""
     d = root / "usr/share/dictd"
-    data = gzip.decompress((d / "devil.dict.dz").read_bytes())
+    data = gzip.decompress((d / f"{name}.dict.dz").read_bytes())
     spans = set()
-    for row in (d / "devil.index").read_text(encoding="utf-8").splitlines():
-        word, off, size = row.split("\t")
+    for row in (d / f"{name}.index").read_text(encoding="utf-8").splitlines():
+        word, off, size = row.split("\t")[:3]
         if not word.startswith("00database"):
             spans.add((_b64(off), _b64(size)))
     entries = []
@@ -87,6 +89,30 @@ def devils_dictionary_text(root: Path) -> str:
         lines = [ln.rstrip() for ln in body.strip("\n").splitlines()]
         entries.append(re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n"))
     return "\n\n".join(entries) + "\n"
+
+
+def devils_dictionary_text(root: Path) -> str:
+    return dictd_text(root, "devil")
+
+
+# --- The pre-training library: Bible, Jargon File, Python documentation ---------------------------------
+
+
+def library_text(root: Path) -> str:
+    """A broad pre-training corpus in three parts of about 1.5 MB each, so that later checkpoints keep
+    transferring to every English or code-like dataset instead of specialising on one book: every third
+    book of the KJV (archaic prose), the whole Jargon File (a dictionary of hacker slang: entries like the
+    Devil's Dictionary's, modern English), and every fourth reST source of the Python documentation
+    (technical English with code; none of it is the python-stdlib dataset's source files)."""
+    books = kjv_text(root).split("\n\n\n")
+    docs = root / "usr/share/doc/python3.11/html/_sources"
+    sources = [p for sub in PYDOC_PARTS for p in sorted((docs / sub).rglob("*.rst.txt"))]
+    parts = [
+        "\n\n\n".join(books[::KJV_BOOK_STRIDE]).strip("\n"),
+        dictd_text(root, "jargon").strip("\n"),
+        "\n\n".join(p.read_text(encoding="utf-8").strip("\n") for p in sources[::PYDOC_STRIDE]),
+    ]
+    return "\n\n\n".join(parts) + "\n"
 
 
 # --- Python standard library ----------------------------------------------------------------------------
@@ -127,6 +153,7 @@ def chloroplast_dna_text(root: Path) -> str:
 def main(argv: list[str] | None = None) -> None:
     root, outdir = (Path(a) for a in (argv or sys.argv[1:]))
     write_xz(kjv_text(root), outdir / "pretrain/kjv.txt.xz")
+    write_xz(library_text(root), outdir / "pretrain/library.txt.xz")
     write_xz(devils_dictionary_text(root), outdir / "datasets/devils_dictionary.txt.xz")
     write_xz(python_stdlib_text(root), outdir / "datasets/python_stdlib.txt.xz")
     write_xz(chloroplast_dna_text(root), outdir / "datasets/chloroplast_dna.txt.xz")
