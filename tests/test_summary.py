@@ -1,8 +1,9 @@
-"""results/summary.md: the law, G with its interval and the cross-validation winner, per dataset."""
+"""results/summary.md: the law, G with its interval, the cross-validation winner and the next runs."""
 
+import pandas as pd
 import synthetic as S
 
-from transferlaw.summary import crossval_winner, summary_markdown
+from transferlaw.summary import crossval_winner, summary_markdown, summary_rst
 
 
 def test_summary_lists_law_gap_interval_and_winner():
@@ -34,3 +35,38 @@ def test_summary_shows_an_upper_limit_or_not_identified_and_what_would_measure_i
     assert "8.8e-27" not in text and f"{g['estimate']:.3g} [" not in row
     assert "## What these runs cannot tell" in text
     assert "- a: G, E not identified; measuring them needs checkpoints further into pre-training" in text
+
+
+def test_summary_shows_the_first_advised_runs_and_what_the_advice_expects():
+    advice = pd.DataFrame(
+        {
+            "dataset": "a",
+            "pretrain_step": [1024, 0, 1024, 16],
+            "finetune_size": [64, 64, 4, 4],
+            "rank": [1, 2, 3, 4],
+            "cost": 1.0,
+            "expected_width": [0.5, 0.4, 0.35, 0.3],
+            "width_reduction": [0.1, 0.1, 0.05, 0.05],
+            "target": "G",
+            "status": "ok",
+            "message": "25 runs, 200 refits: G 0.4 [0.2, 0.8]",
+        }
+    )
+    sparse = advice.assign(
+        dataset="b", status="space_filling", expected_width=float("nan"), message="too few"
+    )
+    fits = {"a": S.fit("a"), "b": S.fit("b")}
+    text = summary_markdown(fits, advice={"a": advice, "b": sparse})
+    assert "## Next runs (advice, `results/advice/`)" in text
+    section = text.split("## Next runs")[1].splitlines()
+    line = next(line for line in section if line.startswith("- a: "))
+    assert "pretrain_step 1024, finetune_size 64 (G width -> 0.5); pretrain_step 0, finetune_size 64" in line
+    assert "16" not in line.split(". 25 runs")[0]  # the top 3 only
+    assert line.endswith("25 runs, 200 refits: G 0.4 [0.2, 0.8].")
+    b_line = next(line for line in section if line.startswith("- b "))
+    assert (
+        b_line.startswith("- b [space_filling]: pretrain_step 1024, finetune_size 64; ")
+        and "width" not in b_line
+    )
+    assert "Next runs (advice)" in summary_rst(fits, advice={"a": advice})
+    assert "Next runs" not in summary_markdown(fits)

@@ -188,3 +188,19 @@ def test_fits_and_intervals_say_what_they_cannot_tell_through_the_workflow(small
             assert describe(name, entry) in summary and describe(name, entry) in landing
         if not boot["params"]["G"]["identified"]:
             assert f"- {ds}: " in summary  # what the runs would need to measure it
+
+
+def test_advice_for_every_dataset_reaches_the_summary(small_study):
+    """results/advice/<dataset>.csv holds analysis.advice_runs cells of the study's grid, in run order, and
+    the summary and the landing page show the first of them."""
+    import pandas as pd
+
+    summary = (small_study / "results/summary.md").read_text()
+    landing = (small_study / "results/report.rst").read_text()
+    assert "## Next runs (advice" in summary and "Next runs (advice)" in landing
+    for ds in DATASETS:
+        advice = pd.read_csv(small_study / f"results/advice/{ds}.csv")
+        assert len(advice) == 10 and list(advice["rank"]) == list(range(1, 11))
+        assert set(advice["revision"]) <= {"step0", "step16", "step256"}
+        assert set(advice["finetune_size"]) <= {4, 8, 16}
+        assert f"- {ds}" in summary and advice["message"].iloc[0] in summary

@@ -10,6 +10,10 @@ refit starts from that optimum (warm start). Refits that do not converge from th
 *restarts*: their own warm-start result plus the grid starts that score best on the full data (they
 seed the other basins the full fit saw), and keep the best. Giving every refit the restarts costs
 ~1.5x the time and changed no answer in the agreement checks, so restarts go where they are needed.
+They are needed by every refit when the full-data fit has a coefficient at the optimiser's bound
+(:func:`transferlaw.diagnostics.at_bound`, G = e^-60 say): its term's gradient there is ~e^-60, so a warm
+start can never leave the bound, every refit "converges" where it started, and the interval would be the
+bound alone (width 0) even where many resamples' optima have the coefficient well above it.
 :func:`verify_refits` refits a random subset of resamples from the full grid and reports how often
 the cheap refit reached the same objective, so the shortcut is checked rather than assumed
 (``tests/test_bootstrap.py`` and ``benchmarks/uncertainty.py`` run it).
@@ -125,8 +129,9 @@ def bootstrap_fit(
     """Bootstrap the fit of ``form`` to (p, f, loss) with ``n_samples`` seeded resamples of the runs.
 
     ``base`` is the full-data fit (computed with :func:`fit_law` when not given). Refits start from
-    ``base.free``; those that do not converge are refitted from their result and the ``n_restarts``
-    best grid starts. All resamples are solved in one batch.
+    ``base.free``; those that do not converge (all of them, where ``base`` has a parameter at the bound)
+    are refitted from their result and the ``n_restarts`` best grid starts. All resamples are solved in
+    one batch.
     """
     law = get_form(form)
     p_arr, f_arr, loss_arr = check_fit_input(p, f, loss, law, names=names)
@@ -139,7 +144,8 @@ def bootstrap_fit(
     weights = resample_weights(p_arr.size, n_samples, seed)
     base_free = np.asarray(base.free, float)
     res = fit_batch(p_arr, f_arr, loss_arr, law, weights, base_free[None, :], prune=prune)
-    redo = np.flatnonzero(~res.converged)
+    stuck = bool(base.diagnostics.get("at_bound"))  # a warm start at the bound cannot leave it
+    redo = np.arange(n_samples) if stuck else np.flatnonzero(~res.converged)
     if redo.size and n_restarts > 0:
         grid_best = restart_starts(p_arr, f_arr, loss_arr, law, base_free, n_restarts)[1:]
         starts = np.concatenate(

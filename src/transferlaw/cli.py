@@ -15,6 +15,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from transferlaw.advise import DEFAULT_COST, DEFAULT_RUNS, DEFAULT_TARGET
+from transferlaw.advise import DEFAULT_SAMPLES as ADVICE_SAMPLES
+from transferlaw.advise import DEFAULT_SEED as ADVICE_SEED
 from transferlaw.bootstrap import DEFAULT_SAMPLES
 from transferlaw.crossval import CV_FORMS, L2_COEFFICIENTS, L2_EXPONENTS
 from transferlaw.fit import DEFAULT_FORM, HUBER_DELTA
@@ -24,10 +27,15 @@ from transferlaw.laws import FORMS
 EXIT_BAD_INPUT = 2
 
 
-def add_table_options(parser: argparse.ArgumentParser, *, output_help: str = "output JSON file") -> None:
+def add_table_options(
+    parser: argparse.ArgumentParser,
+    *,
+    output_help: str = "output JSON file",
+    output_metavar: str = "OUT.json",
+) -> None:
     """Options every table-reading subcommand shares: TABLE, -o, --form, --group, --p, --f, --loss."""
     parser.add_argument("table", metavar="TABLE", help="table of runs, CSV or parquet (chosen by suffix)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.json", help=output_help)
+    parser.add_argument("-o", "--output", required=True, metavar=output_metavar, help=output_help)
     parser.add_argument(
         "--form", default=DEFAULT_FORM, choices=sorted(FORMS), help="law form (default: %(default)s)"
     )
@@ -136,6 +144,37 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
     )
     write_csv(cv, args.output)
     print(best_by_form(cv).to_string(index=False))
+    return 0
+
+
+def _cmd_advise(args: argparse.Namespace) -> int:
+    from transferlaw.advise import STATUS_OK, advise_table
+    from transferlaw.io import read_table, write_csv
+
+    df = read_table(args.table)
+    candidates = read_table(args.candidates)
+    advice = advise_table(
+        df,
+        candidates,
+        args.runs,
+        form=args.form,
+        **table_columns(args),
+        target=args.target,
+        cost=args.cost,
+        n_samples=args.samples,
+        seed=args.seed,
+    )
+    write_csv(advice, args.output)
+    key = args.group or None
+    for _, rows in advice.groupby(key, sort=False) if key else [(None, advice)]:
+        first = rows.iloc[0]
+        flag = "" if first["status"] == STATUS_OK else f" [{first['status']}]"
+        print(f"{first[key] if key else 'table'}{flag}: {first['message']}")
+        for row in rows.head(args.show).to_dict("records"):
+            width = row["expected_width"]
+            after = f", {args.target} width -> {width:.3g}" if width == width else ""  # NaN: no width to tell
+            cell = f"{args.p} {row[args.p]:g}, {args.f} {row[args.f]:g}"
+            print(f"  {row['rank']}. {cell} (cost {row['cost']:.3g}{after})")
     return 0
 
 
@@ -256,6 +295,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap samples parquet (default: ../bootstrap/D.parquet if present)",
     )
     alloc.set_defaults(handler=_cmd_allocate)
+    adv = sub.add_parser(
+        "advise", help="which runs next: those that shrink G's interval most per unit of cost"
+    )
+    add_table_options(
+        adv,
+        output_help="output CSV: per group the recommended cells in run order, each with the expected width",
+        output_metavar="NEXT.csv",
+    )
+    adv.add_argument(
+        "--candidates",
+        required=True,
+        metavar="CANDIDATES.csv",
+        help="cells that could be run: the table's p and f columns (and its group column: per group)",
+    )
+    adv.add_argument(
+        "--runs", type=int, default=DEFAULT_RUNS, metavar="K", help="runs per group (default %(default)s)"
+    )
+    adv.add_argument(
+        "--target", default=DEFAULT_TARGET, help="parameter whose interval to shrink (default %(default)s)"
+    )
+    adv.add_argument(
+        "--cost",
+        default=DEFAULT_COST,
+        metavar="COLUMN_OR_EXPR",
+        help="cost of a run: a candidates column or an expression, e.g. 'finetune_size * epochs' (columns "
+        "the candidates lack come from the nearest run); default: every run costs the same",
+    )
+    adv.add_argument(
+        "--samples",
+        type=int,
+        default=ADVICE_SAMPLES,
+        help="bootstrap refits in the ensemble (default %(default)s)",
+    )
+    adv.add_argument(
+        "--seed", type=int, default=ADVICE_SEED, help="seed of the resampling (default %(default)s)"
+    )
+    adv.add_argument(
+        "--show", type=int, default=5, help="recommendations printed per group (all are written)"
+    )
+    adv.set_defaults(handler=_cmd_advise)
     schema = sub.add_parser("schema", help="print the run-record schema (columns, types, meaning)")
     schema.set_defaults(handler=_cmd_schema)
     docs = sub.add_parser("config-docs", help="print every config key (config/README.md) from the schema")

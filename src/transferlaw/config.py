@@ -316,6 +316,12 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
         get_form(cfg["fit"]["form"])
     except ValueError as err:
         raise ConfigError(f"fit.form: {err}") from err
+    target = cfg["analysis"]["advice_target"]
+    if target not in get_form(cfg["fit"]["form"]).param_names:
+        raise ConfigError(
+            f"analysis.advice_target: {target!r} is not a parameter of fit.form {cfg['fit']['form']!r} "
+            f"({', '.join(get_form(cfg['fit']['form']).param_names)})"
+        )
     if cfg["fit"]["model"] not in models:
         raise ConfigError(
             f"fit.model: {cfg['fit']['model']!r} is not a key of `models` ({', '.join(models)})"

@@ -425,10 +425,13 @@ def check_fit_input(
     form: str | LawForm = DEFAULT_FORM,
     names: Sequence[str] = ("p", "f", "loss"),
     weights: Any = None,
+    count: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate fit data and return it as float arrays; ValueError names the culprit column.
 
     ``names`` are the column names used in messages (e.g. ``pretrain_step, finetune_size, eval_loss``).
+    ``count=False`` skips the check that there are at least as many points as parameters (for callers that
+    handle too few runs themselves).
     """
     law = get_form(form)
     p_name, f_name, loss_name = names
@@ -462,7 +465,7 @@ def check_fit_input(
                 f"as form {law.name!r} requires{hint}"
             )
     n_eff = p_arr.size if weights is None else int((np.asarray(weights, float).ravel() > 0).sum())
-    if n_eff < law.n_params:
+    if count and n_eff < law.n_params:
         raise ValueError(
             f"only {n_eff} point(s) to fit but form {law.name!r} has {law.n_params} parameters "
             f"({', '.join(law.param_names)})"

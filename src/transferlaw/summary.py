@@ -1,7 +1,8 @@
-"""``results/summary.md``: per dataset the fitted law, G with its interval and the cross-validation winner.
+"""``results/summary.md``: per dataset the fitted law, G with its interval, the cross-validation winner and
+the runs to do next.
 
 The one page a reader checks first; the figures and tables in the report say the rest. Everything but the
-fit is optional, so the summary is useful before the bootstrap and cross-validation have run.
+fit is optional, so the summary is useful before the bootstrap, cross-validation and advice have run.
 """
 
 from __future__ import annotations
@@ -11,8 +12,31 @@ from typing import Any
 
 import pandas as pd
 
+from transferlaw.advise import ADVICE_COLUMNS
 from transferlaw.diagnostics import describe, needs_sentence
 from transferlaw.laws import get_form
+
+#: recommendations per dataset the summary shows (results/advice/<dataset>.csv has them all)
+TOP_ADVICE = 3
+
+
+def advice_sentences(advice: Mapping[str, pd.DataFrame], top: int = TOP_ADVICE) -> list[str]:
+    """Per dataset its first ``top`` advised runs (their cells, and the width of the target's interval the
+    advice expects after each), then the advice's message: what it started from and expects."""
+    out = []
+    for ds, rows in advice.items():
+        if not len(rows):
+            continue
+        cell_columns = [c for c in rows.columns if c not in ADVICE_COLUMNS and c != "dataset"]
+        cells = []
+        for row in rows.head(top).to_dict("records"):
+            cell = ", ".join(f"{c} {row[c]}" for c in cell_columns)
+            width = row["expected_width"]
+            cells.append(f"{cell} ({row['target']} width -> {width:.3g})" if width == width else cell)
+        first = rows.iloc[0]
+        kind = "" if first["status"] == "ok" else f" [{first['status']}]"
+        out.append(f"{ds}{kind}: {'; '.join(cells)}. {first['message']}.")
+    return out
 
 
 def crossval_winner(crossval: pd.DataFrame) -> tuple[str, float]:
@@ -45,10 +69,11 @@ def summary_markdown(
     intervals: Mapping[str, Mapping[str, Any]] | None = None,
     crossval: Mapping[str, pd.DataFrame] | None = None,
     title: str = "transferlaw study",
+    advice: Mapping[str, pd.DataFrame] | None = None,
 ) -> str:
     """The landing page: per dataset the form, G first, then the other parameters (each with its 95%
-    interval, its one-sided limit, or "not identified"), the cross-validation winner, and one sentence per
-    dataset saying what runs would measure what these runs do not."""
+    interval, its one-sided limit, or "not identified"), the cross-validation winner, one sentence per
+    dataset saying what runs would measure what these runs do not, and the first advised runs."""
     intervals, crossval = intervals or {}, crossval or {}
     names = list(dict.fromkeys(n for fit in fits.values() for n in get_form(fit["form"]).param_names))
     names.sort(key=lambda n: n != "G")
@@ -88,6 +113,8 @@ def summary_markdown(
             needs.append(f"{ds}: no bootstrap yet, so no intervals (`results/bootstrap/{ds}.json`).")
     if needs:
         lines += ["", "## What these runs cannot tell", "", *(f"- {s}" for s in needs)]
+    if next_runs := advice_sentences(advice or {}):
+        lines += ["", "## Next runs (advice, `results/advice/`)", "", *(f"- {s}" for s in next_runs)]
     tables = "`results/tables/parameters.md`, `intervals.md`, `law_forms.md`, `effective_data.csv`"
     lines += ["", f"Tables: {tables} (where the analyses have run). Figures: `results/figures/`.", ""]
     return "\n".join(lines)
@@ -98,9 +125,10 @@ def summary_rst(
     intervals: Mapping[str, Mapping[str, Any]] | None = None,
     crossval: Mapping[str, pd.DataFrame] | None = None,
     description: str = "",
+    advice: Mapping[str, pd.DataFrame] | None = None,
 ) -> str:
-    """The report's landing page: ``description`` (the workflow's own text) after the summary table and
-    what the runs cannot tell, as reStructuredText (a csv-table)."""
+    """The report's landing page: ``description`` (the workflow's own text) after the summary table, what
+    the runs cannot tell and the first advised runs, as reStructuredText (a csv-table)."""
     intervals, crossval = intervals or {}, crossval or {}
     names = list(dict.fromkeys(n for fit in fits.values() for n in get_form(fit["form"]).param_names))
     names.sort(key=lambda n: n != "G")
@@ -132,5 +160,7 @@ def summary_rst(
     ]
     if needs:
         lines += ["**What these runs cannot tell.**", "", *(f"- {s}" for s in needs), ""]
+    if next_runs := advice_sentences(advice or {}):
+        lines += ["**Next runs (advice).**", "", *(f"- {s}" for s in next_runs), ""]
     lines += ["About this report", "-----------------", "", description.strip(), ""]
     return "\n".join(lines)

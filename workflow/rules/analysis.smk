@@ -1,5 +1,5 @@
-# Uncertainty analyses: bootstrap (Tables 2, 3), step-wise cross-validation (appendix D, Table 5), and the
-# cross-dataset tables with effective data transferred (appendix A.1).
+# Uncertainty analyses: bootstrap (Tables 2, 3), step-wise cross-validation (appendix D, Table 5), the
+# cross-dataset tables with effective data transferred (appendix A.1), and which runs to do next.
 
 
 rule bootstrap:
@@ -44,6 +44,28 @@ rule crossval:
         analysis=STUDY["analysis"],
     script:
         "../scripts/crossval.py"
+
+
+rule advise:
+    input:
+        "results/runs/{dataset}.parquet",
+    output:
+        "results/advice/{dataset}.csv",
+    log:
+        "logs/advise/{dataset}.log",
+    benchmark:
+        "results/benchmarks/advise/{dataset}.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        fit=STUDY["fit"],
+        analysis=STUDY["analysis"],
+        grid=lambda wc: advice_grid(wc.dataset),
+    script:
+        "../scripts/advise.py"
 
 
 rule tables:

@@ -34,6 +34,15 @@ def run_files(dataset):
     ]
 
 
+def advice_grid(dataset):
+    """The cells the advice chooses from: the fitted model's configured checkpoints x the dataset's sizes."""
+    revisions = STUDY["models"][STUDY["fit"]["model"]]["revisions"]
+    return {
+        "steps": [tlconfig.revision_step(r) for r in revisions],
+        "sizes": list(STUDY["datasets"][dataset]["sizes"]),
+    }
+
+
 def all_pins():
     """Every revision's pin (ancient: what records are checked against, never a reason to rerun)."""
     return [ancient(f) for m in MODELS for f in pin_files(m).values()]

@@ -68,6 +68,7 @@ rule summary:
         fits=expand("results/fits/{dataset}.json", dataset=DATASETS),
         intervals=expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
         crossval=expand("results/crossval/{dataset}.csv", dataset=DATASETS),
+        advice=expand("results/advice/{dataset}.csv", dataset=DATASETS),
         description=workflow.source_path("../report/workflow.rst"),
     output:
         markdown=report(

@@ -1,4 +1,4 @@
-"""Snakemake entry point: results/summary.md from the fits and, where present, bootstrap and CV results."""
+"""Snakemake entry point: results/summary.md from the fits, bootstrap, cross-validation and advice."""
 
 import json
 
@@ -17,8 +17,9 @@ with log_to(snakemake.log[0]):
     for path in inp.crossval:
         df = pd.read_csv(path)
         crossval[str(df["dataset"].iloc[0])] = df
-    text = summary_markdown(fits, intervals, crossval, title=snakemake.params.title)
+    advice = {ds: pd.read_csv(p) for ds, p in zip(datasets, inp.advice, strict=True)}
+    text = summary_markdown(fits, intervals, crossval, title=snakemake.params.title, advice=advice)
     write_text(text, snakemake.output.markdown)
     description = open(snakemake.input.description).read()
-    write_text(summary_rst(fits, intervals, crossval, description), snakemake.output.landing)
+    write_text(summary_rst(fits, intervals, crossval, description, advice), snakemake.output.landing)
     print(text)

@@ -1,0 +1,288 @@
+"""Which runs next: valid candidate cells, the right count per group, deterministic for a seed, the
+too-few-runs path, cost weighting, the ensemble algebra, and bad input named before any fit (real fits on
+small tables)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic import TABLE2
+
+from transferlaw.advise import (
+    ADVICE_COLUMNS,
+    RIDGE,
+    STATUS_OK,
+    STATUS_SPACE_FILLING,
+    EnsembleInformation,
+    advise,
+    advise_table,
+    candidate_costs,
+    grid_candidates,
+)
+from transferlaw.cli import main
+from transferlaw.laws import get_form
+
+STEPS = [1000, 4000, 16000, 64000, 143000]
+SIZES = [10, 50, 250, 1100]
+FAST = dict(form="mikami", n_samples=40)  # a small ensemble: real refits, a fraction of a second
+
+
+def runs_table(datasets=("enron_emails", "house_cat_genome"), seed=0, cells=None) -> pd.DataFrame:
+    """Runs on a 5 x 4 grid (or at ``cells``) drawn from Table 2's parameters with 2% noise and an
+    ``epochs`` column that falls with the fine-tune size, as the paper's Figure 8 does."""
+    rng = np.random.default_rng(seed)
+    law = get_form("mikami")
+    grid = cells or [(p, f) for p in STEPS for f in SIZES]
+    rows = []
+    for ds in datasets:
+        for p, f in grid:
+            loss = float(law.predict(TABLE2[ds], p, f)) * float(np.exp(rng.normal(0, 0.02)))
+            rows.append(
+                {
+                    "dataset": ds,
+                    "pretrain_step": p,
+                    "finetune_size": f,
+                    "eval_loss": loss,
+                    "epochs": int(40 / np.log10(f)),
+                    "status": "ok",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def candidates_grid(steps=STEPS, sizes=SIZES) -> pd.DataFrame:
+    return pd.DataFrame([(p, f) for p in steps for f in sizes], columns=["pretrain_step", "finetune_size"])
+
+
+def test_recommendations_are_candidate_cells_with_the_right_count_per_group():
+    df = runs_table()
+    cands = candidates_grid(steps=[*STEPS, 2000], sizes=[*SIZES, 20])  # cells not yet run, too
+    out = advise_table(df, cands, 6, **FAST)
+    assert list(out.columns[:3]) == ["dataset", "pretrain_step", "finetune_size"]
+    assert set(ADVICE_COLUMNS) <= set(out.columns)
+    allowed = set(map(tuple, cands.to_numpy()))
+    for _, rows in out.groupby("dataset"):
+        assert len(rows) == 6 and list(rows["rank"]) == list(range(1, 7))
+        assert set(zip(rows["pretrain_step"], rows["finetune_size"], strict=True)) <= allowed
+        assert (rows["status"] == STATUS_OK).all() and (rows["target"] == "G").all()
+        widths = rows["expected_width"].to_numpy()
+        assert np.all(np.isfinite(widths)) and np.all(np.diff(widths) <= 1e-12)  # each run narrows it
+        assert np.all(rows["width_reduction"].to_numpy() >= -1e-12)
+    assert set(out["dataset"]) == {"enron_emails", "house_cat_genome"}
+
+
+def test_candidates_with_a_group_column_are_per_group():
+    df = runs_table()
+    cands = pd.concat(
+        [
+            candidates_grid(steps=[143000]).assign(dataset="enron_emails"),
+            candidates_grid(steps=[1000]).assign(dataset="house_cat_genome"),
+        ]
+    )
+    out = advise_table(df, cands, 3, **FAST)
+    assert set(out.loc[out["dataset"] == "enron_emails", "pretrain_step"]) == {143000}
+    assert set(out.loc[out["dataset"] == "house_cat_genome", "pretrain_step"]) == {1000}
+    assert len(out) == 6
+
+
+def test_advice_is_deterministic_for_a_seed():
+    df = runs_table(datasets=("math_arxiv",))
+    cands = candidates_grid()
+    a = advise_table(df, cands, 5, seed=3, **FAST)
+    b = advise_table(df, cands, 5, seed=3, **FAST)
+    pd.testing.assert_frame_equal(a, b)
+    c = advise_table(df, cands, 5, seed=4, **FAST)
+    assert c["message"].iloc[0] != a["message"].iloc[0]  # another ensemble: other intervals
+
+
+@pytest.mark.parametrize(
+    ("cells", "reason"),
+    [
+        ([(1000, 10), (143000, 1100), (16000, 50), (4000, 250)], "only 4 run(s) for the 5 parameters"),
+        ([(p, f) for p in STEPS for f in (10, 1100)], "only 2 distinct value(s) of f"),
+    ],
+)
+def test_too_few_runs_say_so_and_propose_a_space_filling_batch(cells, reason):
+    df = runs_table(datasets=("enron_emails",), cells=cells)
+    cands = candidates_grid()
+    out = advise_table(df, cands, 4, **FAST)
+    assert len(out) == 4 and (out["status"] == STATUS_SPACE_FILLING).all()
+    assert reason in out["message"].iloc[0] and "too few to fit the law" in out["message"].iloc[0]
+    assert out["expected_width"].isna().all()
+    picked = list(zip(out["pretrain_step"], out["finetune_size"], strict=True))
+    assert len(set(picked)) == 4 and not set(picked) & set(cells)  # new cells, none repeated
+
+    # the first pick is the candidate farthest from every run (log p, log f scaled to the candidates' range)
+    def unit(x, ref):
+        return (np.log(x) - np.log(ref).min()) / np.ptp(np.log(ref))
+
+    cp, cf = cands["pretrain_step"].to_numpy(), cands["finetune_size"].to_numpy()
+    rp, rf = (np.array([c[i] for c in cells]) for i in (0, 1))
+    dist = np.hypot(unit(cp, cp)[:, None] - unit(rp, cp), unit(cf, cf)[:, None] - unit(rf, cf)).min(1)
+    first = np.flatnonzero((cp == picked[0][0]) & (cf == picked[0][1]))[0]
+    assert dist[first] == pytest.approx(dist.max())
+
+
+def test_no_runs_at_all_still_get_a_first_batch():
+    a = advise([], [], [], [1000, 1000, 143000, 143000], [10, 1100, 10, 1100], 4, "mikami")
+    assert a.status == STATUS_SPACE_FILLING and sorted(a.picks.tolist()) == [0, 1, 2, 3]
+
+
+def test_cost_weighting_changes_the_choice():
+    df = runs_table(datasets=("enron_emails",))
+    cands = candidates_grid()
+    equal = advise_table(df, cands, 6, **FAST)
+    by_size = advise_table(df, cands, 6, cost="finetune_size", **FAST)
+    assert list(by_size["cost"]) == list(by_size["finetune_size"].astype(float))
+    assert (equal["cost"] == 1).all()
+    assert by_size["finetune_size"].sum() < equal["finetune_size"].sum()  # cheaper runs are preferred
+    assert list(zip(by_size["pretrain_step"], by_size["finetune_size"], strict=True)) != list(
+        zip(equal["pretrain_step"], equal["finetune_size"], strict=True)
+    )
+
+
+def test_a_cost_expression_takes_what_the_candidates_lack_from_the_nearest_run():
+    runs = runs_table(datasets=("enron_emails",))
+    cands = pd.DataFrame({"pretrain_step": [16000, 16000, 20000], "finetune_size": [250, 1100, 1000]})
+    cost = candidate_costs(cands, runs, "finetune_size * epochs", "pretrain_step", "finetune_size")
+    epochs = {f: int(40 / np.log10(f)) for f in SIZES}
+    # the first two were run (their own epochs); (20000, 1000) is nearest to the run at (16000, 1100)
+    assert cost.tolist() == [250 * epochs[250], 1100 * epochs[1100], 1000 * epochs[1100]]
+    assert candidate_costs(cands, runs, None, "pretrain_step", "finetune_size").tolist() == [1, 1, 1]
+
+
+def test_the_ensemble_update_is_the_exact_inverse_and_gain():
+    """The rank-one update equals inverting M_b + j jᵀ afresh, and the relative gain it predicts for a
+    candidate is what adding that run then removes from the target's variance."""
+    law = get_form("mikami")
+    p, f = np.array([1e3, 1e3, 2e4, 2e4, 1.4e5, 1.4e5, 5e3]), np.array([10, 1e3, 10, 1e3, 10, 1e3, 100])
+    members = np.array([law.to_free(TABLE2[d]) for d in TABLE2])
+    cp, cf = np.array([1e3, 1.4e5, 3e4]), np.array([500, 50, 1100])
+    info = EnsembleInformation(law, members, p, f, cp, cf, law.param_names.index("G"))
+    gain = info.relative_gain()
+    before = info.minv[:, 2, 2].copy()
+    info.add(1)
+    _, j0 = law.log_predict(members, p, f, jacobian=True)
+    ridge = RIDGE * np.einsum("bni,bni->bi", j0, j0).max(1)  # what keeps an unmeasured target invertible
+    _, jr = law.log_predict(members, np.r_[p, cp[1]], np.r_[f, cf[1]], jacobian=True)
+    fresh = np.linalg.inv(np.einsum("bni,bnj->bij", jr, jr) + ridge[:, None, None] * np.eye(law.n_params))
+    np.testing.assert_allclose(info.minv, fresh, rtol=1e-6)
+    assert gain[1] == pytest.approx(np.mean(1 - info.minv[:, 2, 2] / before), rel=1e-6)
+    assert info.log_ratio() < 0
+
+
+@pytest.mark.parametrize(
+    ("change", "culprit"),
+    [
+        (
+            dict(candidates=pd.DataFrame({"pretrain_step": [1000]})),
+            "candidates: missing column(s) 'finetune_size'",
+        ),
+        (
+            dict(candidates=candidates_grid().assign(dataset="nope")),
+            "candidates: dataset 'nope' not in the table of runs",
+        ),
+        (
+            dict(candidates=pd.DataFrame({"pretrain_step": [0], "finetune_size": [10]})),
+            "'pretrain_step' has 1",
+        ),
+        (dict(cost="finetune_size * nonsense"), "cost 'finetune_size * nonsense' is neither a column"),
+        (
+            dict(cost="finetune_size - 10"),
+            "not a positive finite number for 5 candidate(s), e.g. pretrain_step=1000, finetune_size=10",
+        ),
+        (dict(target="Q"), "target 'Q' is not a parameter of form 'mikami'"),
+        (dict(n_runs=0), "at least 1"),
+    ],
+)
+def test_bad_input_is_named_before_any_fit(change, culprit):
+    kw = {"candidates": candidates_grid(), "n_runs": 3, "form": "mikami", "n_samples": 40, **change}
+    with pytest.raises(ValueError) as err:
+        advise_table(runs_table(), kw.pop("candidates"), kw.pop("n_runs"), **kw)
+    assert culprit in str(err.value)
+
+
+def test_grid_candidates_read_tokens_from_the_runs():
+    runs = runs_table(datasets=("enron_emails",)).assign(pretrain_tokens=lambda d: d["pretrain_step"] * 512)
+    cells = grid_candidates(runs, [1000, 143000], [10, 1100], "pretrain_tokens", "finetune_size")
+    assert list(cells["revision"]) == ["step1000", "step1000", "step143000", "step143000"]
+    assert list(cells["pretrain_tokens"]) == [512_000, 512_000, 143000 * 512, 143000 * 512]
+    with pytest.raises(ValueError, match=r"no run tells the pretrain_tokens of pretrain_step \[7\]"):
+        grid_candidates(runs, [7], [10], "pretrain_tokens", "finetune_size")
+
+
+def test_cli_writes_next_csv_and_names_bad_input(tmp_path, capsys):
+    table, cands, out = tmp_path / "runs.csv", tmp_path / "cands.csv", tmp_path / "next.csv"
+    runs_table().to_csv(table, index=False)
+    candidates_grid().to_csv(cands, index=False)
+    args = [
+        "advise",
+        str(table),
+        "--candidates",
+        str(cands),
+        "--runs",
+        "3",
+        "--form",
+        "mikami",
+        "-o",
+        str(out),
+    ]
+    assert main([*args, "--samples", "40", "--cost", "finetune_size"]) == 0
+    next_runs = pd.read_csv(out)
+    assert list(next_runs.columns[:3]) == ["dataset", "pretrain_step", "finetune_size"]
+    assert next_runs.groupby("dataset").size().to_dict() == {"enron_emails": 3, "house_cat_genome": 3}
+    printed = capsys.readouterr().out
+    assert "enron_emails: " in printed and "1. pretrain_step " in printed and "G width -> " in printed
+    assert main([*args, "--target", "Q"]) == 2
+    assert "transferlaw advise: error: target 'Q'" in capsys.readouterr().err
+
+
+def test_config_names_a_target_that_is_not_a_parameter():
+    import yaml
+    from conftest import REPO, SMALL_CONFIG
+
+    from transferlaw.config import ConfigError, check_study, resolve
+
+    cfg = resolve(yaml.safe_load(SMALL_CONFIG.read_text()))
+    cfg["analysis"]["advice_target"] = "gap"
+    with pytest.raises(ConfigError, match=r"analysis.advice_target: 'gap' is not a parameter of fit.form"):
+        check_study(cfg, root=REPO)
+
+
+def test_the_workflow_rule_advises_from_the_study_grid(tmp_path):
+    """The real Snakemake runs the advise rule alone (--allowed-rules) on record tables written here: one
+    CSV per dataset, analysis.advice_runs cells of the configured checkpoints x sizes."""
+    from conftest import make_study_dir, snakemake
+
+    from transferlaw.schema import RECORD_COLUMNS, write_records
+
+    study = make_study_dir(tmp_path / "study")
+    law, rng = get_form("mikami_shifted"), np.random.default_rng(0)
+    params = {**TABLE2["enron_emails"], "A": 3.0}
+    for ds in ("devils-dictionary", "chloroplast-dna"):
+        rows = []
+        for step in (0, 16, 256):
+            for size in (4, 8, 16):
+                loss = float(law.predict(params, step, size)) * float(np.exp(rng.normal(0, 0.02)))
+                row = dict.fromkeys(RECORD_COLUMNS, 0)
+                row.update(
+                    dataset=ds, model="tiny-neox", revision=f"step{step}", revision_sha=f"{step:040x}",
+                    pretrain_step=step, pretrain_tokens=step * 512, finetune_unit="sequences",
+                    finetune_size=size, finetune_sequences=size, finetune_tokens=size * 32, context_length=32,
+                    eval_loss=loss, initial_eval_loss=5.0, train_loss=loss, wall_seconds=1.0, flops=1.0,
+                    device_name="cpu", precision="fp32", weights_dtype="float32", attention="sdpa",
+                    optimizer="adamw", tf32=False, gradient_checkpointing=False, versions="-", status="ok",
+                    eval_curve=[loss],
+                )  # fmt: skip
+                rows.append(row)
+        write_records(pd.DataFrame(rows), str(study / f"results/runs/{ds}.parquet"))
+    targets = ["results/advice/devils-dictionary.csv", "results/advice/chloroplast-dna.csv"]
+    snakemake(study, *targets, "--allowed-rules", "advise", "--cores", "1")
+    for target in targets:
+        advice = pd.read_csv(study / target)
+        assert len(advice) == 10 and (advice["status"] == STATUS_OK).all()
+        assert set(advice["revision"]) <= {"step0", "step16", "step256"}
+        assert set(advice["finetune_size"]) <= {4, 8, 16}
+        assert (advice["revision"] == "step" + advice["pretrain_step"].astype(str)).all()
+    assert (study / "logs/advise/devils-dictionary.log").exists()
