@@ -18,7 +18,10 @@ if not workflow.overwrite_configfiles:
 
 # The report's landing page: the summary table (results/report.rst, written by the summary rule) once the
 # study has made it, else the static description alone.
-report: str(Path("results/report.rst").resolve()) if Path("results/report.rst").exists() else "workflow/report/workflow.rst"
+report:
+    str(Path("results/report.rst").resolve())
+    if Path("results/report.rst").exists()
+    else "workflow/report/workflow.rst"
 
 
 # Defaults are filled by transferlaw.config.resolve (see common.smk), not by the validator: a dataset's
