@@ -1,5 +1,6 @@
 # transferlaw: scaling laws for transfer (Barnett 2024) as a Snakemake study.
-# One fine-tuning job per (dataset, checkpoint, fine-tune size); aggregation, fits and analyses downstream.
+# One fine-tuning job per (dataset, checkpoint, fine-tune size, method, seed); aggregation, fits per
+# (dataset, model, method) and analyses downstream.
 from pathlib import Path
 
 from snakemake.utils import min_version
@@ -32,12 +33,14 @@ except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}")
 
 
-# names become paths: the same patterns as the config schema's (models, datasets, revisions)
+# names become paths: the same patterns as the config schema's (models, datasets, revisions, methods)
 wildcard_constraints:
     dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     model=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     revision=r"step[0-9]+",
     size=r"[0-9]+",
+    method=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    seed=r"[0-9]+",
 
 
 include: "workflow/rules/common.smk"

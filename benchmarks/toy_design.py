@@ -71,7 +71,6 @@ VARIANTS: dict[str, dict[str, object]] = {
     },
     # library-bytes's checkpoints; fine-tuning with a larger step and micro-batch, a smaller evaluation set
     "library-bytes-fast": {},
-
 }
 
 

@@ -95,10 +95,24 @@ class BootstrapResult:
         return out
 
 
-def resample_weights(n: int, n_samples: int, seed: int) -> np.ndarray:
-    """(n_samples, n) multiplicities of n runs drawn with replacement (each row sums to n), seeded."""
+def resample_weights(n: int, n_samples: int, seed: int, cells: Any = None) -> np.ndarray:
+    """(n_samples, n) multiplicities of n runs drawn with replacement, seeded.
+
+    With ``cells`` (a label per run: its cell, e.g. the (checkpoint, size) whose seed replicates it is one
+    of), cells are drawn instead, each bringing all its runs: replicates of a cell share its checkpoint and
+    data, so they are not independent draws, and resampling them one by one would understate the spread.
+    Cells are numbered in order of first appearance, so with one run per cell the draws are exactly those of
+    resampling runs.
+    """
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_samples).astype(float)
+    if cells is None:
+        return rng.multinomial(n, np.full(n, 1.0 / n), size=n_samples).astype(float)
+    codes, uniques = pd.factorize(pd.Series(list(cells)))
+    if codes.size != n:
+        raise ValueError(f"cells label {codes.size} runs, not {n}")
+    k = len(uniques)
+    draws = rng.multinomial(k, np.full(k, 1.0 / k), size=n_samples).astype(float)
+    return draws[:, codes]
 
 
 def restart_starts(
@@ -125,8 +139,10 @@ def bootstrap_fit(
     n_restarts: int = DEFAULT_RESTARTS,
     prune: Any = None,
     names: tuple[str, str, str] = ("p", "f", "loss"),
+    cells: Any = None,
 ) -> BootstrapResult:
-    """Bootstrap the fit of ``form`` to (p, f, loss) with ``n_samples`` seeded resamples of the runs.
+    """Bootstrap the fit of ``form`` to (p, f, loss) with ``n_samples`` seeded resamples of the runs (of the
+    ``cells``, each with all its runs, where given: :func:`resample_weights`).
 
     ``base`` is the full-data fit (computed with :func:`fit_law` when not given). Refits start from
     ``base.free``; those that do not converge (all of them, where ``base`` has a parameter at the bound)
@@ -141,7 +157,7 @@ def bootstrap_fit(
         base = fit_law(p_arr, f_arr, loss_arr, law, names=names)
     elif base.form != law.name:
         raise ValueError(f"base fit is of form {base.form!r}, not {law.name!r}")
-    weights = resample_weights(p_arr.size, n_samples, seed)
+    weights = resample_weights(p_arr.size, n_samples, seed, cells)
     base_free = np.asarray(base.free, float)
     res = fit_batch(p_arr, f_arr, loss_arr, law, weights, base_free[None, :], prune=prune)
     stuck = bool(base.diagnostics.get("at_bound"))  # a warm start at the bound cannot leave it
@@ -222,18 +238,30 @@ def bootstrap_table(
 ) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame]]:
     """Bootstrap one law per group of a table of runs (:func:`transferlaw.fit.table_groups`).
 
+    Resamples draw cells, the distinct (p, f) of the runs, each with all its runs (its seed replicates).
+
     Returns (summaries, samples): JSON-ready dicts keyed by group value with keys ``dataset, form,
-    n_samples, seed, n_points, n_excluded, params`` (``params[name]`` = ``estimate, se, ci_low, ci_high,
-    identified`` and, when not identified, ``why``), and the resample refits per group.
+    n_samples, seed, n_points, n_cells, cells, n_excluded, params`` (``cells``: the (p, f) of each cell in
+    the order resampled; ``params[name]`` = ``estimate, se, ci_low, ci_high, identified`` and, when not
+    identified, ``why``), and the resample refits per group.
     """
     law = get_form(form)
     summaries: dict[str, dict[str, Any]] = {}
     samples: dict[str, pd.DataFrame] = {}
     for g in table_groups(df, group=group, p=p, f=f, loss=loss, status=status):
         sub = g.runs
+        cells = sub.groupby([p, f], sort=False).ngroup().to_numpy()  # numbered in order of first appearance
         try:
             res = bootstrap_fit(
-                sub[p], sub[f], sub[loss], law, n_samples=n_samples, seed=seed, names=(p, f, loss), **kwargs
+                sub[p],
+                sub[f],
+                sub[loss],
+                law,
+                n_samples=n_samples,
+                seed=seed,
+                names=(p, f, loss),
+                cells=cells,
+                **kwargs,
             )
         except ValueError as err:
             raise ValueError(f"{g.label}: {err}") from None
@@ -252,6 +280,8 @@ def bootstrap_table(
             "n_samples": int(n_samples),
             "seed": int(seed),
             "n_points": int(len(sub)),
+            "n_cells": int(cells.max() + 1) if cells.size else 0,
+            "cells": sub[[p, f]].drop_duplicates().to_numpy(float).tolist(),
             "n_excluded": g.n_excluded,
             "n_converged": int(res.samples["converged"].sum()),
             "params": params,

@@ -136,6 +136,12 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
     cfg["fit"] = {**_defaults(props["fit"]["properties"]), **cfg.get("fit", {})}
     cfg["analysis"] = {**_defaults(props["analysis"]["properties"]), **cfg.get("analysis", {})}
     cfg["fit"].setdefault("model", next(iter(cfg["models"])))
+    # one method unless the study lists several: named after `finetune.method` (`full`, the paper's)
+    cfg["methods"] = {name: dict(m or {}) for name, m in (cfg.get("methods") or {}).items()} or {
+        cfg["finetune"]["method"]: {}
+    }
+    cfg["fit"].setdefault("method", next(iter(cfg["methods"])))  # the first in the config, before sorting
+    cfg.setdefault("seeds", props["seeds"]["default"])
     if "pretrain" in cfg:
         cfg["pretrain"] = {**_defaults(props["pretrain"]["properties"]), **cfg["pretrain"]}
         cfg["pretrain"].setdefault("save_steps", log2_steps(cfg["pretrain"]["steps"]))
@@ -178,8 +184,48 @@ def revision_step(revision: str) -> int:
 
 
 def finetune_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
-    """Global fine-tune settings with the dataset's overrides applied (resolved config)."""
+    """Global fine-tune settings with the dataset's overrides applied (resolved config): what the dataset's
+    data preparation and every method's runs share."""
     return {**cfg["finetune"], **cfg["datasets"][dataset].get("finetune", {})}
+
+
+#: settings a method cannot override: they make the dataset's prepared data and fine-tune subsets, which
+#: every method and replicate of a cell shares (so that they differ only in how they train)
+METHOD_DATA_KEYS = ("unit", "context_length", "eval_sequences", "seed")
+#: settings of a LoRA run that a full fine-tune ignores
+LORA_KEYS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules")
+
+
+def methods(cfg: Mapping[str, Any]) -> list[str]:
+    """The study's fine-tuning methods, by name (sorted, as every mapping of a resolved config)."""
+    return list(cfg["methods"])
+
+
+def run_seeds(cfg: Mapping[str, Any], dataset: str) -> list[int]:
+    """The seeds of a dataset's replicates: ``seeds: N`` is the dataset's ``finetune.seed`` and the N - 1
+    after it (so ``seeds: 1``, the default, is the single run of a study without replicates)."""
+    seeds = cfg.get("seeds", 1)
+    if isinstance(seeds, int):
+        base = finetune_settings(cfg, dataset)["seed"]
+        return list(range(base, base + seeds))
+    return sorted(int(s) for s in seeds)
+
+
+def base_seed(cfg: Mapping[str, Any], dataset: str) -> int:
+    """The seed of a dataset's data preparation, and of its one run per cell without replicates."""
+    return int(finetune_settings(cfg, dataset)["seed"])
+
+
+def run_settings(
+    cfg: Mapping[str, Any], dataset: str, method: str, seed: int | None = None
+) -> dict[str, Any]:
+    """Everything one run trains with: the dataset's settings, then the method's overrides, with ``seed``
+    (default the dataset's) as the run's seed (data order, dropout, initialisation of new parameters)."""
+    if method not in cfg["methods"]:
+        raise ConfigError(f"unknown method {method!r}: `methods` has {', '.join(cfg['methods'])}")
+    out = {**finetune_settings(cfg, dataset), **cfg["methods"][method]}
+    out["seed"] = base_seed(cfg, dataset) if seed is None else int(seed)
+    return out
 
 
 #: settings that size a job but cannot change its result: kept out of ``params`` (Snakemake reruns a job
@@ -188,8 +234,16 @@ RESOURCE_KEYS = frozenset({"threads", "mem_mb", "runtime", "gpus", "worker"})
 
 
 def job_params(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of a settings block that determines a job's result (what goes into ``params``)."""
-    return {k: v for k, v in settings.items() if k not in RESOURCE_KEYS}
+    """The part of a settings block that determines a job's result (what goes into ``params``).
+
+    A full fine-tune's result does not depend on the LoRA settings, nor on a ``method`` that says what the
+    code does without it: they are left out, so a full fine-tune has the parameters it had before methods
+    existed, and a study's finished runs (GPU-hours at the paper's scale) are not rerun by this code.
+    """
+    drop = set(RESOURCE_KEYS)
+    if settings.get("method", "full") == "full":
+        drop |= {"method", *LORA_KEYS}
+    return {k: v for k, v in settings.items() if k not in drop}
 
 
 def without_resources(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,11 +251,21 @@ def without_resources(cfg: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(dict(cfg))
     for block in ("pretrain", "finetune"):
         if block in out:
-            out[block] = job_params(out[block])
+            out[block] = {k: v for k, v in out[block].items() if k not in RESOURCE_KEYS}
     for ds in out.get("datasets", {}).values():
         if "finetune" in ds:
-            ds["finetune"] = job_params(ds["finetune"])
+            ds["finetune"] = {k: v for k, v in ds["finetune"].items() if k not in RESOURCE_KEYS}
+    for name, block in out.get("methods", {}).items():
+        out["methods"][name] = {k: v for k, v in block.items() if k not in RESOURCE_KEYS}
+    for model in out.get("models", {}).values():
+        if "pretrain" in model:
+            model["pretrain"] = {k: v for k, v in model["pretrain"].items() if k not in RESOURCE_KEYS}
     return out
+
+
+def pretrain_settings(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """The ``pretrain`` block with a workflow-trained model's own overrides (its size, its optimisation)."""
+    return {**cfg["pretrain"], **cfg["models"][model].get("pretrain", {})}
 
 
 #: the ways a dataset block can say where its text comes from (exactly one per block)
@@ -252,7 +316,7 @@ def model_settings(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
     of it: the job reads that, and the pinned commit, from the revision's pin."""
     m = cfg["models"][model]
     if m["source"] == "pretrain":
-        pre = cfg["pretrain"]
+        pre = pretrain_settings(cfg, model)
         default_tokens = pre["batch_size"] * pre["context_length"]
         return {
             "model": model,
@@ -326,6 +390,7 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
         raise ConfigError(
             f"fit.model: {cfg['fit']['model']!r} is not a key of `models` ({', '.join(models)})"
         )
+    _check_methods(cfg)
     if "pretrain" in cfg:
         pre = cfg["pretrain"]
         _check_file(root, pre["corpus"], "pretrain.corpus")
@@ -336,6 +401,8 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
             raise ConfigError("pretrain.hidden_size must be a multiple of pretrain.num_attention_heads")
     for name, m in models.items():
         key = f"models.{name}"
+        if "pretrain" in m:
+            _check_model_pretrain(cfg, name)
         for rev in m["revisions"]:
             revision_step(rev)
         unknown = sorted({r for group in m.get("allow_identical", []) for r in group} - set(m["revisions"]))
@@ -365,6 +432,67 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
                     f"{key}: finetune.context_length {ft['context_length']} exceeds the context of model "
                     f"{mname!r} (pretrain.context_length = {cfg['pretrain']['context_length']})"
                 )
+
+
+def _check_methods(cfg: Mapping[str, Any]) -> None:
+    """The methods: the main one exists, none changes the data, `full` is full fine-tuning, and LoRA's target
+    modules exist in the workflow's own models (a hub model's are checked when its run starts)."""
+    names = methods(cfg)
+    if cfg["fit"]["method"] not in cfg["methods"]:
+        raise ConfigError(
+            f"fit.method: {cfg['fit']['method']!r} is not a method of the study ({', '.join(names)})"
+        )
+    for ds, block in cfg["datasets"].items():
+        if "method" in block.get("finetune", {}):
+            raise ConfigError(
+                f"datasets.{ds}.finetune.method: a study's methods are listed under `methods:` and run on "
+                "every "
+                "dataset; a dataset cannot change its method"
+            )
+    from transferlaw.pretrain import GPT_NEOX_LINEAR
+
+    own = [m for m, block in cfg["models"].items() if block["source"] == "pretrain"]
+    for name, overrides in cfg["methods"].items():
+        key = f"methods.{name}"
+        data = [k for k in METHOD_DATA_KEYS if k in overrides]
+        if data:
+            raise ConfigError(
+                f"{key}.{data[0]}: a method cannot change the data its runs share with the other methods "
+                f"({', '.join(METHOD_DATA_KEYS)}); set it under `finetune:` or a dataset's `finetune:`"
+            )
+        for ds in cfg["datasets"]:
+            settings = run_settings(cfg, ds, name)
+            if name == "full" and settings["method"] != "full":
+                raise ConfigError(
+                    f"{key}.method: the name `full` means full fine-tuning (method: full), not "
+                    f"{settings['method']!r}; give this method another name"
+                )
+            if settings["method"] == "lora" and own:
+                unknown = sorted(set(settings["lora_target_modules"]) - set(GPT_NEOX_LINEAR))
+                if unknown:
+                    raise ConfigError(
+                        f"{key}.lora_target_modules: {', '.join(unknown)} not a linear module of the "
+                        "workflow's "
+                        f"GPT-NeoX ({', '.join(GPT_NEOX_LINEAR)})"
+                    )
+
+
+def _check_model_pretrain(cfg: Mapping[str, Any], model: str) -> None:
+    """A workflow-trained model's own `pretrain` overrides: only for `source: pretrain`, and valid as a
+    `pretrain` block (the schema's types and bounds) once merged."""
+    import jsonschema
+
+    key = f"models.{model}.pretrain"
+    if cfg["models"][model]["source"] != "pretrain":
+        raise ConfigError(f"{key}: only a model with `source: pretrain` is pre-trained by the workflow")
+    merged = pretrain_settings(cfg, model)
+    try:
+        jsonschema.validate(merged, load_schema()["properties"]["pretrain"])
+    except jsonschema.ValidationError as err:
+        where = ".".join(str(p) for p in err.absolute_path)
+        raise ConfigError(f"{key}.{where}: {err.message}") from None
+    if merged["hidden_size"] % merged["num_attention_heads"]:
+        raise ConfigError(f"{key}: hidden_size must be a multiple of num_attention_heads")
 
 
 def _check_dataset(cfg: Mapping[str, Any], name: str, root: Path) -> None:

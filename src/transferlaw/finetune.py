@@ -1,7 +1,10 @@
-"""One fine-tuning run: full-parameter AdamW on a nested subset, evaluated every epoch, stopped early.
+"""One fine-tuning run: AdamW on a nested subset, evaluated every epoch, stopped early.
 
-The paper trains to convergence on the fine-tune data (early stopping with patience 3) and records the
-*minimum* eval loss; weights are not saved (750 runs of a 2.8B model would need terabytes).
+The paper trains every parameter (``method: full``) to convergence on the fine-tune data (early stopping with
+patience 3) and records the *minimum* eval loss; weights are not saved (750 runs of a 2.8B model would need
+terabytes). ``method: lora`` freezes the checkpoint and trains low-rank adapters instead (Hu et al. 2021,
+through peft), which the paper names as future work; the adapters are removed again after the run, so that a
+worker's next run starts from the pristine checkpoint.
 """
 
 from __future__ import annotations
@@ -207,7 +210,9 @@ def finetune(
     numerics.prepare(model)
     torch.manual_seed(settings["seed"])
     rng = np.random.default_rng(settings["seed"])
-    opt = numerics.optimizer(model.parameters(), settings)
+    # only what is trained: every parameter in a full fine-tune (the same list, in the same order, as before
+    # methods existed), the adapters in a LoRA run (AdamW keeps no moments for the frozen checkpoint)
+    opt = numerics.optimizer([p for p in model.parameters() if p.requires_grad], settings)
     initial, eval_tokens = evaluate(model, eval_data, settings["eval_batch"], device, numerics)
     stopper = EarlyStopping(settings["patience"])
     train_losses: list[float] = []
@@ -292,7 +297,10 @@ class CheckpointCache:
 
         key = (pin["repo_id"], pin["commit"], pin["cache_dir"], sorted(kwargs.items(), key=str))
         if key == self.key:
-            self.model.load_state_dict(self.pristine)
+            # strict: a module left behind by the last run (a LoRA adapter not removed) fails here, loudly
+            self.model.load_state_dict(self.pristine, strict=True)
+            for p in self.model.parameters():
+                p.requires_grad_(True)  # a LoRA run froze them
             self.model.zero_grad(set_to_none=True)
             return self.model
         self.key, self.model, self.pristine = None, None, {}  # free the old one before loading
@@ -300,6 +308,73 @@ class CheckpointCache:
         self.pristine = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         self.key, self.model = key, model
         return model
+
+
+@dataclass(frozen=True)
+class Method:
+    """How a run trains, from its settings: every parameter (``full``), or LoRA adapters on the frozen
+    checkpoint (``lora``: rank, alpha, dropout and target modules, as peft's ``LoraConfig`` takes them)."""
+
+    name: str  # the study's name for it (config key under `methods`)
+    kind: str = "full"  # "full" or "lora"
+    rank: int = 8  # r: adapters are B (out x r) @ A (r x in), B starting at zero
+    alpha: float = 16.0  # the update B A is scaled by alpha / r
+    dropout: float = 0.0  # on the adapter's input, train mode only
+    target_modules: tuple[str, ...] = ("query_key_value",)  # GPT-NeoX's fused attention projection
+
+    @classmethod
+    def from_settings(cls, name: str, settings: dict[str, Any]) -> Method:
+        kind = settings.get("method", "full")
+        if kind == "full":
+            return cls(name=name)
+        if kind != "lora":
+            raise ValueError(f"method {name!r}: unknown fine-tuning method {kind!r} (full or lora)")
+        return cls(
+            name=name,
+            kind=kind,
+            rank=int(settings["lora_rank"]),
+            alpha=float(settings["lora_alpha"]),
+            dropout=float(settings["lora_dropout"]),
+            target_modules=tuple(settings["lora_target_modules"]),
+        )
+
+    @contextlib.contextmanager
+    def applied(self, model: Any):
+        """The model to train: ``model`` itself, or ``model`` with adapters, removed again on the way out
+        (even when the run fails), leaving its own modules, weights and ``requires_grad`` as they were."""
+        if self.kind == "full":
+            yield model
+            return
+        from peft import LoraConfig, get_peft_model
+
+        config = LoraConfig(
+            r=self.rank,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=list(self.target_modules),
+            bias="none",
+        )
+        try:
+            wrapped = get_peft_model(model, config)
+        except ValueError as err:  # peft's own message names the modules it did not find
+            raise ValueError(f"method {self.name!r}: lora_target_modules: {err}") from err
+        try:
+            yield wrapped
+        finally:
+            wrapped.unload()  # the base modules back in place, without merging the adapters into them
+            for p in model.parameters():
+                p.requires_grad_(True)
+
+    def record(self) -> dict[str, Any]:
+        lora = self.kind == "lora"
+        return {
+            "method": self.name,
+            "finetune_method": self.kind,
+            "lora_rank": self.rank if lora else 0,
+            "lora_alpha": self.alpha if lora else 0.0,
+            "lora_dropout": self.dropout if lora else 0.0,
+            "lora_target_modules": ",".join(self.target_modules) if lora else "",
+        }
 
 
 def run(
@@ -312,10 +387,12 @@ def run(
     data_path: str,
     progress: Callable[..., Any] | None = None,
     cache: CheckpointCache | None = None,
+    method: str = "full",
 ) -> dict[str, Any]:
     """Load the pinned checkpoint (:func:`transferlaw.checkpoints.pin`; from ``cache`` when given) and the
-    prepared data, fine-tune on the nested subset of ``size``, and return the run record (a dict with every
-    column of :data:`transferlaw.schema.RECORD_COLUMNS`)."""
+    prepared data, fine-tune on the nested subset of ``size`` with the study's ``method`` (its kind and
+    LoRA settings are in ``settings``), and return the run record (a dict with every column of
+    :data:`transferlaw.schema.RECORD_COLUMNS`)."""
     import torch
 
     from transferlaw.config import revision_step
@@ -338,8 +415,12 @@ def run(
     numerics = Numerics.resolve(settings)
     model.to(numerics.device)
     model.train()
-    outcome = finetune(model, train, data.eval, settings, progress=progress, numerics=numerics)
-    n_params = sum(p.numel() for p in model.parameters())
+    how = Method.from_settings(method, settings)
+    n_params = sum(p.numel() for p in model.parameters())  # the checkpoint's N, without adapters
+    torch.manual_seed(settings["seed"])  # a replicate's adapters start from its own draw
+    with how.applied(model) as trained:
+        trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
+        outcome = finetune(trained, train, data.eval, settings, progress=progress, numerics=numerics)
     revision = pin["revision"]
     step = revision_step(revision)
     tokens = int(sum(len(s) for s in train))
@@ -356,8 +437,12 @@ def run(
         "finetune_tokens": tokens,
         "context_length": int(data.eval.shape[1]),
         "seed": int(settings["seed"]),
+        **how.record(),
         "n_params": int(n_params),
-        "flops": 6.0 * n_params * tokens * outcome["epochs"],
+        "trainable_params": int(trainable),
+        # forward (2N) and input gradients (2N) through every weight, weight gradients (2 per weight) for the
+        # trained ones: 6 N D for a full fine-tune, as before
+        "flops": float((4 * n_params + 2 * trainable) * tokens * outcome["epochs"]),
         "wall_seconds": time.time() - t0,
         **numerics.record(model),
         **outcome,
@@ -410,6 +495,7 @@ def run_job(request: dict[str, Any], cancelled: Callable[[], bool] = lambda: Fal
             data_path=request["data"],
             progress=lambda epochs, **kw: _Epochs(epochs, cancelled, **kw),
             cache=_CACHE,
+            method=request.get("method", "full"),
         )
         print({k: v for k, v in record.items() if k != "eval_curve"})
         if cancelled():

@@ -470,3 +470,142 @@ def plot_allocation_cost(sweeps: Mapping[str, pd.DataFrame]) -> Figure:
         "cost ratio C_f / C_p (fine-tune example / pre-training step)",
         "optimal allocation as fine-tuning data gets dearer",
     )
+
+
+# ----- across models, methods and seeds -------------------------------------------------------------
+def plot_gap_vs_size(table: pd.DataFrame, trend: pd.DataFrame | None = None) -> Figure:
+    """The transfer gap G against model size N: one panel per dataset, one colour per method; the estimate
+    and its 95% interval where G is identified, an upper limit (a downward marker at "G < x") where only
+    its upper end is measured, and the fitted trend G(N) = c·N^-gamma where there is one.
+
+    ``table`` is :func:`transferlaw.compare.gap_table`'s, ``trend`` :func:`transferlaw.compare.gap_trend`'s.
+    """
+    set_style()
+    datasets = sorted(table["dataset"].unique())
+    methods = sorted(table["method"].unique())
+    colours = dict(zip(methods, sns.color_palette(CATEGORICAL, len(methods)), strict=True))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets) + 0.5, 4.2), squeeze=False)
+    offsets = dict(
+        zip(methods, np.linspace(-0.04, 0.04, len(methods)) if len(methods) > 1 else [0.0], strict=True)
+    )
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        shown = []
+        for method in methods:
+            sub = table[(table["dataset"] == ds) & (table["method"] == method)]
+            colour = colours[method]
+            x = sub["n_params"].to_numpy(float) * 10 ** offsets[method]  # methods side by side at one N
+            known = sub["G_identified"].to_numpy(bool)
+            g, lo, hi = (sub[c].to_numpy(float) for c in ("G", "G_low", "G_high"))
+            if known.any():
+                ax.errorbar(
+                    x[known],
+                    g[known],
+                    yerr=[np.maximum(g - lo, 0)[known], np.maximum(hi - g, 0)[known]],
+                    fmt="o",
+                    color=colour,
+                    capsize=4,
+                    label=method,
+                )
+                shown += [*lo[known], *hi[known]]
+            limit = ~known & np.isfinite(hi) & (hi > 1e-20)
+            if limit.any():  # "G < hi": an upper limit
+                ax.plot(
+                    x[limit],
+                    hi[limit],
+                    marker="v",
+                    markersize=9,
+                    color=colour,
+                    linestyle="none",
+                    label=None if known.any() else f"{method} (upper limit)",
+                )
+                shown += list(hi[limit])
+            if trend is not None and len(trend):
+                row = trend[(trend["dataset"] == ds) & (trend["method"] == method)]
+                if len(row) and np.isfinite(row["gamma"].iloc[0]):
+                    n = np.geomspace(sub["n_params"].min(), sub["n_params"].max(), 50)
+                    gamma, c = float(row["gamma"].iloc[0]), float(row["c"].iloc[0])
+                    ax.plot(
+                        n,
+                        c * n ** (-gamma),
+                        "--",
+                        color=colour,
+                        linewidth=1.5,
+                        label=f"{method}: G ∝ N^-{gamma:.2g}",
+                    )
+        ax.set_xscale("log")
+        positive = [v for v in shown if np.isfinite(v) and v > 0]
+        if positive and max(positive) / min(positive) > 30:
+            ax.set_yscale("log")
+        _ticks_at(ax.xaxis, table.loc[table["dataset"] == ds, "n_params"])
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+        ax.set(xlabel="model parameters N", ylabel="transfer gap G", title=ds)
+        if not shown:
+            ax.annotate(
+                "G not identified at any size",
+                (0.5, 0.5),
+                xycoords="axes fraction",
+                ha="center",
+                color="grey",
+            )
+        ax.legend(fontsize="small")
+    fig.suptitle("transfer gap against model size (bootstrap 95% intervals)", fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def plot_run_noise(cells: pd.DataFrame, summary: pd.DataFrame) -> Figure:
+    """Run noise against the law's misfit. Left: each cell's seed-to-seed standard deviation of log eval loss
+    against its fine-tune size (one colour per dataset, one marker per method). Right: per (dataset, model,
+    method), the pooled run noise, the law's residual RMS over every run, and the lack-of-fit RMS of the cell
+    means (all in log loss): lack of fit well above the noise is model error, not noise.
+
+    ``cells`` is :func:`transferlaw.noise.cell_noise`'s table, ``summary``
+    :func:`transferlaw.noise.noise_vs_residuals`'.
+    """
+    set_style()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    f_col = next(c for c in cells.columns if c.startswith("finetune_"))
+    replicated = cells[cells["n_runs"] > 1]
+    datasets = sorted(cells["dataset"].unique())
+    colours = dict(zip(datasets, sns.color_palette(CATEGORICAL, len(datasets)), strict=True))
+    markers = dict(zip(sorted(cells["method"].unique()), "osD^v<>", strict=False))
+    for (ds, method), sub in replicated.groupby(["dataset", "method"]):
+        left.plot(
+            sub[f_col],
+            sub["sd_log"],
+            markers.get(method, "o"),
+            color=colours[ds],
+            alpha=0.75,
+            label=f"{ds}, {method}",
+        )
+    left.set(
+        xscale="log",
+        xlabel=f"fine-tune size ({f_col.removeprefix('finetune_')})",
+        ylabel="seed-to-seed sd of log eval loss",
+        title="run noise per cell",
+    )
+    _ticks_at(left.xaxis, cells[f_col])
+    if not len(replicated):
+        left.annotate(
+            "no cell has replicates", (0.5, 0.5), xycoords="axes fraction", ha="center", color="grey"
+        )
+    else:
+        left.legend(fontsize="x-small", ncol=2)
+    labels = [f"{r.dataset}\n{r.model}, {r.method}" for r in summary.itertuples()]
+    y = np.arange(len(summary))
+    h = 0.27
+    for i, (col, name) in enumerate(
+        (
+            ("noise_rms_log", "run noise (pure error)"),
+            ("residual_rms_log", "law residual, every run"),
+            ("lack_of_fit_rms_log", "lack of fit, cell means"),
+        )
+    ):
+        right.barh(y + (i - 1) * h, summary[col].to_numpy(float), height=h, label=name)
+    right.set_yticks(y, labels, fontsize="x-small")
+    right.invert_yaxis()
+    right.set(xlabel="RMS of log eval loss", title="run noise against the law's misfit")
+    right.legend(fontsize="small")
+    fig.suptitle("is the misfit noise or model error?", fontweight="bold")
+    fig.tight_layout()
+    return fig

@@ -19,6 +19,8 @@ import numpy as np
 from transferlaw.hub import publish_revision
 
 EOS = "<|endoftext|>"
+#: the linear modules of the workflow's GPT-NeoX (and Pythia's), by name: what LoRA can adapt
+GPT_NEOX_LINEAR = ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h", "lm_head")
 
 
 def build_tokenizer(text: str, vocab_size: int):

@@ -34,7 +34,19 @@ RECORD_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "finetune_sequences": (pa.int64(), "number of (context-length) sequences fine-tuned on"),
     "finetune_tokens": (pa.int64(), "number of tokens fine-tuned on (one epoch)"),
     "context_length": (pa.int64(), "tokens per sequence"),
-    "seed": (pa.int64(), "seed of the run (data order, dropout)"),
+    "seed": (
+        pa.int64(),
+        "seed of the run (data order, dropout, initialisation of new parameters): a replicate",
+    ),
+    "method": (pa.string(), "fine-tuning method's name (config key under `methods`; `full` without one)"),
+    "finetune_method": (pa.string(), "what the method trains: `full` (every parameter) or `lora` (adapters)"),
+    "lora_rank": (pa.int64(), "LoRA: rank of the adapters (0 for a full fine-tune)"),
+    "lora_alpha": (pa.float64(), "LoRA: scale alpha of the adapters (0 for a full fine-tune)"),
+    "lora_dropout": (pa.float64(), "LoRA: dropout on the adapters' input (0 for a full fine-tune)"),
+    "lora_target_modules": (
+        pa.string(),
+        "LoRA: modules adapted, comma-separated (empty for a full fine-tune)",
+    ),
     "eval_loss": (
         pa.float64(),
         "minimum over epochs of the mean token cross-entropy on the eval split, nats",
@@ -45,8 +57,17 @@ RECORD_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "epochs": (pa.int64(), "epochs trained before early stopping or the cap"),
     "optimizer_steps": (pa.int64(), "optimizer updates performed"),
     "train_loss": (pa.float64(), "mean training loss over the best epoch, nats"),
-    "n_params": (pa.int64(), "parameters of the model (all, embeddings included)"),
-    "flops": (pa.float64(), "training compute, 6 x n_params x tokens trained (epochs x finetune_tokens)"),
+    "n_params": (pa.int64(), "parameters of the model (all, embeddings included; without LoRA's adapters)"),
+    "trainable_params": (
+        pa.int64(),
+        "parameters trained: n_params for a full fine-tune, the adapters' for LoRA",
+    ),
+    "flops": (
+        pa.float64(),
+        "training compute, (4 x n_params + 2 x trainable_params) x tokens trained (epochs x "
+        "finetune_tokens): forward and input gradients through every weight, weight gradients for the "
+        "trained ones (6 N D when all are)",
+    ),
     "wall_seconds": (pa.float64(), "wall time of the run (load, train, eval)"),
     "device_name": (pa.string(), "device the run trained on: `cpu`, or the GPU's name"),
     "precision": (pa.string(), "matmul precision used: `fp32`, or `bf16` (autocast over the master weights)"),
@@ -120,6 +141,31 @@ def validate_records(df: pd.DataFrame, source: str = "records") -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+#: columns added after records were first written, with the value every earlier record implicitly had
+#: (the run was a full fine-tune): read_records fills them, so earlier studies' records stay readable
+LATER_COLUMNS: dict[str, Any] = {
+    "method": "full",
+    "finetune_method": "full",
+    "lora_rank": 0,
+    "lora_alpha": 0.0,
+    "lora_dropout": 0.0,
+    "lora_target_modules": "",
+    "trainable_params": "n_params",  # every parameter was trained
+}
+
+
+def upgrade_records(df: pd.DataFrame) -> pd.DataFrame:
+    """Records written before :data:`LATER_COLUMNS` existed, with the values those runs had."""
+    missing = [c for c in LATER_COLUMNS if c not in df.columns]
+    if not missing or "n_params" not in df.columns:
+        return df
+    df = df.copy()
+    for col in missing:
+        value = LATER_COLUMNS[col]
+        df[col] = df[value] if value == "n_params" else value
+    return df
+
+
 def records_frame(rows: Sequence[Mapping[str, Any]], source: str = "records") -> pd.DataFrame:
     """Build a validated records table from dicts (one per run)."""
     return validate_records(pd.DataFrame(list(rows)), source)
@@ -154,12 +200,12 @@ def read_records(paths: str | Sequence[str]) -> pd.DataFrame:
     """Read and validate one or more record files into one table (sorted for reproducibility)."""
     if isinstance(paths, str):
         paths = [paths]
-    frames = [validate_records(_read_parquet(p), p) for p in paths]
+    frames = [validate_records(upgrade_records(_read_parquet(p)), p) for p in paths]
     if not frames:
         return validate_records(pd.DataFrame({c: [] for c in RECORD_COLUMNS}).astype(_empty_dtypes()))
     df = pd.concat(frames, ignore_index=True)
     return df.sort_values(
-        ["dataset", "model", "pretrain_step", "finetune_size", "seed"], kind="stable"
+        ["dataset", "model", "method", "pretrain_step", "finetune_size", "seed"], kind="stable"
     ).reset_index(drop=True)
 
 
@@ -173,11 +219,14 @@ def _read_parquet(path: str) -> pd.DataFrame:
         ) from err
 
 
-def read_model_runs(path: str, model: str) -> pd.DataFrame:
-    """The validated runs of one model from a per-dataset table: what its law is fitted to (and what the
-    bootstrap, cross-validation and figures of that fit use)."""
+def read_model_runs(path: str, model: str, method: str | None = None) -> pd.DataFrame:
+    """The validated runs of one model (and method, where given) from a per-dataset table: what its law is
+    fitted to (and what the bootstrap, cross-validation and figures of that fit use), every replicate."""
     runs = read_records(path)
-    return runs[runs["model"] == model].reset_index(drop=True)
+    keep = runs["model"] == model
+    if method is not None:
+        keep &= runs["method"] == method
+    return runs[keep].reset_index(drop=True)
 
 
 def _empty_dtypes() -> dict[str, str]:

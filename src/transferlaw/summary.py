@@ -120,6 +120,85 @@ def summary_markdown(
     return "\n".join(lines)
 
 
+def beyond_markdown(
+    methods: pd.DataFrame | None = None,
+    gap: pd.DataFrame | None = None,
+    trend: pd.DataFrame | None = None,
+    noise: pd.DataFrame | None = None,
+) -> str:
+    """What a study with several methods, models or seeds adds to the summary: G per method with the
+    difference from the reference method, G against model size with its trend, and run noise against the
+    law's residuals (the tables of :mod:`transferlaw.compare` and :mod:`transferlaw.noise`)."""
+    lines: list[str] = []
+    if methods is not None and len(methods):
+        lines += [
+            "## Fine-tuning methods",
+            "",
+            "| dataset | model | method | G (transfer gap) | G - reference [95%] |",
+            "|---|---|---|---|---|",
+        ]
+        for _, r in methods.iterrows():
+            diff = "(reference)"
+            if isinstance(r.get("G_diff_vs"), str):
+                diff = (
+                    f"{r['G_diff']:.3g} [{r['G_diff_low']:.3g}, {r['G_diff_high']:.3g}] vs {r['G_diff_vs']}: "
+                    f"{r['G_diff_verdict']}"
+                )
+            lines.append(f"| {r['dataset']} | {r['model']} | {r['method']} | {r['G_text']} | {diff} |")
+        lines += ["", "Every parameter of every method: `results/tables/methods.md`.", ""]
+    if gap is not None and len(gap):
+        lines += [
+            "## Transfer gap against model size",
+            "",
+            "| dataset | method | "
+            + " | ".join(f"{m} (N = {n:,})" for m, n in _sizes(gap))
+            + " | trend G(N) |",
+            "|---|---|" + "---|" * len(_sizes(gap)) + "---|",
+        ]
+        for (ds, method), sub in gap.groupby(["dataset", "method"], sort=True):
+            by_model = dict(zip(sub["model"], sub["G_text"], strict=True))
+            status = ""
+            if trend is not None and len(trend):
+                row = trend[(trend["dataset"] == ds) & (trend["method"] == method)]
+                if len(row):
+                    status = str(row["status"].iloc[0])
+                    if pd.notna(row["gamma"].iloc[0]):
+                        status += (
+                            f"; gamma = {row['gamma'].iloc[0]:.3g} "
+                            f"[{row['gamma_low'].iloc[0]:.3g}, {row['gamma_high'].iloc[0]:.3g}]"
+                        )
+            cells = [by_model.get(m, "") for m, _ in _sizes(gap)]
+            lines.append(f"| {ds} | {method} | " + " | ".join(cells) + f" | {status} |")
+        lines += [
+            "",
+            "`results/tables/gap_vs_size.csv`, `gap_trend.csv`; figure `results/figures/gap_vs_size.png`.",
+            "",
+        ]
+    if noise is not None and len(noise):
+        lines += [
+            "## Run noise against the law's residuals",
+            "",
+            "RMS of log eval loss: run noise is the spread of seed replicates about their cell's mean; "
+            "lack of fit is the spread of the cell means about the law.",
+            "",
+            "| dataset | model | method | run noise | law residual | lack of fit | verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for _, r in noise.iterrows():
+            lines.append(
+                f"| {r['dataset']} | {r['model']} | {r['method']} | {r['noise_rms_log']:.3g} | "
+                f"{r['residual_rms_log']:.3g} | {r['lack_of_fit_rms_log']:.3g} | {r['verdict']} |"
+            )
+        lines += ["", "Per cell: `results/tables/run_noise.csv`; figure `results/figures/run_noise.png`.", ""]
+    return "\n".join(lines)
+
+
+def _sizes(gap: pd.DataFrame) -> list[tuple[str, int]]:
+    """The models of a gap table, smallest first, with their N."""
+    sizes = gap.drop_duplicates("model").sort_values("n_params", kind="stable")
+    return [(str(m), int(n)) for m, n in zip(sizes["model"], sizes["n_params"], strict=True)]
+
+
 def summary_rst(
     fits: Mapping[str, Mapping[str, Any]],
     intervals: Mapping[str, Mapping[str, Any]] | None = None,

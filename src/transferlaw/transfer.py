@@ -98,29 +98,39 @@ def fit_hernandez(d_f: Any, n: Any, d_t: Any) -> dict[str, float]:
     }
 
 
-def hernandez_fit_table(runs: pd.DataFrame, fit_config: Mapping[str, Any]) -> dict[str, Any]:
-    """Per dataset, Hernandez et al.'s D_T = k·D_F^α·N^β when its runs span ≥ 2 model sizes.
+def hernandez_fit_table(
+    runs: pd.DataFrame,
+    fit_config: Mapping[str, Any],
+    fits: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Per dataset and method, Hernandez et al.'s D_T = k·D_F^α·N^β when its runs span ≥ 2 model sizes.
 
-    Effective data must come from a law fitted to each model's own runs, so the law (form and
-    columns of ``fit_config``) is refitted per (dataset, model) here. Datasets with one model size
-    get ``{"skipped": reason}``.
+    Effective data must come from a law fitted to each model's own runs: ``fits`` maps (dataset, model,
+    method) to those fit records (the workflow's), and a missing one is refitted here with the form and
+    columns of ``fit_config``. Returns ``{dataset: {method: result}}``; a method with one model size gets
+    ``{"skipped": reason}``.
     """
     from transferlaw.fit import fit_table
 
-    out: dict[str, Any] = {}
+    out: dict[str, dict[str, Any]] = {}
     p_col, f_col = fit_config.get("p", "pretrain_step"), fit_config.get("f", "finetune_size")
-    for dataset, sub in runs.groupby("dataset", sort=True):
+    if "method" not in runs.columns:  # a table of runs from elsewhere: one method
+        runs = runs.assign(method="full")
+    for (dataset, method), sub in runs.groupby(["dataset", "method"], sort=True):
+        entry = out.setdefault(str(dataset), {})
         if "n_params" not in sub.columns or sub["n_params"].nunique() < 2:
-            out[str(dataset)] = {"skipped": "runs have fewer than two distinct n_params"}
+            entry[str(method)] = {"skipped": "runs have fewer than two distinct n_params"}
             continue
         frames = []
-        for _model, runs_m in sub.groupby("model" if "model" in sub.columns else "n_params"):
-            form = fit_config.get("form", DEFAULT_FORM)
-            rec = fit_table(runs_m, form=form, p=p_col, f=f_col)[str(dataset)]
+        for model, runs_m in sub.groupby("model" if "model" in sub.columns else "n_params", sort=True):
+            rec = (fits or {}).get((str(dataset), str(model), str(method)))
+            if rec is None:
+                form = fit_config.get("form", DEFAULT_FORM)
+                rec = fit_table(runs_m, form=form, p=p_col, f=f_col)[str(dataset)]
             frames.append(effective_data_table(runs_m, rec))
         eff = pd.concat(frames, ignore_index=True)
         try:
-            out[str(dataset)] = fit_hernandez(eff[f_col], eff["n_params"], eff["transferred"])
+            entry[str(method)] = fit_hernandez(eff[f_col], eff["n_params"], eff["transferred"])
         except ValueError as err:
-            out[str(dataset)] = {"skipped": str(err)}
+            entry[str(method)] = {"skipped": str(err)}
     return out

@@ -3,6 +3,7 @@
 
 
 rule bootstrap:
+    # The main model and method. Resamples draw cells (checkpoint, size) with all their seed replicates.
     input:
         "results/runs/{dataset}.parquet",
     output:
@@ -20,8 +21,25 @@ rule bootstrap:
     params:
         fit=STUDY["fit"],
         analysis=STUDY["analysis"],
+        model=fit_model,
+        method=fit_method,
     script:
         "../scripts/bootstrap.py"
+
+
+use rule bootstrap as bootstrap_variant with:
+    # Every other (model, method), with the same resampling seed: where two methods or models ran the same
+    # cells, resample i draws the same cells for each, so differences between them are paired
+    output:
+        samples="results/bootstrap/{dataset}/{model}/{method}.parquet",
+        summary="results/bootstrap/{dataset}/{model}/{method}.json",
+    log:
+        "logs/bootstrap/{dataset}/{model}/{method}.log",
+    benchmark:
+        "results/benchmarks/bootstrap/{dataset}/{model}/{method}.tsv"
+    wildcard_constraints:
+        model=one_of(MODELS),
+        method=one_of(METHODS),
 
 
 rule crossval:
@@ -72,6 +90,8 @@ rule tables:
     input:
         runs=expand("results/runs/{dataset}.parquet", dataset=DATASETS),
         fits=expand("results/fits/{dataset}.json", dataset=DATASETS),
+        # Hernandez et al.'s fit needs each model's own law
+        all_fits=fit_files() if SEVERAL_MODELS else [],
         bootstrap=expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
         crossval=expand("results/crossval/{dataset}.csv", dataset=DATASETS),
     output:
@@ -92,3 +112,69 @@ rule tables:
         fit=STUDY["fit"],
     script:
         "../scripts/tables.py"
+
+
+# Across models, methods and seeds (a study with `methods:`, several `models:` or `seeds:`).
+
+
+rule compare_methods:
+    # Each method's law side by side per (dataset, model), and the difference in G with its interval.
+    input:
+        summaries=fit_files("bootstrap"),
+        samples=fit_files("bootstrap", "parquet"),
+    output:
+        csv="results/tables/methods.csv",
+        md="results/tables/methods.md",
+    log:
+        "logs/tables/methods.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        fitted=FITS,
+        # the difference is from full fine-tuning where the study has it (is LoRA's gap larger?)
+        reference="full" if "full" in METHODS else MAIN_METHOD,
+    script:
+        "../scripts/compare_methods.py"
+
+
+rule gap_vs_size:
+    # G and its interval against the model's N per dataset and method, and the trend G(N) with 3+ sizes.
+    input:
+        summaries=fit_files("bootstrap"),
+        samples=fit_files("bootstrap", "parquet"),
+        fits=fit_files(),
+    output:
+        table="results/tables/gap_vs_size.csv",
+        trend="results/tables/gap_trend.csv",
+        md="results/tables/gap_vs_size.md",
+    log:
+        "logs/tables/gap_vs_size.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        fitted=FITS,
+    script:
+        "../scripts/gap_vs_size.py"
+
+
+rule run_noise:
+    # Seed-to-seed spread of eval loss per cell, against each law's residuals (lack of fit vs pure error).
+    input:
+        runs=expand("results/runs/{dataset}.parquet", dataset=DATASETS),
+        fits=fit_files(),
+    output:
+        cells="results/tables/run_noise.csv",
+        summary="results/tables/run_noise_summary.csv",
+        md="results/tables/run_noise.md",
+    log:
+        "logs/tables/run_noise.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        fitted=FITS,
+        fit=STUDY["fit"],
+    script:
+        "../scripts/run_noise.py"

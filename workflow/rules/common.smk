@@ -24,13 +24,28 @@ def one_of(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
+#: fine-tuning methods by name (`full` alone unless the study lists `methods:`)
+METHODS = tlconfig.methods(STUDY)
+
+
+def run_file(dataset, model, revision, size, method, seed):
+    """One run's record. A full fine-tune at the dataset's own seed keeps the layout of a study without
+    methods or replicates (its finished runs, GPU-hours at the paper's scale, stay valid); every other
+    method or replicate seed adds `.<method>.s<seed>`."""
+    if method == "full" and seed == tlconfig.base_seed(STUDY, dataset):
+        return f"results/runs/{dataset}/{model}/{revision}/f{size}.parquet"
+    return f"results/runs/{dataset}/{model}/{revision}/f{size}.{method}.s{seed}.parquet"
+
+
 def run_files(dataset):
-    """Every run record of one dataset: one per (model, revision, size)."""
+    """Every run record of one dataset: one per (model, method, revision, size, seed)."""
     return [
-        f"results/runs/{dataset}/{model}/{revision}/f{size}.parquet"
+        run_file(dataset, model, revision, size, method, seed)
         for model, block in STUDY["models"].items()
+        for method in METHODS
         for revision in block["revisions"]
         for size in STUDY["datasets"][dataset]["sizes"]
+        for seed in tlconfig.run_seeds(STUDY, dataset)
     ]
 
 
@@ -41,6 +56,18 @@ def advice_grid(dataset):
         "steps": [tlconfig.revision_step(r) for r in revisions],
         "sizes": list(STUDY["datasets"][dataset]["sizes"]),
     }
+
+
+def run_method(wildcards):
+    """A fine-tuning job's method: its wildcard, or `full` for the single-method layout."""
+    return wildcards.get("method", "full")
+
+
+def run_seed(wildcards):
+    """A fine-tuning job's seed: its wildcard, or the dataset's own for the single-seed layout."""
+    if "seed" in wildcards.keys():
+        return int(wildcards.seed)
+    return tlconfig.base_seed(STUDY, wildcards.dataset)
 
 
 def all_pins():
@@ -56,7 +83,65 @@ def all_outputs():
         "results/tables/law_forms.md",
         "results/tables/effective_data.csv",
     ]
+    outs += beyond_outputs()
     outs += plot_outputs()  # plots.smk
+    return outs
+
+
+def finetune_resource(key, per_attempt=False):
+    """A fine-tuning job's resource from its dataset's and method's settings (``finetune.threads``, ...)."""
+
+    def value(wc):
+        return tlconfig.run_settings(STUDY, wc.dataset, run_method(wc))[key]
+
+    if per_attempt:
+        return lambda wc, attempt: value(wc) * attempt
+    return value
+
+
+# ---- fits per (dataset, model, method) -------------------------------------------------------------------
+# The main model and method (`fit.model`, `fit.method`) keep the single-model layout, results/fits/<dataset>.json
+# and results/bootstrap/<dataset>.{json,parquet}, which the per-dataset figures, tables and summary read; every
+# other (model, method) is fitted and bootstrapped into <dataset>/<model>/<method>.*.
+MAIN_METHOD = STUDY["fit"]["method"]
+#: every fitted law: (dataset, model, method)
+FITS = [(d, m, me) for d in DATASETS for m in MODELS for me in METHODS]
+
+
+def fit_file(dataset, model, method, kind="fits", ext="json"):
+    """Where the law of (dataset, model, method) is written (``kind``: fits or bootstrap)."""
+    if (model, method) == (MAIN_MODEL, MAIN_METHOD):
+        return f"results/{kind}/{dataset}.{ext}"
+    return f"results/{kind}/{dataset}/{model}/{method}.{ext}"
+
+
+def fit_files(kind="fits", ext="json"):
+    return [fit_file(d, m, me, kind, ext) for d, m, me in FITS]
+
+
+def fit_model(wildcards):
+    return wildcards.get("model", MAIN_MODEL)
+
+
+def fit_method(wildcards):
+    return wildcards.get("method", MAIN_METHOD)
+
+
+#: whether the study has what each cross-model table compares
+SEVERAL_METHODS = len(METHODS) > 1
+SEVERAL_MODELS = len(MODELS) > 1
+REPLICATES = any(len(tlconfig.run_seeds(STUDY, d)) > 1 for d in DATASETS)
+
+
+def beyond_outputs():
+    """The tables and figures of a study with several methods, models or seeds (analysis.smk, plots.smk)."""
+    outs = []
+    if SEVERAL_METHODS:
+        outs += ["results/tables/methods.md"]
+    if SEVERAL_MODELS:
+        outs += ["results/tables/gap_vs_size.csv", "results/figures/gap_vs_size.png"]
+    if REPLICATES:
+        outs += ["results/tables/run_noise.csv", "results/figures/run_noise.png"]
     return outs
 
 
@@ -69,16 +154,6 @@ def dataset_text(wildcards):
     if "path" in block:
         return block["path"]
     return ancient(f"results/corpora/{wildcards.dataset}.txt")
-
-
-def finetune_resource(key, per_attempt=False):
-    """A fine-tuning job's resource from its dataset's settings (``finetune.threads``, ``mem_mb``, ...)."""
-    if per_attempt:
-        return (
-            lambda wc, attempt: tlconfig.finetune_settings(STUDY, wc.dataset)[key]
-            * attempt
-        )
-    return lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)[key]
 
 
 def checkpoint_pin(wildcards):
@@ -188,6 +263,26 @@ CROSS_FIGURES = {
         "law forms (cross-validation)",
         lambda: {
             "crossval": expand("results/crossval/{dataset}.csv", dataset=DATASETS),
+        },
+    ),
+}
+
+
+#: figures of a study with several models or seeds (plots.smk; listed by beyond_outputs): name ->
+#: (report subcategory, inputs)
+BEYOND_FIGURES = {
+    "gap_vs_size": (
+        "transfer gap against model size",
+        {
+            "table": "results/tables/gap_vs_size.csv",
+            "trend": "results/tables/gap_trend.csv",
+        },
+    ),
+    "run_noise": (
+        "run noise against the law's residuals",
+        {
+            "cells": "results/tables/run_noise.csv",
+            "summary": "results/tables/run_noise_summary.csv",
         },
     ),
 }

@@ -1,4 +1,4 @@
-# Per-dataset table of runs, and the fitted law.
+# Per-dataset table of runs, and the fitted law of each (dataset, model, method).
 
 
 rule aggregate:
@@ -17,6 +17,7 @@ rule aggregate:
 
 
 rule fit:
+    # The main model and method (`fit.model`, `fit.method`): the layout of a single-model study.
     input:
         "results/runs/{dataset}.parquet",
     output:
@@ -29,5 +30,20 @@ rule fit:
         "../../envs/analysis.yaml"
     params:
         fit=STUDY["fit"],
+        model=fit_model,
+        method=fit_method,
     script:
         "../scripts/fit.py"
+
+
+use rule fit as fit_variant with:
+    # Every other (model, method): the law fitted to its own runs, every replicate included.
+    output:
+        "results/fits/{dataset}/{model}/{method}.json",
+    log:
+        "logs/fit/{dataset}/{model}/{method}.log",
+    benchmark:
+        "results/benchmarks/fit/{dataset}/{model}/{method}.tsv"
+    wildcard_constraints:
+        model=one_of(MODELS),
+        method=one_of(METHODS),

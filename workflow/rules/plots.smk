@@ -63,6 +63,36 @@ for _name, (_sub, _inputs) in CROSS_FIGURES.items():
             "../scripts/plot_summary.py"
 
 
+for _name, (_sub, _inputs) in BEYOND_FIGURES.items():
+
+    rule:
+        name:
+            f"plot_{_name}"
+        input:
+            **_inputs,
+        output:
+            png=report(
+                f"results/figures/{_name}.png",
+                caption=f"../report/{_name}.rst",
+                category="across models, methods and seeds",
+                subcategory=_sub,
+                labels={"dataset": "all", "figure": _name.replace("_", " ")},
+            ),
+            pdf=f"results/figures/{_name}.pdf",
+        log:
+            f"logs/plots/{_name}.log",
+        localrule: True
+        conda:
+            "../../envs/plots.yaml"
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        params:
+            figure=_name,
+        script:
+            "../scripts/plot_beyond.py"
+
+
 rule summary:
     input:
         fits=expand("results/fits/{dataset}.json", dataset=DATASETS),
@@ -70,6 +100,11 @@ rule summary:
         crossval=expand("results/crossval/{dataset}.csv", dataset=DATASETS),
         advice=expand("results/advice/{dataset}.csv", dataset=DATASETS),
         description=workflow.source_path("../report/workflow.rst"),
+        # a study with several methods, models or seeds: what they show
+        methods="results/tables/methods.csv" if SEVERAL_METHODS else [],
+        gap="results/tables/gap_vs_size.csv" if SEVERAL_MODELS else [],
+        trend="results/tables/gap_trend.csv" if SEVERAL_MODELS else [],
+        noise="results/tables/run_noise_summary.csv" if REPLICATES else [],
     output:
         markdown=report(
             "results/summary.md",

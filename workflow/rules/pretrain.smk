@@ -1,4 +1,5 @@
-# The stand-in for the Pythia suite: a tiny GPT-NeoX trained from scratch, saved at log-spaced steps.
+# The stand-in for the Pythia suite: tiny GPT-NeoX models (one per `source: pretrain` model, each of its own
+# size) trained from scratch on one corpus with one tokenizer, saved at the same log-spaced steps.
 
 
 rule pretrain:
@@ -16,12 +17,15 @@ rule pretrain:
         "results/benchmarks/pretrain/{model}.tsv"
     conda:
         "../../envs/train.yaml"
-    threads: STUDY.get("pretrain", {}).get("threads", 1)
+    threads: lambda wc: tlconfig.pretrain_settings(STUDY, wc.model)["threads"]
     resources:
         mem_mb=4000,
         runtime=120,
     params:
-        settings=tlconfig.job_params(STUDY.get("pretrain", {})),
+        # each model's own size and optimisation (`models.<name>.pretrain`); corpus and saved steps shared
+        settings=lambda wc: tlconfig.job_params(
+            tlconfig.pretrain_settings(STUDY, wc.model)
+        ),
         repo_id=lambda wc: tlconfig.local_repo_id(wc.model),
     script:
         "../scripts/pretrain.py"

@@ -1,4 +1,7 @@
-"""Snakemake entry point: bootstrap the fitted law of one dataset (samples and summary)."""
+"""Snakemake entry point: bootstrap the fitted law of one (dataset, model, method): samples and summary.
+
+Resamples draw cells (checkpoint, fine-tune size) with replacement, each with all its seed replicates.
+"""
 
 from transferlaw.bootstrap import bootstrap_table
 from transferlaw.io import write_json, write_parquet
@@ -7,8 +10,9 @@ from transferlaw.schema import read_model_runs
 
 with log_to(snakemake.log[0]):
     fit, analysis = snakemake.params.fit, snakemake.params.analysis
+    model, method = snakemake.params.model, snakemake.params.method
     dataset = snakemake.wildcards.dataset
-    table = read_model_runs(snakemake.input[0], fit["model"])
+    table = read_model_runs(snakemake.input[0], model, method)
     summaries, samples = bootstrap_table(
         table,
         form=fit["form"],
@@ -19,7 +23,7 @@ with log_to(snakemake.log[0]):
         n_samples=analysis["bootstrap_samples"],
         seed=analysis["bootstrap_seed"],
     )
-    record = summaries[dataset] | {"model": fit["model"]}
+    record = summaries[dataset] | {"model": model, "method": method}
     write_parquet(samples[dataset], snakemake.output.samples)
     write_json(record, snakemake.output.summary)
     print(record)

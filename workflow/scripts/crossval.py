@@ -10,7 +10,7 @@ from transferlaw.schema import read_model_runs
 
 with log_to(snakemake.log[0]):
     fit, analysis = snakemake.params.fit, snakemake.params.analysis
-    table = read_model_runs(snakemake.input[0], fit["model"])
+    table = read_model_runs(snakemake.input[0], fit["model"], fit["method"])
     cv = crossval_table(
         table,
         forms=analysis["crossval_forms"],

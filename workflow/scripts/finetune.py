@@ -1,4 +1,4 @@
-"""Snakemake entry point: one fine-tuning run (dataset, checkpoint, size) -> one parquet record.
+"""Snakemake entry point: one fine-tuning run (dataset, checkpoint, size, method, seed) -> one parquet record.
 
 A thin client: the run itself happens in a long-lived worker process on this node that has torch imported
 and the checkpoint loaded already (transferlaw.worker). This process imports neither, and writes the
@@ -9,17 +9,21 @@ import json
 import os
 from pathlib import Path
 
-from transferlaw.config import finetune_settings, resolve
+from transferlaw.config import resolve, run_settings
 from transferlaw.worker import run_task
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # jobs (and the workers they start) load pinned commits from the cache
 s, w = snakemake, snakemake.wildcards
+# the method's name is the job's wildcard (rule finetune_variant) or `full` (rule finetune): not a param, so
+# that a full fine-tune has the params it had before methods existed
+method = w.get("method", "full")
 out = Path(s.output[0])
 pin = json.loads(Path(s.input.pin).read_text())
 settings = {**s.params.settings, "threads": s.threads}
 request = {
     "dataset": w.dataset,
     "model": s.params.model,
+    "method": method,
     "pin": pin,
     "size": int(w.size),
     "settings": settings,
@@ -28,7 +32,7 @@ request = {
     "record": str(out.parent / f".{out.name}.{os.getpid()}.tmp"),
 }
 # whether to use a worker changes no result, so it is read from the config here, not passed as a param
-if finetune_settings(resolve(s.config), w.dataset)["worker"]:
+if run_settings(resolve(s.config), w.dataset, method)["worker"]:
     key = f"{pin['commit']}:{settings['dtype']}:{settings['attention']}"
     summary = run_task("finetune", request, key=key, device=settings["device"], threads=s.threads)
 else:

@@ -1,4 +1,4 @@
-"""Snakemake entry point: fit the transfer law to one dataset's runs."""
+"""Snakemake entry point: fit the transfer law to the runs of one (dataset, model, method)."""
 
 from transferlaw.fit import fit_table
 from transferlaw.io import write_json
@@ -6,10 +6,12 @@ from transferlaw.runlog import log_to
 from transferlaw.schema import read_model_runs
 
 with log_to(snakemake.log[0]):
-    f = snakemake.params.fit
-    table = read_model_runs(snakemake.input[0], f["model"])
+    f, model, method = snakemake.params.fit, snakemake.params.model, snakemake.params.method
+    table = read_model_runs(snakemake.input[0], model, method)
     dataset = snakemake.wildcards.dataset
     result = fit_table(table, form=f["form"], group="dataset", p=f["p"], f=f["f"], loss="eval_loss")[dataset]
-    result["model"] = f["model"]
+    result["model"], result["method"] = model, method
+    result["n_seeds"] = int(table["seed"].nunique())
+    result["model_n_params"] = int(table["n_params"].iloc[0]) if len(table) else 0
     write_json(result, snakemake.output[0])
     print(result)

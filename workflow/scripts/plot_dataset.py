@@ -14,8 +14,10 @@ with log_to(snakemake.log[0]):
     inp = snakemake.input
     fit = json.loads(open(inp.fit).read()) if "fit" in inp.keys() else {}
     runs = read_table(inp.runs) if "runs" in inp.keys() else None
-    if runs is not None and fit.get("model"):
-        runs = runs[runs["model"] == fit["model"]]  # the figures show the runs the law was fitted to
+    if runs is not None and fit.get("model"):  # the figures show the runs the law was fitted to
+        runs = runs[runs["model"] == fit["model"]]
+        if fit.get("method") and "method" in runs.columns:
+            runs = runs[runs["method"] == fit["method"]]
     samples = pd.read_parquet(inp.samples) if "samples" in inp.keys() and inp.samples else None
     p_column = fit.get("p_column", "pretrain_step")
     if name == "raw_data":

@@ -1,4 +1,5 @@
-"""Snakemake entry point: results/summary.md from the fits, bootstrap, cross-validation and advice."""
+"""Snakemake entry point: results/summary.md from the fits, bootstrap, cross-validation and advice, and the
+tables of a study with several methods, models or seeds."""
 
 import json
 
@@ -6,7 +7,14 @@ import pandas as pd
 
 from transferlaw.io import write_text
 from transferlaw.runlog import log_to
-from transferlaw.summary import summary_markdown, summary_rst
+from transferlaw.summary import beyond_markdown, summary_markdown, summary_rst
+
+
+def table(name):
+    """A named input table, or None where the study has none (the input is then an empty list)."""
+    path = snakemake.input.get(name)
+    return pd.read_csv(path) if isinstance(path, str) and path else None
+
 
 with log_to(snakemake.log[0]):
     datasets = snakemake.params.datasets
@@ -16,9 +24,13 @@ with log_to(snakemake.log[0]):
     crossval = {}
     for path in inp.crossval:
         df = pd.read_csv(path)
-        crossval[str(df["dataset"].iloc[0])] = df
+        if len(df):  # a study too small to cross-validate writes an empty table
+            crossval[str(df["dataset"].iloc[0])] = df
     advice = {ds: pd.read_csv(p) for ds, p in zip(datasets, inp.advice, strict=True)}
     text = summary_markdown(fits, intervals, crossval, title=snakemake.params.title, advice=advice)
+    beyond = beyond_markdown(table("methods"), table("gap"), table("trend"), table("noise"))
+    if beyond:
+        text = text.rstrip("\n") + "\n\n" + beyond
     write_text(text, snakemake.output.markdown)
     description = open(snakemake.input.description).read()
     write_text(summary_rst(fits, intervals, crossval, description, advice), snakemake.output.landing)

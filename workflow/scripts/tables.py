@@ -29,11 +29,18 @@ with log_to(snakemake.log[0]):
         write_text(to_markdown(table), md)
         print(to_markdown(table))
     runs = pd.concat([read_table(p) for p in snakemake.input.runs], ignore_index=True)
-    fit_model = snakemake.params.fit["model"]
+    main = snakemake.params.fit
     frames = []
-    for path in snakemake.input.fits:
+    for path in snakemake.input.fits:  # the main model and method's law
         fit = json.loads(open(path).read())
-        sub = runs[(runs["dataset"] == fit["dataset"]) & (runs["model"] == fit_model)]
-        frames.append(effective_data_table(sub, fit))
+        keep = (runs["dataset"] == fit["dataset"]) & (runs["model"] == main["model"])
+        keep &= runs["method"] == main["method"]
+        frames.append(effective_data_table(runs[keep], fit))
     write_csv(pd.concat(frames, ignore_index=True), out.effective_data)
-    write_json(hernandez_fit_table(runs, snakemake.params.fit), out.hernandez)
+    fits = {}
+    for path in [*snakemake.input.fits, *snakemake.input.all_fits]:  # each model's own law, where fitted
+        fit = json.loads(open(path).read())
+        fits[(str(fit["dataset"]), fit["model"], fit.get("method", main["method"]))] = fit
+    hernandez = hernandez_fit_table(runs, main, fits)
+    write_json(hernandez, out.hernandez)
+    print(json.dumps(hernandez, indent=2))

@@ -1,0 +1,20 @@
+"""Snakemake entry point: each method's law side by side, and the difference in G from the reference
+method."""
+
+import json
+
+import pandas as pd
+
+from transferlaw.compare import keyed, method_markdown, method_table
+from transferlaw.io import write_csv, write_text
+from transferlaw.runlog import log_to
+
+with log_to(snakemake.log[0]):
+    keys = snakemake.params.fitted
+    summaries = keyed(keys, [json.loads(open(p).read()) for p in snakemake.input.summaries])
+    samples = keyed(keys, [pd.read_parquet(p) for p in snakemake.input.samples])
+    table = method_table(summaries, samples, reference=snakemake.params.reference)
+    write_csv(table, snakemake.output.csv)
+    text = method_markdown(table)
+    write_text(text, snakemake.output.md)
+    print(text)
