@@ -255,7 +255,7 @@ def test_the_workflow_rule_advises_from_the_study_grid(tmp_path):
     CSV per dataset, analysis.advice_runs cells of the configured checkpoints x sizes."""
     from conftest import make_study_dir, snakemake
 
-    from transferlaw.schema import RECORD_COLUMNS, write_records
+    from transferlaw.schema import LATER_COLUMNS, RECORD_COLUMNS, write_records
 
     study = make_study_dir(tmp_path / "study")
     law, rng = get_form("mikami_shifted"), np.random.default_rng(0)
@@ -266,6 +266,7 @@ def test_the_workflow_rule_advises_from_the_study_grid(tmp_path):
             for size in (4, 8, 16):
                 loss = float(law.predict(params, step, size)) * float(np.exp(rng.normal(0, 0.02)))
                 row = dict.fromkeys(RECORD_COLUMNS, 0)
+                row.update({k: v for k, v in LATER_COLUMNS.items() if k != "trainable_params"})
                 row.update(
                     dataset=ds, model="tiny-neox", revision=f"step{step}", revision_sha=f"{step:040x}",
                     pretrain_step=step, pretrain_tokens=step * 512, finetune_unit="sequences",
