@@ -150,6 +150,22 @@ def test_method_table_gives_the_difference_in_g_with_a_paired_interval():
     lora = method_table(summaries, samples, reference="full").iloc[1]
     assert lora["pairing"] == "independent" and lora["G_diff_low"] < 0 < lora["G_diff_high"]
     assert lora["G_diff_verdict"].startswith("no difference resolved")
+    # a G at the bound has no difference to speak of, however narrow its resampled interval is
+    summaries[("d", "m", "lora")] = _summary(8.8e-27, 8.8e-27, 8.8e-27, identified=False)
+    samples[("d", "m", "lora")] = pd.DataFrame({"G": np.full(400, 8.8e-27)})
+    lora = method_table(summaries, samples, reference="full").iloc[1]
+    assert lora["G_diff_high"] < 0 and lora["G_diff_verdict"] == "not resolved: G not identified for lora"
+    # an interval above the other's upper limit is a difference, though that G is not identified
+    summaries[("d", "m", "full")] = _summary(1e-3, 8.8e-27, 0.2, identified=False) | {}
+    summaries[("d", "m", "full")]["params"]["G"]["bound"] = ["low"]
+    summaries[("d", "m", "lora")] = _summary(0.8, 0.6, 1.0)
+    samples[("d", "m", "lora")] = pd.DataFrame({"G": 0.8 + shared})
+    lora = method_table(summaries, samples, reference="full").iloc[1]
+    assert lora["G_diff_verdict"] == "G larger than full's (beyond its upper limit)"
+    assert (
+        lora["G_text"] == "0.8 [0.6, 1]"
+        and method_table(summaries, samples, "full").iloc[0]["G_text"] == "G < 0.2"
+    )
 
 
 def test_gap_trend_recovers_a_power_law_in_model_size():
@@ -166,6 +182,7 @@ def test_gap_trend_recovers_a_power_law_in_model_size():
         samples[("d", m, "full")] = pd.DataFrame({"G": draws})
     table = gap_table(summaries, sizes)
     assert table["model"].tolist() == ["s", "m", "l"]  # by N
+    assert table["G_upper_limit"].isna().all()  # every G measured: no limits
     trend = gap_trend(table, samples).iloc[0]
     assert trend["gamma"] == pytest.approx(0.2, abs=1e-9) and trend["c"] == pytest.approx(3.0, rel=1e-6)
     assert (
@@ -176,6 +193,10 @@ def test_gap_trend_recovers_a_power_law_in_model_size():
     assert gap_trend(table[table["model"] != "l"], samples).iloc[0]["status"].startswith("skipped: 2 model")
     table.loc[table["model"] == "m", "G_identified"] = False
     assert "identified at 2 of 3" in gap_trend(table, samples).iloc[0]["status"]
+    limited = summaries[("d", "m", "full")]["params"]["G"] | {"identified": False, "bound": ["low"]}
+    summaries[("d", "m", "full")]["params"]["G"] = limited
+    row = gap_table(summaries, sizes).iloc[1]
+    assert row["G_upper_limit"] == limited["ci_high"] and row["G_text"].startswith("G < ")
 
 
 def _noise_runs(misfit: float, seed: int = 0):

@@ -54,6 +54,36 @@ def _paired(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     )
 
 
+def _bounds(entry: Mapping[str, Any]) -> tuple[float, float] | None:
+    """What the runs say about a G: its interval where identified, [0, limit] where only an upper limit is
+    measured ("G < x"), None where nothing is (at the bound, not identified)."""
+    if entry.get("identified", True):
+        return float(entry["ci_low"]), float(entry["ci_high"])
+    if entry.get("bound") == ["low"]:
+        return 0.0, float(entry["ci_high"])
+    return None
+
+
+def _difference_verdict(
+    method: str, reference: str, g: Mapping[str, Any], g_ref: Mapping[str, Any], low: float, high: float
+) -> str:
+    """Whether G differs between two methods. Both identified: by the interval of the difference. Otherwise
+    only where what each run measures cannot overlap (an interval above the other's upper limit); a G at
+    the bound has no difference to speak of, however narrow the resampled one is (both are "zero")."""
+    a, b = _bounds(g), _bounds(g_ref)
+    if g.get("identified", True) and g_ref.get("identified", True):
+        return _verdict(
+            low, high, "difference", f"G larger than {reference}'s", f"G smaller than {reference}'s"
+        )
+    if a is not None and b is not None:
+        if a[0] > b[1]:
+            return f"G larger than {reference}'s (beyond its upper limit)"
+        if a[1] < b[0]:
+            return f"G smaller than {reference}'s (below it, with an upper limit only)"
+    unmeasured = [m for m, e in ((method, g), (reference, g_ref)) if not e.get("identified", True)]
+    return f"not resolved: G not identified for {' and '.join(unmeasured)}"
+
+
 def _verdict(low: float, high: float, what: str, larger: str, smaller: str) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return "not measured"
@@ -106,15 +136,10 @@ def method_table(
                 G_diff_low=low,
                 G_diff_high=high,
                 pairing="paired by cell" if paired else "independent",
-                G_diff_verdict=_verdict(
-                    low, high, "difference", f"G larger than {reference}'s", f"G smaller than {reference}'s"
+                G_diff_verdict=_difference_verdict(
+                    method, reference, s["params"]["G"], base["params"]["G"], low, high
                 ),
             )
-            unmeasured = [
-                m for m, e in ((method, s), (reference, base)) if not e["params"]["G"].get("identified", True)
-            ]
-            if unmeasured:
-                row["G_diff_verdict"] += f"; G not identified for {', '.join(unmeasured)}"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -155,6 +180,8 @@ def gap_table(summaries: Mapping[Key, Mapping[str, Any]], n_params: Mapping[str,
                 "G_low": g["ci_low"],
                 "G_high": g["ci_high"],
                 "G_identified": bool(g.get("identified", True)),
+                # "G < x": what the runs bound it by, where that is all they measure
+                "G_upper_limit": g["ci_high"] if g.get("bound") == ["low"] else float("nan"),
                 "G_text": describe("G", g),
                 "why": g.get("why", ""),
             }
@@ -168,6 +195,7 @@ def gap_table(summaries: Mapping[Key, Mapping[str, Any]], n_params: Mapping[str,
         "G_low",
         "G_high",
         "G_identified",
+        "G_upper_limit",
         "G_text",
         "why",
     ]

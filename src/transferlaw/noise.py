@@ -12,6 +12,11 @@ law's error. With ``seeds:`` a cell has replicates, and the classic lack-of-fit 
 * F = (SS_LOF / (c - k)) / (SS_PE / (n - c)): near 1 when the law misses by no more than the noise, large
   when it misses by more (model error). Its p-value is that of an F distribution, which assumes Gaussian
   noise and a least-squares fit; the law is fitted with a Huber loss, so read it as a guide.
+
+What the pure error leaves out: a cell's replicates share its fine-tune subset and eval split (the dataset's
+one shuffle), so their spread is the optimisation's noise only. Which examples a subset holds moves a cell's
+mean too, and that sampling noise is counted as lack of fit here: "model error" means the law misses by more
+than seed-to-seed noise, not necessarily by more than a fresh draw of the data would.
 """
 
 from __future__ import annotations

@@ -476,7 +476,8 @@ def plot_allocation_cost(sweeps: Mapping[str, pd.DataFrame]) -> Figure:
 def plot_gap_vs_size(table: pd.DataFrame, trend: pd.DataFrame | None = None) -> Figure:
     """The transfer gap G against model size N: one panel per dataset, one colour per method; the estimate
     and its 95% interval where G is identified, an upper limit (a downward marker at "G < x") where only
-    its upper end is measured, and the fitted trend G(N) = c·N^-gamma where there is one.
+    its upper end is measured ("n.i." on the axis where not even that is), and the fitted trend
+    G(N) = c·N^-gamma where there is one.
 
     ``table`` is :func:`transferlaw.compare.gap_table`'s, ``trend`` :func:`transferlaw.compare.gap_trend`'s.
     """
@@ -484,16 +485,16 @@ def plot_gap_vs_size(table: pd.DataFrame, trend: pd.DataFrame | None = None) -> 
     datasets = sorted(table["dataset"].unique())
     methods = sorted(table["method"].unique())
     colours = dict(zip(methods, sns.color_palette(CATEGORICAL, len(methods)), strict=True))
+    offsets = np.linspace(-0.04, 0.04, len(methods)) if len(methods) > 1 else np.zeros(1)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets) + 0.5, 4.2), squeeze=False)
-    offsets = dict(
-        zip(methods, np.linspace(-0.04, 0.04, len(methods)) if len(methods) > 1 else [0.0], strict=True)
-    )
     for ax, ds in zip(axes[0], datasets, strict=True):
-        shown = []
-        for method in methods:
+        shown: list[float] = []  # measured intervals: they set the axis
+        limits: list[tuple[float, float, Any]] = []  # (x, upper limit, colour)
+        missing: list[tuple[float, Any]] = []  # G not identified at all: marked on the axis
+        for method, offset in zip(methods, offsets, strict=True):
             sub = table[(table["dataset"] == ds) & (table["method"] == method)]
             colour = colours[method]
-            x = sub["n_params"].to_numpy(float) * 10 ** offsets[method]  # methods side by side at one N
+            x = sub["n_params"].to_numpy(float) * 10**offset  # methods side by side at one N
             known = sub["G_identified"].to_numpy(bool)
             g, lo, hi = (sub[c].to_numpy(float) for c in ("G", "G_low", "G_high"))
             if known.any():
@@ -504,42 +505,59 @@ def plot_gap_vs_size(table: pd.DataFrame, trend: pd.DataFrame | None = None) -> 
                     fmt="o",
                     color=colour,
                     capsize=4,
-                    label=method,
                 )
-                shown += [*lo[known], *hi[known]]
-            limit = ~known & np.isfinite(hi) & (hi > 1e-20)
-            if limit.any():  # "G < hi": an upper limit
-                ax.plot(
-                    x[limit],
-                    hi[limit],
-                    marker="v",
-                    markersize=9,
-                    color=colour,
-                    linestyle="none",
-                    label=None if known.any() else f"{method} (upper limit)",
-                )
-                shown += list(hi[limit])
+                shown += [*g[known], *lo[known], *hi[known]]
+            cap = (
+                sub["G_upper_limit"].to_numpy(float) if "G_upper_limit" in sub else np.full(len(sub), np.nan)
+            )
+            limit = ~known & np.isfinite(cap)
+            if limit.any():
+                limits += [(xv, cv, colour) for xv, cv in zip(x[limit], cap[limit], strict=True)]
+            missing += [(xv, colour) for xv in x[~known & ~np.isfinite(cap)]]
             if trend is not None and len(trend):
                 row = trend[(trend["dataset"] == ds) & (trend["method"] == method)]
                 if len(row) and np.isfinite(row["gamma"].iloc[0]):
                     n = np.geomspace(sub["n_params"].min(), sub["n_params"].max(), 50)
                     gamma, c = float(row["gamma"].iloc[0]), float(row["c"].iloc[0])
-                    ax.plot(
-                        n,
-                        c * n ** (-gamma),
-                        "--",
-                        color=colour,
-                        linewidth=1.5,
-                        label=f"{method}: G ∝ N^-{gamma:.2g}",
-                    )
-        ax.set_xscale("log")
+                    ax.plot(n, c * n ** (-gamma), "--", color=colour, label=f"{method}: G ∝ N^-{gamma:.2g}")
+        # the axis covers what is measured and the useful limits; a limit far above them (the runs bound G by
+        # nothing a loss could be) is drawn at the top edge, labelled
         positive = [v for v in shown if np.isfinite(v) and v > 0]
-        if positive and max(positive) / min(positive) > 30:
+        caps = [c for _, c, _ in limits if c > 0]
+        top = 1.5 * max(positive + [c for c in caps if c <= 100 * max(positive, default=10.0)], default=10.0)
+        low = min(positive + [c for c in caps if c <= top], default=top / 10)
+        for xv, cv, colour in limits:
+            ax.plot([xv], [min(cv, top / 1.1)], marker="v", markersize=9, color=colour, linestyle="none")
+            if cv > top:
+                ax.annotate(
+                    f"G < {cv:.2g}",
+                    (xv, top / 1.1),
+                    xytext=(0, -14),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize="x-small",
+                    color=colour,
+                )
+        if top / low > 30:
             ax.set_yscale("log")
-        _ticks_at(ax.xaxis, table.loc[table["dataset"] == ds, "n_params"])
+            ax.set_ylim(low / 3, top)
+        else:
+            ax.set_ylim(0, top)
+        for xv, colour in missing:
+            ax.annotate(
+                "n.i.",
+                (xv, 0.03),
+                xycoords=("data", "axes fraction"),
+                ha="center",
+                fontsize="x-small",
+                color=colour,
+            )
+        sizes = table.loc[table["dataset"] == ds, "n_params"].to_numpy(float)
+        ax.set_xlim(sizes.min() / 1.6, sizes.max() * 1.6)  # set, so that marks without data stay inside
+        _ticks_at(ax.xaxis, sizes)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
         ax.set(xlabel="model parameters N", ylabel="transfer gap G", title=ds)
-        if not shown:
+        if not shown and not limits:
             ax.annotate(
                 "G not identified at any size",
                 (0.5, 0.5),
@@ -547,8 +565,14 @@ def plot_gap_vs_size(table: pd.DataFrame, trend: pd.DataFrame | None = None) -> 
                 ha="center",
                 color="grey",
             )
+        for method, colour in colours.items():  # the legend: methods, and what the marks mean
+            ax.plot([], [], "o", color=colour, label=method)
+        if limits:
+            ax.plot([], [], "v", color="grey", label="upper limit (G < x)")
+        if missing:
+            ax.plot([], [], " ", label="n.i.: not identified")
         ax.legend(fontsize="small")
-    fig.suptitle("transfer gap against model size (bootstrap 95% intervals)", fontweight="bold")
+    fig.suptitle("transfer gap G against model size N (bootstrap 95% intervals)", fontweight="bold")
     fig.tight_layout()
     return fig
 
@@ -563,7 +587,8 @@ def plot_run_noise(cells: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     :func:`transferlaw.noise.noise_vs_residuals`'.
     """
     set_style()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    height = max(4.8, 0.32 * len(summary) + 1.8)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [1, 1.3]})
     f_col = next(c for c in cells.columns if c.startswith("finetune_"))
     replicated = cells[cells["n_runs"] > 1]
     datasets = sorted(cells["dataset"].unique())
@@ -578,9 +603,10 @@ def plot_run_noise(cells: pd.DataFrame, summary: pd.DataFrame) -> Figure:
             alpha=0.75,
             label=f"{ds}, {method}",
         )
+    unit = "" if f_col == "finetune_size" else f" ({f_col.removeprefix('finetune_')})"
     left.set(
         xscale="log",
-        xlabel=f"fine-tune size ({f_col.removeprefix('finetune_')})",
+        xlabel=f"fine-tune size{unit}",
         ylabel="seed-to-seed sd of log eval loss",
         title="run noise per cell",
     )
@@ -591,16 +617,15 @@ def plot_run_noise(cells: pd.DataFrame, summary: pd.DataFrame) -> Figure:
         )
     else:
         left.legend(fontsize="x-small", ncol=2)
-    labels = [f"{r.dataset}\n{r.model}, {r.method}" for r in summary.itertuples()]
+    labels = [f"{r.dataset} · {r.model} · {r.method}" for r in summary.itertuples()]
     y = np.arange(len(summary))
     h = 0.27
-    for i, (col, name) in enumerate(
-        (
-            ("noise_rms_log", "run noise (pure error)"),
-            ("residual_rms_log", "law residual, every run"),
-            ("lack_of_fit_rms_log", "lack of fit, cell means"),
-        )
-    ):
+    bars = (
+        ("noise_rms_log", "run noise (pure error)"),
+        ("residual_rms_log", "law residual, every run"),
+        ("lack_of_fit_rms_log", "lack of fit, cell means"),
+    )
+    for i, (col, name) in enumerate(bars):
         right.barh(y + (i - 1) * h, summary[col].to_numpy(float), height=h, label=name)
     right.set_yticks(y, labels, fontsize="x-small")
     right.invert_yaxis()

@@ -178,8 +178,9 @@ def beyond_markdown(
         lines += [
             "## Run noise against the law's residuals",
             "",
-            "RMS of log eval loss: run noise is the spread of seed replicates about their cell's mean; "
-            "lack of fit is the spread of the cell means about the law.",
+            "RMS of log eval loss: run noise is the spread of seed replicates about their cell's mean (they "
+            "share the cell's fine-tune subset, so it is the optimisation's noise, not the data's); lack of "
+            "fit is the spread of the cell means about the law.",
             "",
             "| dataset | model | method | run noise | law residual | lack of fit | verdict |",
             "|---|---|---|---|---|---|---|",
