@@ -161,6 +161,40 @@ def test_analytic_gradient_matches_finite_differences() -> None:
     np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", sorted(FORMS))
+def test_compiled_objective_equals_its_numpy_definition(name: str) -> None:
+    """The fit's compiled objective, gradient and IRLS curvature (transferlaw.kernels) against eq. 12 written
+    out in numpy from log_predict: Huber of the log residuals, weighted, plus the L2 penalties."""
+    from transferlaw.fit import _make_problem
+
+    law = get_form(name)
+    rng = np.random.default_rng(7)
+    p, f = grid_points(6, 5, step0=not law.needs_positive_p)
+    loss = synth("mikami", PAPER, np.maximum(p, 1.0), f, noise=0.05, seed=3)
+    n_rows, delta, l2e, l2c = 9, 0.02, np.array([0.0, 0.3, 5.0]), np.array([0.1, 0.0, 1e-3])
+    weights = rng.integers(0, 3, (3, p.size)).astype(float)  # zeros included: they must cost nothing
+    theta = law.initial_grid()[rng.choice(len(law.initial_grid()), n_rows)] + rng.normal(
+        0, 0.1, (n_rows, law.n_params)
+    )
+    prob = np.arange(n_rows) % 3
+    obj, grad, hess = _make_problem(p, f, loss, law, weights, l2e, l2c, delta).evaluate(theta, prob)
+
+    out, jac = law.log_predict(theta, p, f, jacobian=True)  # (N, n), (N, n, k)
+    r = out - np.log(loss)
+    w = weights[prob]
+    rho = np.where(np.abs(r) <= delta, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta))
+    psi, omega = np.clip(r, -delta, delta), np.minimum(1.0, delta / np.abs(r))
+    pen = 2 * np.array(
+        [[l2e[b] if n in law.exponent_names else l2c[b] for n in law.param_names] for b in prob]
+    )
+    np.testing.assert_allclose(obj, (w * rho).sum(1) + 0.5 * (pen * theta**2).sum(1), rtol=1e-10)
+    np.testing.assert_allclose(
+        grad, np.einsum("rn,rnk->rk", w * psi, jac) + pen * theta, rtol=1e-9, atol=1e-12
+    )
+    want = np.einsum("rn,rnk,rnl->rkl", w * omega, jac, jac) + pen[:, :, None] * np.eye(law.n_params)
+    np.testing.assert_allclose(hess, want, rtol=1e-9, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------------------------------
 # weights, batches, penalties
 # ----------------------------------------------------------------------------------------------------

@@ -8,16 +8,17 @@ The paper minimises it with BFGS from each of 2,240 grid starts. Looping scipy o
 minutes per dataset, and the bootstrap and cross-validation multiply that by thousands. Here the core
 (:func:`fit_batch`) solves many independent weighted problems, each from many starts, *at once*:
 
-* every start of every problem is one row of a numpy array, and the prediction, residuals and the
-  analytic Jacobian are computed for all rows together (:meth:`LawForm.log_predict`);
-* the local method is a batched Levenberg–Marquardt on the IRLS majorisation of the Huber loss
+* every start of every problem is one row; the prediction, residuals, gradient and curvature of a row
+  are accumulated point by point in compiled code (:mod:`transferlaw.kernels`), with the p- and
+  f-terms computed once per distinct p and f and points of weight zero skipped;
+* the local method is a Levenberg–Marquardt on the IRLS majorisation of the Huber loss
   (weights min(1, δ/|r|)): its gradient is the exact gradient of the objective, its curvature
   J^T W J is a positive semi-definite Gauss–Newton matrix, and a step is kept only where it lowers
   the exact objective, so each row descends monotonically like a trust-region method;
-* rows that have converged drop out of the active set, and at a few checkpoints each problem keeps
-  only its most promising starts (``prune``): the grid's starts fall into a handful of basins within
-  a few iterations, and spending full convergence on 2,240 copies of the same basin is the waste
-  the plain loop pays for. ``prune=()`` runs every start to convergence (the exhaustive grid).
+* rows that have converged stop, and at a few checkpoints each problem keeps only its most promising
+  starts (``prune``): the grid's starts fall into a handful of basins within a few iterations, and
+  spending full convergence on 2,240 copies of the same basin is the waste the plain loop pays for.
+  ``prune=()`` runs every start to convergence (the exhaustive grid).
 
 ``tests/test_fit.py`` and ``benchmarks/fit.py`` check that the result is no worse than a plain scipy
 BFGS loop over the same grid.
@@ -35,9 +36,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transferlaw import kernels
 from transferlaw.config import default
 from transferlaw.diagnostics import fit_diagnostics
-from transferlaw.laws import LOG_CLIP, LawForm, get_form
+from transferlaw.laws import LOG_CLIP, LawForm, PointGrid, get_form
 from transferlaw.schema import STATUS_OK
 
 logger = logging.getLogger(__name__)
@@ -56,17 +58,6 @@ EXPONENT_CLIP = 50.0
 # ----------------------------------------------------------------------------------------------------
 # objective
 # ----------------------------------------------------------------------------------------------------
-def _huber(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Huber loss ρ(r), its derivative ψ(r), and the IRLS weight ψ(r)/r = min(1, δ/|r|)."""
-    a = np.abs(r)
-    small = a <= delta
-    rho = np.where(small, 0.5 * r * r, delta * (a - 0.5 * delta))
-    psi = np.clip(r, -delta, delta)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        omega = np.where(small, 1.0, delta / a)
-    return rho, psi, omega
-
-
 @dataclass(frozen=True)
 class _Problem:
     """Data shared by all rows of a batch, plus per-problem weights and penalties."""
@@ -79,41 +70,43 @@ class _Problem:
     l2_exp: np.ndarray  # (B,)
     l2_coef: np.ndarray  # (B,)
     delta: float
-    exp_mask: np.ndarray = field(init=False)
-    coef_mask: np.ndarray = field(init=False)
+    grid: PointGrid = field(init=False)
+    pen_diag: np.ndarray = field(init=False)  # (B, k): the penalty's curvature 2·λ per free parameter
+    scratch: np.ndarray = field(init=False)  # the kernels' work space
+    kernel_values: tuple[np.ndarray, np.ndarray] = field(init=False)  # distinct p and f, for the kernels
 
     def __post_init__(self) -> None:
         names = self.form.param_names
-        object.__setattr__(self, "exp_mask", np.array([n in self.form.exponent_names for n in names], float))
-        object.__setattr__(
-            self, "coef_mask", np.array([n in self.form.coefficient_names for n in names], float)
-        )
+        exp_mask = np.array([n in self.form.exponent_names for n in names], float)
+        coef_mask = np.array([n in self.form.coefficient_names for n in names], float)
+        pen = 2.0 * (self.l2_exp[:, None] * exp_mask + self.l2_coef[:, None] * coef_mask)
+        object.__setattr__(self, "grid", PointGrid.of(self.p, self.f))
+        object.__setattr__(self, "pen_diag", np.ascontiguousarray(pen))
+        object.__setattr__(self, "scratch", kernels.scratch(self.grid.p_values, self.grid.f_values))
+        object.__setattr__(self, "kernel_values", self.form.kernel_values(self.grid))
+
+    @property
+    def kernel_args(self) -> tuple:
+        """The problem as :func:`transferlaw.kernels.objective` takes it, after the rows."""
+        g, (p_values, f_values) = self.grid, self.kernel_values
+        return (self.weights, self.pen_diag, self.form.layout, p_values, g.p_index, f_values, g.f_index,
+                self.log_loss, self.delta, LOG_CLIP)  # fmt: skip
 
     def evaluate(
         self, theta: np.ndarray, prob: np.ndarray, derivs: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Objective (N,), gradient (N, k) and Gauss–Newton/IRLS curvature (N, k, k) for rows ``theta``
-        belonging to problems ``prob`` (N,)."""
-        w = self.weights[prob]
-        l2e = self.l2_exp[prob][:, None] * self.exp_mask
-        l2c = self.l2_coef[prob][:, None] * self.coef_mask
-        pen_diag = 2.0 * (l2e + l2c)
-        penalty = 0.5 * (pen_diag * theta * theta).sum(1)
-        if not derivs:
-            out = self.form.log_predict(theta, self.p, self.f)
-            rho, _, _ = _huber(out - self.log_loss, self.delta)
-            obj = (w * rho).sum(1) + penalty
-            return np.where(np.isfinite(obj), obj, np.inf), None, None
-        out, jac = self.form.log_predict(theta, self.p, self.f, jacobian=True)
-        rho, psi, omega = _huber(out - self.log_loss, self.delta)
-        obj = (w * rho).sum(1) + penalty
-        grad = np.matmul((w * psi)[:, None, :], jac)[:, 0, :] + pen_diag * theta
-        hess = np.matmul(jac.transpose(0, 2, 1), jac * (w * omega)[:, :, None])
-        k = theta.shape[1]
-        hess[:, np.arange(k), np.arange(k)] += pen_diag
-        bad = ~(np.isfinite(obj) & np.isfinite(grad).all(1) & np.isfinite(hess).all((1, 2)))
-        obj = np.where(bad, np.inf, obj)
-        return obj, grad, hess
+        belonging to problems ``prob`` (N,) (:func:`transferlaw.kernels.objective`)."""
+        theta = np.require(theta, float, ["C", "W"])
+        n, k = theta.shape
+        obj = np.empty(n)
+        grad = np.empty((n, k) if derivs else (0, 0))
+        hess = np.empty((n, k, k) if derivs else (0, 0, 0))
+        kernels.objective(
+            theta, np.ascontiguousarray(prob, dtype=np.int64), *self.kernel_args, derivs, obj, grad, hess,
+            self.scratch,
+        )  # fmt: skip
+        return (obj, grad, hess) if derivs else (obj, None, None)
 
 
 def objective(
@@ -184,7 +177,7 @@ def _make_problem(
     b = n_problems or w.shape[0]
     if w.shape[0] not in (1, b):
         raise ValueError(f"weights have {w.shape[0]} rows for {b} problems")
-    w = np.broadcast_to(w, (b, n))
+    w = np.require(np.broadcast_to(w, (b, n)), float, ["C", "W"])  # one array type for the kernels
     l2e = np.broadcast_to(np.asarray(l2_exponents, dtype=float), (b,)).copy()
     l2c = np.broadcast_to(np.asarray(l2_coefficients, dtype=float), (b,)).copy()
     if np.any(l2e < 0) or np.any(l2c < 0):
@@ -230,7 +223,6 @@ def fit_batch(
     prune: Sequence[tuple[int, int]] | None = DEFAULT_PRUNE,
     max_iter: int = 500,
     ftol: float = 1e-10,
-    chunk_elements: int = 2_000_000,
 ) -> BatchResult:
     """Solve B independent weighted fits of one form on shared points, each from its own starts.
 
@@ -261,55 +253,26 @@ def fit_batch(
     theta = _clip(law, st.reshape(-1, k).copy())
     prob = np.repeat(np.arange(n_prob), n_starts)
     n_rows = theta.shape[0]
-    rows_per_chunk = max(1, chunk_elements // max(1, problem.p.size))
-
-    obj = np.empty(n_rows)
-    grad = np.empty((n_rows, k))
-    hess = np.empty((n_rows, k, k))
-    for sl in _chunks(np.arange(n_rows), rows_per_chunk):
-        obj[sl], grad[sl], hess[sl] = problem.evaluate(theta[sl], prob[sl])
+    obj, grad, hess = problem.evaluate(theta, prob)
     lam = np.full(n_rows, 1e-2)
     alive = np.isfinite(obj)
     done = ~alive
     converged = np.zeros(n_rows, bool)
-    small_steps = np.zeros(n_rows, int)
-    iters = np.zeros(n_rows, int)
+    small_steps = np.zeros(n_rows, np.int64)
+    iters = np.zeros(n_rows, np.int64)
     checkpoints = dict(prune or ())
-
-    for it in range(max_iter):
-        if it in checkpoints:
-            alive &= _keep_best(obj, alive, n_prob, n_starts, checkpoints[it])
+    # the iterations run in segments between the pruning checkpoints, each row's in one compiled loop
+    bounds = sorted({0, max_iter, *(it for it in checkpoints if 0 < it < max_iter)})
+    for it0, it1 in zip(bounds[:-1], bounds[1:], strict=False):
+        if it0 in checkpoints:
+            alive &= _keep_best(obj, alive, n_prob, n_starts, checkpoints[it0])
         active = np.flatnonzero(alive & ~done)
         if active.size == 0:
             break
-        for idx in _chunks(active, rows_per_chunk):
-            h = hess[idx]
-            diag = np.diagonal(h, axis1=1, axis2=2)
-            floor = 1e-12 * diag.max(1, keepdims=True) + 1e-300
-            damp = lam[idx, None] * np.maximum(diag, floor)
-            h = h.copy()
-            h[:, np.arange(k), np.arange(k)] += damp
-            step = _solve(h, -grad[idx])
-            trial = _clip(law, theta[idx] + step)
-            t_obj, t_grad, t_hess = problem.evaluate(trial, prob[idx])
-            gain = obj[idx] - t_obj
-            accept = np.isfinite(t_obj) & (gain > 0)
-            acc = idx[accept]
-            theta[acc], obj[acc], grad[acc], hess[acc] = (
-                trial[accept],
-                t_obj[accept],
-                t_grad[accept],
-                t_hess[accept],
-            )
-            lam[idx] = np.where(accept, np.maximum(lam[idx] / 3.0, 1e-12), lam[idx] * 8.0)
-            tiny = accept & (gain <= ftol * (np.abs(t_obj) + 1e-30))
-            small_steps[idx] = np.where(tiny, small_steps[idx] + 1, np.where(accept, 0, small_steps[idx]))
-            iters[idx] += 1
-            # converged: the objective stopped moving over three growing steps, or no step of any
-            # length lowers it at machine precision (damping exhausted) -> a local minimum.
-            stop = (small_steps[idx] >= 3) | (lam[idx] > 1e10)
-            converged[idx[stop]] = True
-            done[idx[stop]] = True
+        kernels.levenberg_marquardt(
+            active, it1 - it0, theta, obj, grad, hess, lam, small_steps, iters, done, converged,
+            prob, *problem.kernel_args, _box(law), ftol, problem.scratch,
+        )  # fmt: skip
 
     obj_b = np.where(alive, obj, np.inf).reshape(n_prob, n_starts)
     best = np.argmin(obj_b, axis=1)
@@ -337,25 +300,6 @@ def _clip(law: LawForm, theta: np.ndarray) -> np.ndarray:
 def _box(law: LawForm) -> np.ndarray:
     """Half-widths of the search box per free parameter: LOG_CLIP for logarithms, EXPONENT_CLIP else."""
     return np.where(law.is_log_param, LOG_CLIP, EXPONENT_CLIP)
-
-
-def _solve(h: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Batched solve of the damped systems; a singular one (never expected, the damping is positive)
-    gets a zero step, which the acceptance test then rejects."""
-    try:
-        return np.linalg.solve(h, rhs[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        out = np.zeros_like(rhs)
-        for i in range(h.shape[0]):
-            try:
-                out[i] = np.linalg.solve(h[i], rhs[i])
-            except np.linalg.LinAlgError:
-                pass
-        return out
-
-
-def _chunks(idx: np.ndarray, size: int) -> list[np.ndarray]:
-    return [idx[i : i + size] for i in range(0, idx.size, size)]
 
 
 def _keep_best(obj: np.ndarray, alive: np.ndarray, n_prob: int, n_starts: int, keep: int) -> np.ndarray:

@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
+
+from transferlaw import kernels
 
 #: Free log-parameters are clipped to this box before exponentiation: e^±60 is far beyond any
 #: physical loss coefficient yet keeps every intermediate finite in float64.
@@ -40,6 +41,22 @@ GRID_SHIFT = np.array([0.0, 2.5, 5.0])
 GRID_SHIFT_PAIR = np.array([0.0, 4.0])
 
 _NONE, _ONE, _FREE = "none", "one", "free"
+
+
+@dataclass(frozen=True)
+class PointGrid:
+    """Points (p, f) as their distinct values and indices into them: ``p == p_values[p_index]``."""
+
+    p_values: np.ndarray
+    p_index: np.ndarray
+    f_values: np.ndarray
+    f_index: np.ndarray
+
+    @classmethod
+    def of(cls, p: np.ndarray, f: np.ndarray) -> PointGrid:
+        p_values, p_index = np.unique(np.asarray(p, dtype=float).ravel(), return_inverse=True)
+        f_values, f_index = np.unique(np.asarray(f, dtype=float).ravel(), return_inverse=True)
+        return cls(p_values, p_index.ravel(), f_values, f_index.ravel())
 
 
 @dataclass(frozen=True)
@@ -125,17 +142,6 @@ class LawForm:
         pb, fb = np.broadcast_to(p, shape).ravel(), np.broadcast_to(f, shape).ravel()
         return np.exp(self.log_predict(theta[None, :], pb, fb)[0]).reshape(shape)
 
-    def _shift_terms(self, kind: str, s: np.ndarray | None, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """log(x + c) and d log(x + c) / d log c, for the shift kind (``s`` is log c, shape (N, 1))."""
-        if kind == _NONE:
-            with np.errstate(divide="ignore"):
-                return np.log(x)[None, :], np.zeros((1, x.size))
-        if kind == _ONE:
-            return np.log1p(x)[None, :], np.zeros((1, x.size))
-        c = np.exp(np.clip(s, -LOG_CLIP, LOG_CLIP))
-        xc = x[None, :] + c
-        return np.log(xc), c / xc
-
     def log_predict(
         self, theta: np.ndarray, p: np.ndarray, f: np.ndarray, *, jacobian: bool = False
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -145,42 +151,40 @@ class LawForm:
         product with f^-β is ever formed in natural space (no overflow for large A or p). With
         ``jacobian=True`` also returns d log L / d theta, shape (N, n, k).
         """
-        theta = np.atleast_2d(np.asarray(theta, dtype=float))
-        names = self.param_names
-        col = {n: theta[:, i : i + 1] for i, n in enumerate(names)}
-        a = np.clip(col["A"], -LOG_CLIP, LOG_CLIP)
-        g = np.clip(col["G"], -LOG_CLIP, LOG_CLIP)
-        alpha, beta = col["alpha"], col["beta"]
-        lp, dlp = self._shift_terms(self.p_shift, col.get(self.p_shift_name), p)
-        f_key = self.f_shift_name if self.f_shift == _FREE else None
-        lf, dlf = self._shift_terms(self.f_shift, col.get(f_key) if f_key else None, f)
-
-        u = a - alpha * lp  # log(A (p+c)^-α)
-        m = np.logaddexp(u, g)  # log(A (p+c)^-α + G)
-        t = m - beta * lf  # log((A (p+c)^-α + G)(f+c)^-β)
-        if self.has_e:
-            e = np.clip(col["E"], -LOG_CLIP, LOG_CLIP)
-            out = np.logaddexp(t, e)
-        else:
-            out = t
+        out = self.log_predict_grid(theta, PointGrid.of(p, f), jacobian=jacobian)
         if not jacobian:
             return out
+        return out[0], out[1].transpose(0, 2, 1)
 
-        sig = expit(u - g)  # share of the pre-training term inside the bracket
-        tau = expit(t - e) if self.has_e else np.ones_like(t)  # share of the product in L
-        ts = tau * sig
-        jac = np.empty(out.shape + (len(names),))
-        jac[..., names.index("A")] = ts
-        jac[..., names.index("alpha")] = -ts * lp
-        jac[..., names.index("G")] = tau - ts
-        jac[..., names.index("beta")] = -tau * lf
-        if self.has_e:
-            jac[..., names.index("E")] = 1.0 - tau
-        if self.p_shift == _FREE:
-            jac[..., names.index(self.p_shift_name)] = -ts * alpha * dlp
-        if self.f_shift == _FREE:
-            jac[..., names.index(self.f_shift_name)] = -tau * beta * dlf
-        return out, jac
+    def log_predict_grid(
+        self, theta: np.ndarray, grid: PointGrid, *, jacobian: bool = False
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """:meth:`log_predict` at the points of ``grid``, with the Jacobian laid out (N, k, n).
+
+        The bracket A·(p+c)^-α + G depends on p alone and (f+c)^-β on f alone, so both are computed
+        at the distinct values of p and of f and combined per point (:func:`transferlaw.kernels.predict`).
+        """
+        theta = np.require(np.atleast_2d(theta), float, ["C", "W"])  # one array type for the kernel
+        if theta.shape[1] != self.n_params:
+            raise ValueError(f"form {self.name!r} has {self.n_params} parameters, got {theta.shape[1]}")
+        out = np.empty((theta.shape[0], grid.p_index.size))
+        jac = np.empty((theta.shape[0], self.n_params, grid.p_index.size) if jacobian else (0, 0, 0))
+        p_values, f_values = self.kernel_values(grid)
+        kernels.predict(
+            theta, self.layout, p_values, grid.p_index, f_values, grid.f_index, LOG_CLIP, jacobian, out, jac
+        )
+        return (out, jac) if jacobian else out
+
+    def kernel_values(self, grid: PointGrid) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct p and f of ``grid`` as :mod:`transferlaw.kernels` takes them for this form."""
+        lay = self.layout
+        return kernels.shift_values(lay[0], grid.p_values), kernels.shift_values(lay[1], grid.f_values)
+
+    @property
+    def layout(self) -> np.ndarray:
+        """The form as :mod:`transferlaw.kernels` reads it: shift kinds of p and f, whether E is there,
+        and the free-vector positions of the free shifts."""
+        return _layout(self)
 
     # ----- starts --------------------------------------------------------------------------------
     def initial_grid(self) -> np.ndarray:
@@ -190,6 +194,22 @@ class LawForm:
         shift_grid = GRID_SHIFT if n_free_shifts == 1 else GRID_SHIFT_PAIR
         axes += [shift_grid] * n_free_shifts
         return np.array(list(itertools.product(*axes)), dtype=float)
+
+
+_SHIFT_KIND = {_NONE: kernels.SHIFT_NONE, _ONE: kernels.SHIFT_ONE, _FREE: kernels.SHIFT_FREE}
+
+
+@functools.cache
+def _layout(form: LawForm) -> np.ndarray:
+    names = form.param_names
+    assert names[:4] == ("A", "alpha", "G", "beta") and (not form.has_e or names[4] == "E"), names
+    i_cp = names.index(form.p_shift_name) if form.p_shift == _FREE else -1
+    i_cf = names.index(form.f_shift_name) if form.f_shift == _FREE else -1
+    lay = np.array(
+        [_SHIFT_KIND[form.p_shift], _SHIFT_KIND[form.f_shift], int(form.has_e), i_cp, i_cf], np.int64
+    )
+    lay.setflags(write=False)
+    return lay
 
 
 @functools.cache
