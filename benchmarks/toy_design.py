@@ -112,8 +112,11 @@ VARIANTS["tiny"] = {
     "pretrain.hidden_size": 16,
     "pretrain.intermediate_size": 64,
 }
-# ... or the default's model pre-trained twice as long, so that its last checkpoints sit on the plateau
+# ... or the default's model pre-trained twice as long, so that its last checkpoints sit on the plateau.
+# (tiny identified G on one dataset, the 30k default on none: tiny became the default on 2026-12-02)
 VARIANTS["long"] = {
+    "pretrain.hidden_size": 32,
+    "pretrain.intermediate_size": 128,
     "pretrain.steps": 4096,
     "models.tiny-neox.revisions": ["step128", "step256", "step512", "step1024", "step2048", "step4096"],
 }
