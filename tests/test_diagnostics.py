@@ -58,3 +58,14 @@ def test_math_arxiv_s_small_gap_is_one_sided_at_the_paper_s_noise_as_in_its_tabl
     assert not params["G"]["identified"] and params["G"]["bound"] == ["low"]
     assert describe("G", params["G"]) == f"G < {params['G']['ci_high']:.3g}"
     assert all(params[n]["identified"] for n in ("A", "alpha", "beta", "E"))
+
+
+def test_an_exponent_measured_below_zero_is_said():
+    """A loss that rises with pre-training (alpha < 0, identified) is a finding the summary states."""
+    params = {**TABLE2["house_cat_genome"], "alpha": -0.3, "A": 0.05}
+    p, f, loss = paper_grid(params, seed=1, noise=0.005)
+    boot = bootstrap_fit(p, f, loss, "mikami", n_samples=300).summary()
+    assert boot["alpha"]["ci_high"] < 0
+    assert "the loss rises with pre-training" in needs_sentence("cat", boot)
+    spans_zero = {**boot, "alpha": {**boot["alpha"], "ci_high": 0.1}}
+    assert "rises" not in (needs_sentence("cat", spans_zero) or "")

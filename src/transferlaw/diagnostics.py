@@ -219,12 +219,27 @@ NEEDS = {
 }
 
 
+#: what an exponent below zero over its whole interval says about the runs
+WRONG_WAY = {
+    "alpha": "the loss rises with pre-training (it hurts this dataset), so G is not a gap that more "
+    "pre-training would close",
+    "beta": "the loss rises with fine-tuning data",
+}
+
+
 def needs_sentence(dataset: str, params: Mapping[str, Mapping[str, Any]]) -> str | None:
-    """One sentence: which parameters the runs do not measure and what runs would; None if all are."""
+    """One sentence: which parameters the runs do not measure and what runs would, and any exponent
+    measured below zero (a loss that rises with p or f); None if every parameter is measured, the right
+    way."""
+    parts = []
     missing = [n for n, e in params.items() if not e.get("identified", True)]
-    if not missing:
-        return None
-    wants = [NEEDS[n] for n in missing if n in NEEDS]
-    what = "; ".join(dict.fromkeys(wants)) if wants else "more runs"
-    them = "it" if len(missing) == 1 else "them"
-    return f"{dataset}: {', '.join(missing)} not identified; measuring {them} needs {what}."
+    if missing:
+        wants = [NEEDS[n] for n in missing if n in NEEDS]
+        what = "; ".join(dict.fromkeys(wants)) if wants else "more runs"
+        them = "it" if len(missing) == 1 else "them"
+        parts.append(f"{', '.join(missing)} not identified; measuring {them} needs {what}")
+    for name, meaning in WRONG_WAY.items():
+        entry = params.get(name, {})
+        if entry.get("identified", True) and (entry.get("ci_high") or 0.0) < 0:
+            parts.append(f"{name} < 0 over its whole interval: {meaning}")
+    return f"{dataset}: {'; '.join(parts)}." if parts else None
