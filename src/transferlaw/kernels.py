@@ -23,14 +23,17 @@ import numpy as np
 SHIFT_NONE, SHIFT_ONE, SHIFT_FREE = 0, 1, 2
 #: free parameter order of every form (laws.LawForm.param_names): A, alpha, G, beta, [E], [c_p], [c_f]
 _A, _ALPHA, _G, _BETA, _E = 0, 1, 2, 3, 4
+#: every kernel: compiled once per machine and cached; float errors as numpy has them (inf and nan, which the
+#: objective turns into +inf, not exceptions); fused multiply-adds allowed
+_JIT = dict(cache=True, error_model="numpy", fastmath={"contract"})
 
 
-@nb.njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
+@nb.njit(**_JIT, inline="always")
 def _clip(x: float, bound: float) -> float:
     return min(max(x, -bound), bound)
 
 
-@nb.njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
+@nb.njit(**_JIT, inline="always")
 def _shift(kind: int, x: float, s: float, bound: float) -> tuple[float, float]:
     """log(x + c) and d log(x + c) / d log c, for ``x`` as :func:`shift_values` gives it."""
     if kind != SHIFT_FREE:
@@ -48,7 +51,7 @@ def shift_values(kind: int, x: np.ndarray) -> np.ndarray:
     return np.log1p(x) if kind == SHIFT_ONE else np.asarray(x, dtype=float)
 
 
-@nb.njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
+@nb.njit(**_JIT, inline="always")
 def _log_add(x: float, y: float) -> tuple[float, float]:
     """log(e^x + e^y) and the share e^x / (e^x + e^y), from one exp."""
     d = x - y
@@ -57,7 +60,7 @@ def _log_add(x: float, y: float) -> tuple[float, float]:
     return max(x, y) + np.log1p(z), share
 
 
-@nb.njit(cache=True, error_model="numpy", fastmath={"contract"})
+@nb.njit(**_JIT)
 def _row_terms(theta, lay, p_values, f_values, bound, lp, dlp, m, sig, lf, dlf):
     """The p-terms (log(p + c), its shift derivative, log of the bracket, the bracket's pre-training share)
     at each distinct p, and the f-terms at each distinct f, for one row of parameters."""
@@ -74,7 +77,7 @@ def _row_terms(theta, lay, p_values, f_values, bound, lp, dlp, m, sig, lf, dlf):
         lf[j], dlf[j] = _shift(f_kind, f_values[j], s_f, bound)
 
 
-@nb.njit(cache=True, error_model="numpy", fastmath={"contract"}, inline="always")
+@nb.njit(**_JIT, inline="always")
 def _point(theta, lay, bound, i, j, lp, dlp, m, sig, lf, dlf, jac_out):
     """log L at one point, and its Jacobian row written to ``jac_out`` (k,)."""
     has_e, i_cp, i_cf = lay[2], lay[3], lay[4]
@@ -98,7 +101,7 @@ def _point(theta, lay, bound, i, j, lp, dlp, m, sig, lf, dlf, jac_out):
     return out
 
 
-@nb.njit(cache=True, error_model="numpy", fastmath={"contract"})
+@nb.njit(**_JIT)
 def predict(theta, lay, p_values, p_index, f_values, f_index, bound, jacobian, out, jac):
     """log L (N, n) into ``out`` and, with ``jacobian``, d log L / d theta (N, k, n) into ``jac``."""
     n_rows, k = theta.shape
@@ -115,7 +118,7 @@ def predict(theta, lay, p_values, p_index, f_values, f_index, bound, jacobian, o
                     jac[r, a, q] = row[a]
 
 
-@nb.njit(cache=True, error_model="numpy", fastmath={"contract"})
+@nb.njit(**_JIT)
 def _objective_row(
     th, b, weights, pen_diag, lay, p_values, p_index, f_values, f_index, log_loss, delta, bound,
     derivs, grad, hess, scratch, row,
@@ -164,7 +167,7 @@ def scratch(p_values: np.ndarray, f_values: np.ndarray) -> np.ndarray:
     return np.empty((6, max(p_values.size, f_values.size)))
 
 
-@nb.njit(cache=True, error_model="numpy", fastmath={"contract"})
+@nb.njit(**_JIT)
 def objective(
     theta, prob, weights, pen_diag, lay, p_values, p_index, f_values, f_index, log_loss, delta, bound,
     derivs, obj, grad, hess, scratch,
@@ -184,7 +187,7 @@ def objective(
         )  # fmt: skip
 
 
-@nb.njit(cache=True, error_model="numpy", fastmath={"contract"})
+@nb.njit(**_JIT)
 def _cholesky_solve(h, rhs, out):
     """Solve h·out = rhs for a symmetric positive definite h (k, k), in place of a copy; False if h is not
     numerically positive definite."""
@@ -215,7 +218,7 @@ def _cholesky_solve(h, rhs, out):
     return np.isfinite(out).all()
 
 
-@nb.njit(cache=True, error_model="numpy", fastmath={"contract"})
+@nb.njit(**_JIT)
 def levenberg_marquardt(
     rows, n_iter, theta, obj, grad, hess, lam, small_steps, iters, done, converged,
     prob, weights, pen_diag, lay, p_values, p_index, f_values, f_index, log_loss, delta, bound, box, ftol,
