@@ -463,6 +463,17 @@ def test_each_model_and_method_has_its_own_fit_and_the_gap_table_lists_them_by_s
     assert "## Run noise against the law's residuals" in summary
 
 
+def test_the_advice_is_drawn_from_the_main_model_and_method_only(multi_study):
+    """Like the main fit, the advice reads the runs of fit.model and fit.method, not every method's."""
+    from transferlaw.schema import read_records
+
+    runs = read_records(str(multi_study / f"results/runs/{DS}.parquet"))
+    main = runs[(runs["model"] == "neox-s") & (runs["method"] == "full") & (runs["status"] == "ok")]
+    advice = pd.read_csv(multi_study / f"results/advice/{DS}.csv")
+    assert advice["message"].iloc[0].startswith(f"{len(main)} runs")  # "12 runs, ..." or "12 runs: ..."
+    assert len(main) < (runs["model"] == "neox-s").sum()  # the other method's runs are there to be left out
+
+
 def test_run_noise_is_the_spread_of_the_records_replicates(multi_study):
     from transferlaw.schema import read_records
 

@@ -311,7 +311,8 @@ def advise(
         picks = space_filling(p, f, cand_p, cand_f, n_runs, cost)
         return Advice(
             STATUS_SPACE_FILLING,
-            f"{reason}: too few to fit the law; a space-filling first batch of {n_runs} run(s)",
+            f"{p.size} runs: {reason}: too few to fit the law; "
+            f"a space-filling first batch of {n_runs} run(s)",
             target,
             picks,
             cost[picks],

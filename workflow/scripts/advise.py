@@ -7,7 +7,7 @@ from transferlaw.schema import read_model_runs
 
 with log_to(snakemake.log[0]):
     fit, analysis, grid = snakemake.params.fit, snakemake.params.analysis, snakemake.params.grid
-    table = read_model_runs(snakemake.input[0], fit["model"])
+    table = read_model_runs(snakemake.input[0], fit["model"], fit["method"])
     advice = advise_table(
         table,
         grid_candidates(table, grid["steps"], grid["sizes"], fit["p"], fit["f"]),
