@@ -56,13 +56,23 @@ def snakemake(
 
 def planned_outputs(workdir: Path, *args: str) -> list[str]:
     """Outputs of the jobs a dry run would execute (parsed from Snakemake's job listing)."""
-    proc = snakemake(workdir, "-n", *args)
+    return executed_outputs(snakemake(workdir, "-n", *args))
+
+
+def executed_outputs(proc: subprocess.CompletedProcess) -> list[str]:
+    """Outputs of the jobs a real run executed (the same job listing as a dry run prints)."""
     outs = []
     for line in (proc.stdout + proc.stderr).splitlines():
         line = line.strip()
         if line.startswith("output:"):
             outs += [o.strip() for o in line[len("output:") :].split(",")]
     return outs
+
+
+def assert_nothing_planned(workdir: Path, *args: str) -> None:
+    """A run that exited 0 left nothing undone: a dry run right after it plans no job."""
+    left = planned_outputs(workdir, *args)
+    assert left == [], f"a dry run after the run still plans {len(left)} output(s): {left[:12]}"
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, make_study_dir, planned_outputs, snakemake
+from conftest import (
+    REPO,
+    assert_nothing_planned,
+    executed_outputs,
+    make_study_dir,
+    planned_outputs,
+    snakemake,
+)
 
 from transferlaw.config import (
     LORA_KEYS,
@@ -509,6 +516,19 @@ def test_nothing_to_do_after_the_multi_study_and_a_new_seed_adds_only_its_runs(m
         o for o in planned_outputs(study, *TARGETS) if o.startswith("results/runs/") and o.count("/") > 2
     )
     assert len(runs) == 24 and all(r.endswith(".s2.parquet") for r in runs)
+
+
+def test_a_per_method_fit_redone_alone_leaves_an_exact_plan(multi_study, tmp_path):
+    """One (model, method) law re-fitted on its own: the tables and figures that compare the laws are planned,
+    the next run does exactly that plan, and nothing is left after it."""
+    study = tmp_path / "copy"
+    shutil.copytree(multi_study, study, symlinks=True)
+    snakemake(study, "--cores", "2", "--forcerun", f"results/fits/{DS}/neox-m/lora.json")
+    planned = planned_outputs(study, *TARGETS)
+    assert "results/tables/gap_vs_size.csv" in planned and "results/tables/run_noise.csv" in planned
+    proc = snakemake(study, "--cores", "2", *TARGETS)
+    assert sorted(executed_outputs(proc)) == sorted(planned)
+    assert_nothing_planned(study, *TARGETS)
 
 
 def test_a_full_run_served_by_a_worker_that_ran_lora_equals_one_in_its_own_process(multi_study, tmp_path):

@@ -8,13 +8,16 @@ from fakehub import commit_of, tiny_neox_files, weight_blob, write_hub_cache
 
 from transferlaw.checkpoints import (
     CheckpointError,
+    cache_hashes,
     check_pin,
     identical_groups,
     pin,
+    pin_revision,
     prefetch,
     scan_cache,
     stale_records,
     verify,
+    verify_pins,
 )
 from transferlaw.hub import load_pinned
 
@@ -65,6 +68,37 @@ def test_identical_revisions_are_refused_naming_them(tmp_path, files):
     # a subset accepted does not accept the whole group
     with pytest.raises(CheckpointError, match="step0, step1, step2"):
         verify(manifest, allow_identical=[["step0", "step1"]])
+
+
+def test_one_revision_gate_refuses_a_duplicate_of_another_and_the_verdict_checks_them_all(tmp_path, files):
+    cache, commits = cache_with(tmp_path, {"step0": files[0], "step1": files[0], "step8": files[1]})
+    source = {"model": "tiny", "source": "hub", "repo_id": REPO_ID, "cache_dir": str(cache), "key": "m.t"}
+    # what the cache says the other revisions serve is read from the blob names: nothing is hashed
+    others = cache_hashes(REPO_ID, cache, ["step0", "step8", "step512"])
+    assert set(others) == {"step0", "step8"}  # step512 is not in the cache: nothing to compare with
+    assert all(len(f["sha256"]) == 64 for e in others.values() for f in e["files"].values())
+    with pytest.raises(CheckpointError, match=r"step0, step1 \(identical weights\)") as err:
+        pin_revision(source, "step1", others=others, offline=True)
+    assert "m.t.allow_identical" in str(err.value) and "step8" not in str(err.value)
+    accepted = pin_revision(
+        source, "step1", others=others, allow_identical=[["step0", "step1"]], offline=True
+    )
+    assert accepted["commit"] == commits["step1"] and accepted["revision"] == "step1"
+    # a revision unlike the others passes whatever they are
+    step8 = pin_revision(
+        source, "step8", others=cache_hashes(REPO_ID, cache, ["step0", "step1"]), offline=True
+    )
+    assert step8["commit"] == commits["step8"]
+    # the model-wide verdict, from the pins alone, refuses the pair unless the config accepts it
+    pins = {"step0": pin_revision(source, "step0", offline=True), "step1": accepted, "step8": step8}
+    model = {**source, "revisions": ["step0", "step1", "step8"], "allow_identical": []}
+    with pytest.raises(CheckpointError, match=r"step0, step1 \(identical weights\)"):
+        verify_pins(model, pins)
+    verdict = verify_pins({**model, "allow_identical": [["step0", "step1"]]}, pins)
+    assert verdict["accepted_identical"] == [["step0", "step1"]] and verdict["model"] == "tiny"
+    assert {r: e["commit"] for r, e in verdict["revisions"].items()} == commits
+    with pytest.raises(CheckpointError, match="step64 have no pin"):
+        verify_pins({**model, "revisions": ["step0", "step64"]}, pins)
 
 
 def test_a_shared_shard_is_a_duplicate_too(files):

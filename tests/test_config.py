@@ -1,6 +1,7 @@
 """Bad input fails at parse time with a message naming the culprit, before any job runs."""
 
 import copy
+import json
 import lzma
 import re
 from pathlib import Path
@@ -196,3 +197,19 @@ def test_config_readme_documents_every_key_and_is_generated_from_the_schema():
     assert all(not line.rstrip().endswith("|  |") for line in rows)  # every key says what it means
     for key in ("finetune.precision", "analysis.l2_exponents", "models.<name>.allow_identical", "fit.form"):
         assert f"| `{key}` |" in text
+
+
+def test_a_download_pin_is_checked_against_the_recorded_download(tmp_path):
+    from transferlaw.config import check_download_pin
+
+    url = "https://example.org/corpus.txt"
+    cfg = {"datasets": {"d": {"url": url, "sha256": "a" * 64, "sizes": [4]}}}
+    record = tmp_path / "d.txt.json"
+    check_download_pin(cfg, "d", record)  # nothing downloaded yet: the fetch job checks it
+    record.write_text(json.dumps({"url": url, "sha256": "a" * 64}))
+    check_download_pin(cfg, "d", record)
+    record.write_text(json.dumps({"url": url, "sha256": "b" * 64}))
+    with pytest.raises(ConfigError, match=r"datasets\.d\.sha256: a{64} is not the sha256 .* \(b{64}"):
+        check_download_pin(cfg, "d", record)
+    record.write_text(json.dumps({"url": url + "?v=2", "sha256": "b" * 64}))  # another URL: refetched anyway
+    check_download_pin(cfg, "d", record)

@@ -89,18 +89,21 @@ def test_every_source_kind_reaches_prepared_data(served, tmp_path):
         manifest = json.loads((workdir / f"results/data/{d}.json").read_text())
         assert manifest["train_pool_sequences"] >= max(sizes), d
 
-    # pinning the file as the log says checks the copy already fetched, and re-prepares nothing
+    # pinning the file as the log says reruns nothing: the pin is checked against the recorded download
     before = (workdir / "results/data/arxiv.npz").read_bytes()
     cfg["datasets"]["arxiv"]["sha256"] = provenance["sha256"]
     (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    outs = planned_outputs(workdir, "results/data/arxiv.json", "results/corpora/arxiv.txt")
-    assert outs == ["results/corpora/arxiv.txt", "results/corpora/arxiv.txt.json"]
-    snakemake(workdir, "--cores", "2", "results/data/arxiv.json", "results/corpora/arxiv.txt")
-    assert planned_outputs(workdir, "results/data/arxiv.json") == []
-    # a wrong pin is refused (the file on the server is not the one pinned), the prepared data stays
+    assert planned_outputs(workdir, "results/data/arxiv.json", "results/corpora/arxiv.txt") == []
+    # a pin that is not the downloaded file's stops the study at once, naming the key
+    cfg["datasets"]["arxiv"]["sha256"] = "0" * 64
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    bad = snakemake(workdir, "-n", "results/data/arxiv.json", check=False)
+    assert bad.returncode != 0 and "datasets.arxiv.sha256" in bad.stdout + bad.stderr
+    # a download that does not match the pin is refused (the file on the server changed), the data stays
     archive.write_bytes(archive.read_bytes() + b"changed upstream")
     shutil.rmtree(workdir / ".cache")  # not in the cache any more: it must be downloaded again
     cfg["datasets"]["arxiv"]["sha256"] = provenance["sha256"]
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
     bad = snakemake(
         workdir, "--cores", "2", "results/corpora/arxiv.txt", "--forcerun", "fetch_dataset", check=False
     )

@@ -1,6 +1,7 @@
 """Faults lose nothing: a workflow killed mid-run, a worker that dies, a run that diverges, a corrupt record,
 an interrupted study; and the same run twice gives the same loss to the last bit. All through the real
-Snakemake on copies of the finished small study."""
+Snakemake on copies of the finished small study. After every recovering run that exits 0, a dry run plans
+nothing: a run that says done is done."""
 
 import base64
 import os
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, edit_config, planned_outputs, snakemake
+from conftest import REPO, assert_nothing_planned, edit_config, executed_outputs, planned_outputs, snakemake
 
 from transferlaw.schema import read_records
 
@@ -25,6 +26,10 @@ def study(study_copy):
 
 def records(workdir: Path, dataset: str = DS) -> list[Path]:
     return sorted((workdir / "results/runs" / dataset).rglob("f*.parquet"))
+
+
+def all_records(workdir: Path) -> list[Path]:
+    return sorted((workdir / "results/runs").glob("*/*/*/f*.parquet"))
 
 
 def start(workdir: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
@@ -71,6 +76,8 @@ def test_a_workflow_killed_mid_run_leaves_no_partial_record_and_reruns_only_miss
     wanted = {f"results/runs/slow/tiny-neox/{r}/f16.parquet" for r in ("step0", "step16", "step256")}
     assert {o for o in planned if o.startswith("results/runs/slow/")} == wanted - done
     assert not {o for o in planned if o.startswith(f"results/runs/{DS}")}
+    snakemake(study, "--cores", "2", "results/runs/slow.parquet")
+    assert_nothing_planned(study, "results/runs/slow.parquet")
 
 
 def test_a_run_whose_worker_dies_fails_and_succeeds_on_retry(study, tmp_path):
@@ -92,6 +99,7 @@ def test_a_run_whose_worker_dies_fails_and_succeeds_on_retry(study, tmp_path):
     first, retry = output.split("Trying to restart job", 1)
     assert "mem_mb=1000" in first and "runtime=5" in first
     assert "mem_mb=2000" in retry and "runtime=10" in retry
+    assert_nothing_planned(study, target)
 
 
 def test_a_diverging_run_is_recorded_and_excluded_with_a_count(study):
@@ -102,6 +110,8 @@ def test_a_diverging_run_is_recorded_and_excluded_with_a_count(study):
     out = proc.stdout + proc.stderr + (study / "logs/fit/chloroplast-dna.log").read_text()
     assert "excluding 9 run(s)" in out and "diverged" in out
     assert (study / f"results/fits/{DS}.json").is_file()  # the other dataset's fit is untouched
+    if proc.returncode == 0:
+        assert_nothing_planned(study, "results/fits/chloroplast-dna.json")
 
 
 def test_a_corrupt_record_is_named_and_nothing_else_is_lost(study):
@@ -119,13 +129,56 @@ def test_a_corrupt_record_is_named_and_nothing_else_is_lost(study):
     victim.unlink()  # as the message says: the run is redone, nothing else
     outs = planned_outputs(study, f"results/runs/{DS}.parquet")
     assert [o for o in outs if o.count("/") > 3] == [victim.relative_to(study).as_posix()]
+    snakemake(study, "--cores", "2", f"results/fits/{DS}.json")
+    assert_nothing_planned(study, f"results/fits/{DS}.json")
+
+
+NEW_REVISIONS = ["step4", "step64"]
+
+
+def pins_half_rewritten(study: Path) -> set[str]:
+    """The state an interrupt can leave after revisions are added: the new revisions' pins (and step0's)
+    written, the others not redone. Made deterministically by running only those pins. Returns the records
+    the study now needs."""
+    edit_config(study, lambda c: c["models"]["tiny-neox"]["revisions"].extend(NEW_REVISIONS))
+    pins = [f"results/checkpoints/tiny-neox/{r}.json" for r in [*NEW_REVISIONS, "step0"]]
+    snakemake(study, "--cores", "2", *pins)
+    return {
+        f"results/runs/{d}/tiny-neox/{r}/f{s}.parquet"
+        for d in (DS, "chloroplast-dna")
+        for r in NEW_REVISIONS
+        for s in (4, 8, 16)
+    }
+
+
+def test_a_resume_after_a_partial_pin_rewrite_plans_and_does_everything(study):
+    """An outdated or freshly written pin must not hide the rest of the study from the scheduler: the plan
+    names every job the study still needs, the run does exactly those, and then nothing is left."""
+    needed = pins_half_rewritten(study)
+    planned = set(planned_outputs(study, "--rerun-incomplete"))
+    assert needed <= planned, (
+        f"the plan leaves out {len(needed - planned)} run(s): {sorted(needed - planned)}"
+    )
+    assert "results/summary.md" in planned
+    proc = snakemake(study, "--cores", "2", "--rerun-incomplete")
+    assert set(executed_outputs(proc)) == planned  # the plan was the truth
+    assert_nothing_planned(study)
+    assert {p.relative_to(study).as_posix() for p in (study / "results/runs").rglob("f*.parquet")} >= needed
 
 
 def test_an_interrupted_study_resumes_without_redoing_finished_runs(study):
-    edit_config(study, lambda c: c["models"]["tiny-neox"]["revisions"].extend(["step4", "step64"]))
-    before = {p: p.stat().st_mtime_ns for p in records(study)}
+    """Ctrl-C while the study fine-tunes the revisions just added (after their pins were written and the
+    others' were not: the state that hid 41 jobs from the resume), then a resume: no finished run is redone,
+    every run the study needs exists, and nothing is left."""
+    needed = pins_half_rewritten(study)
+    before = {p: p.stat().st_mtime_ns for p in all_records(study)}
     proc = start(study, "--cores", "2")
-    wait_for(lambda: len(records(study)) >= len(before) + 2)
+
+    def new_runs_under_way():
+        assert proc.poll() is None, "the study stopped before fine-tuning the new revisions: work was hidden"
+        return len(all_records(study)) >= len(before) + 2
+
+    wait_for(new_runs_under_way)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
     assert proc.wait(timeout=300) != 0
     # a record renamed into place just before the interrupt, whose job Snakemake had not yet seen finish,
@@ -133,10 +186,12 @@ def test_an_interrupted_study_resumes_without_redoing_finished_runs(study):
     incomplete = {
         study / base64.urlsafe_b64decode(m.name).decode() for m in (study / ".snakemake/incomplete").iterdir()
     }
-    finished = {p: p.stat().st_mtime_ns for p in records(study) if p not in incomplete}
+    finished = {p: p.stat().st_mtime_ns for p in all_records(study) if p not in incomplete}
+    assert len(finished) < len(before) + len(needed)  # the interrupt left new runs undone
     snakemake(study, "--cores", "2", "--rerun-incomplete")  # as `make study` and the profiles do
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items())  # nothing finished was redone
-    assert len(records(study)) == len(before) + 2 * 3
+    assert len(all_records(study)) == len(before) + len(needed)
+    assert_nothing_planned(study)
 
 
 def test_the_same_run_twice_gives_the_same_loss_to_the_last_bit(study):

@@ -1,14 +1,16 @@
 """`snakemake prefetch` against a local stand-in for the hub (tests/fakehub.py), with the real
 huggingface_hub client: revisions fetched by commit with their hub hashes, identical revisions refused
 before a byte of weights is downloaded, transient failures retried, a cut download resumed; then the study
-runs offline on what was fetched."""
+runs on what was fetched, and a revision missing from the cache is fetched by its own gate."""
 
+import hashlib
 import json
+import shutil
 
 import pytest
 import yaml
 from conftest import make_study_dir, snakemake
-from fakehub import FakeHub, tiny_neox_files
+from fakehub import FakeHub, tiny_neox_files, weight_blob
 
 from transferlaw.schema import read_records
 
@@ -51,7 +53,7 @@ def lfs_gets(hub):
     return [p for p in hub.paths("GET") if "/lfs/" in p]
 
 
-def test_prefetch_fetches_by_commit_and_the_study_runs_offline(study):
+def test_prefetch_fetches_by_commit_and_the_study_fetches_what_is_missing(study):
     with FakeHub() as hub:
         repo = hub.add_repo(REPO_ID, {"step0": tiny_neox_files(0), "step8": tiny_neox_files(1)})
         commit64 = repo.set_branch("step64", tiny_neox_files(2))
@@ -62,20 +64,25 @@ def test_prefetch_fetches_by_commit_and_the_study_runs_offline(study):
         assert hub.paths("GET").count(f"/api/models/{REPO_ID}/refs") == 2  # the 503 was retried
         # (the client resumes a cut file from its last whole 10 MiB, within its own retries: see
         # tests/test_fakehub.py; this tiny file restarts from byte 0)
-    manifest = json.loads((study / MANIFEST).read_text())
-    assert manifest["source"] == "hub"
-    assert manifest["revisions"]["step64"]["commit"] == commit64
-    hub_sha = manifest["revisions"]["step64"]["files"]["model.safetensors"]["sha256"]
-    import hashlib
-
-    assert hub_sha == hashlib.sha256(tiny_neox_files(2)["model.safetensors"]).hexdigest()
-    # refs are written as `hf download` writes them, so the cache serves hand tools too
-    refs = study / "hf" / f"models--{REPO_ID.replace('/', '--')}" / "refs"
-    assert (refs / "step64").read_text() == commit64
-    # the hub is gone (offline, as on a compute node): the study runs on what was fetched
-    snakemake(study, "--cores", "2", "results/fits/devils-dictionary.json")
+        manifest = json.loads((study / MANIFEST).read_text())
+        assert manifest["source"] == "hub"
+        assert manifest["revisions"]["step64"]["commit"] == commit64
+        hub_sha = manifest["revisions"]["step64"]["files"]["model.safetensors"]["sha256"]
+        assert hub_sha == hashlib.sha256(tiny_neox_files(2)["model.safetensors"]).hexdigest()
+        # refs are written as `hf download` writes them, so the cache serves hand tools too
+        refs = study / "hf" / f"models--{REPO_ID.replace('/', '--')}" / "refs"
+        assert (refs / "step64").read_text() == commit64
+        # a revision lost from the cache is fetched again by its own gate when the hub can be reached (a
+        # one-shot online study); the others are read from the cache
+        weight_blob(study / "hf", REPO_ID, commit64).unlink()
+        (refs / "step64").unlink()
+        shutil.rmtree(refs.parent / "snapshots" / commit64)
+        fetched = len(lfs_gets(hub))
+        snakemake(study, "--cores", "2", "results/fits/devils-dictionary.json", env=hub.env())
+        assert len(lfs_gets(hub)) == fetched + 1 and (refs / "step64").read_text() == commit64
     runs = read_records(str(study / "results/runs/devils-dictionary.parquet"))
     assert set(runs.loc[runs["revision"] == "step64", "revision_sha"]) == {commit64}
+    assert len(runs) == 9
 
 
 def test_identical_revisions_are_refused_before_downloading(study):

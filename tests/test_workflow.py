@@ -2,12 +2,13 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import edit_config, planned_outputs, snakemake
+from conftest import REPO, assert_nothing_planned, edit_config, executed_outputs, planned_outputs, snakemake
 
 from transferlaw.schema import RECORD_COLUMNS, read_records
 
@@ -60,6 +61,52 @@ def test_adding_a_checkpoint_adds_only_its_jobs(study_copy):
     )
     assert runs == expected
     assert not any("/models/" in o or "results/data/" in o for o in outs)
+    # the new revision gets its pin; no other pin is rewritten (every finished run depends on its pin)
+    pins = sorted(o for o in outs if o.startswith("results/checkpoints/"))
+    assert pins == [
+        "results/checkpoints/tiny-neox/step64.json",
+        "results/checkpoints/tiny-neox/verified.json",
+    ]
+
+
+def test_partial_reruns_leave_a_plan_the_next_run_carries_out_exactly(study_copy):
+    """Stages re-run on their own (a new revision's gate, a new size's data check, one dataset's aggregate
+    and fit), as a user's targeted runs or an interrupted study leave them: the next plan holds every job the
+    study still needs, the run does exactly that plan, and nothing is left after it."""
+
+    def edit(c):
+        c["models"]["tiny-neox"]["revisions"].append("step64")
+        c["datasets"]["devils-dictionary"]["sizes"].append(12)
+
+    edit_config(study_copy, edit)
+    for target in (
+        "results/checkpoints/tiny-neox/step64.json",  # the gate of the new revision
+        "results/data/devils-dictionary.f12.ok",  # the data check of the new size
+        "results/fits/chloroplast-dna.json",  # one dataset's aggregate and fit, with its new runs
+    ):
+        snakemake(study_copy, "--cores", "2", target)
+    planned = planned_outputs(study_copy)
+    wanted = {
+        f"results/runs/devils-dictionary/tiny-neox/{r}/f12.parquet" for r in ("step0", "step16", "step256")
+    }
+    wanted |= {f"results/runs/devils-dictionary/tiny-neox/step64/f{s}.parquet" for s in (4, 8, 12, 16)}
+    assert {o for o in planned if o.startswith("results/runs/") and o.count("/") > 2} == wanted
+    assert {"results/fits/devils-dictionary.json", "results/summary.md"} <= set(planned)
+    proc = snakemake(study_copy, "--cores", "2")
+    assert sorted(executed_outputs(proc)) == sorted(planned)
+    assert_nothing_planned(study_copy)
+
+
+def test_no_input_of_the_study_is_ancient():
+    """`ancient()` inputs hide work from Snakemake's scheduler: when an ancient input's producer re-runs,
+    every job downstream of it is left out of the plan unless something else reaches it
+    (snakemake/snakemake#4166), and a resume exits 0 with work undone (issue 22). The workflow is built so
+    that no input needs it: pins depend on their own revision only, a download's pin is no parameter."""
+    sources = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
+    call = re.compile(r"(?<!`)\bancient\(")  # a call, not the word in `quotes`
+    lines = [(p.name, n, line) for p in sources for n, line in enumerate(p.read_text().splitlines(), 1)]
+    uses = [f"{name}:{n}" for name, n, line in lines if call.search(line.split("#")[0])]
+    assert uses == []
 
 
 def test_changing_resources_reruns_nothing(study_copy):

@@ -4,21 +4,31 @@ Public checkpoint suites do not always serve what their branch names say: on the
 ``EleutherAI/pythia-2.8b``'s 154 step branches serve the final model's weights, ``step0 = step1 = step2``
 for every Pythia size, some revisions are missing, and other suites share the defect (see the project's
 notes on checkpoint integrity). A study run on such revisions fine-tunes one model many times and fits a
-"law" to noise. Three steps, each a rule, stop that before any fine-tuning job starts:
+"law" to noise. These steps stop that before any fine-tuning job starts:
 
-1. :func:`prefetch` (where the internet is) writes a **manifest**: for each revision, the commit it resolves
-   to and the weight files it should have, with their sha256. Online, the hashes come from the hub's API
-   (the LFS object ids), *before* anything is downloaded, so identical revisions are refused without
-   fetching gigabytes; then the missing files are downloaded (``huggingface_hub`` resumes partial files;
-   transient failures are retried with back-off). Offline (``HF_HUB_OFFLINE=1``, or a cache filled by hand
-   with ``hf download``), the manifest describes what the cache holds; a file that came from the hub is
-   stored under its sha256 (``blobs/<sha256>``), which becomes its expected hash.
-2. :func:`verify` (the **integrity gate**) hashes every weight file it finds and refuses, naming the
-   revisions: a revision missing or incomplete (no config, a missing shard, a truncated safetensors file),
-   a file that does not match the manifest, and two revisions with identical weights (or a shared shard),
-   unless the config accepts that group explicitly (``allow_identical``).
-3. :func:`pin` gives a fine-tuning job the verified commit of its revision: jobs load that commit, never a
-   branch name that may move, and every record carries it (``revision_sha``).
+1. :func:`prefetch` (where the internet is; ``snakemake prefetch``) writes a **manifest**: for each revision,
+   the commit it resolves to and the weight files it should have, with their sha256. Online, the hashes come
+   from the hub's API (the LFS object ids), *before* anything is downloaded, so identical revisions are
+   refused without fetching gigabytes; then the missing files are downloaded (``huggingface_hub`` resumes
+   partial files; transient failures are retried with back-off). Offline (``HF_HUB_OFFLINE=1``, or a cache
+   filled by hand with ``hf download``), the manifest describes what the cache holds; a file that came from
+   the hub is stored under its sha256 (``blobs/<sha256>``), which becomes its expected hash.
+2. :func:`pin_revision` is the **integrity gate of one revision**, and what a fine-tuning job loads: it
+   fetches the revision if it is missing and the hub can be reached, hashes its weight files, refuses it if
+   it is missing or incomplete (no config, a missing shard, a truncated safetensors file), if a file does not
+   match what the hub says it should be, or if it serves the weights of another revision the cache holds
+   (unless the config accepts that group explicitly, ``allow_identical``). Its pin names the verified commit:
+   jobs load that commit, never a branch name that may move, and every record carries it (``revision_sha``).
+3. :func:`verify_pins` checks the model's pins together (the model-wide verdict, ``verified.json``), which
+   the aggregate of the records reads.
+
+Why one gate per revision rather than one per model: a pin is an input of every fine-tuning job of its
+revision, so it must never be rewritten when nothing about its revision changed. A model-wide gate re-runs
+whenever a revision is added; if its pins were rewritten from it, every finished run would be redone, and
+Snakemake's ``ancient()`` (the old way around that) hides the rest of the study from the scheduler whenever an
+``ancient`` input's producer re-runs (snakemake/snakemake#4166): a resume could then exit 0 with work left.
+So a pin depends on its own revision only, and reads the other revisions (to refuse duplicates) without
+declaring them.
 
 Nothing here executes code from a checkpoint; loading (``transferlaw.hub``) uses safetensors where they
 exist and torch's weights-only loader otherwise.
@@ -37,6 +47,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from transferlaw.hub import ref_path, repo_folder, resolve_cache_dir, snapshot_path
@@ -298,12 +309,19 @@ def _step_key(rev: str) -> tuple[int, str]:
 
 
 def refuse_identical(
-    repo_id: str, entries: Mapping[str, Mapping[str, Any]], allow: Sequence[Sequence[str]], key: str
+    repo_id: str,
+    entries: Mapping[str, Mapping[str, Any]],
+    allow: Sequence[Sequence[str]],
+    key: str,
+    only: str | None = None,
 ) -> list[list[str]]:
     """Raise, naming the revisions, if any group of them shares weights and the config does not accept it
-    (``<key>.allow_identical``); return the accepted groups."""
+    (``<key>.allow_identical``); return the accepted groups. With ``only``, just the groups that contain
+    that revision (the gate of one revision)."""
     accepted, refused = [], []
     for revs, why in identical_groups(entries):
+        if only is not None and only not in revs:
+            continue
         if any(set(revs) <= set(a) for a in allow):
             accepted.append(revs)
         else:
@@ -449,15 +467,6 @@ def pin(verified: Mapping[str, Any], model: str, revision: str) -> dict[str, Any
     }
 
 
-def write_pin(verified_path: str | Path, model: str, revision: str, out: str | Path, log: str | Path) -> None:
-    """The pin rule: one revision's pin from the gate's verdict, and a line saying which commit it is."""
-    from transferlaw.io import write_json
-
-    pinned = pin(json.loads(Path(verified_path).read_text()), model, revision)
-    write_json(pinned, out)
-    write_text(f"{model}@{revision} -> {pinned['commit']}\n", log)
-
-
 def check_pin(pin: Mapping[str, Any]) -> Path:
     """Before loading: the pinned snapshot is in the cache and its weight files have the verified sizes
     (a cheap check; the gate hashed them). Returns the snapshot folder."""
@@ -477,6 +486,126 @@ def check_pin(pin: Mapping[str, Any]) -> Path:
     return snap
 
 
+def cache_hashes(
+    repo_id: str, cache_dir: str | Path | None, revisions: Iterable[str], hash_files: bool = False
+) -> dict[str, dict[str, Any]]:
+    """What the cache says each of ``revisions`` serves, without fetching anything: revision -> ``{"files":
+    {name: {"sha256": ...}}}`` for the revisions present. A file downloaded from the hub is stored under its
+    sha256 (free to read); ``hash_files`` hashes the others (the workflow's own small checkpoints)."""
+    cache = resolve_cache_dir(cache_dir)
+    out: dict[str, dict[str, Any]] = {}
+    for rev in revisions:
+        commit = resolve_revision(cache, repo_id, rev)
+        snap = snapshot_path(cache, repo_id, commit) if commit else None
+        if snap is None or not snap.is_dir():
+            continue
+        names = weight_files(p.relative_to(snap).as_posix() for p in snap.rglob("*") if p.is_file())
+        files = {n: {"sha256": _blob_sha256(snap / n)} for n in names}
+        if hash_files:
+            todo = [n for n, f in files.items() if not f["sha256"]]
+            for n, sha in zip(todo, _hash_all([snap / n for n in todo]), strict=True):
+                files[n]["sha256"] = sha
+        out[rev] = {"commit": commit, "files": files}
+    return out
+
+
+def pin_revision(
+    source: Mapping[str, Any],
+    revision: str,
+    *,
+    others: Mapping[str, Mapping[str, Any]] = MappingProxyType({}),
+    allow_identical: Sequence[Sequence[str]] = (),
+    offline: bool | None = None,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """The integrity gate of one revision, and its pin.
+
+    ``source`` is the model's :func:`transferlaw.config.checkpoint_source`. A hub revision missing from the
+    cache is fetched first when the hub can be reached (offline it is an error that says to run
+    ``snakemake prefetch``). The revision's files are checked and hashed as :func:`verify` does, and compared
+    with ``others`` (revision -> ``{"files": {name: {"sha256": ...}}}``: the other revisions' pins, and what
+    :func:`cache_hashes` reads): a revision serving another's weights is refused unless a group of
+    ``allow_identical`` accepts it. Returns the pin: model, repo, cache, revision, commit, format and files.
+    """
+    from huggingface_hub import constants
+
+    repo_id, cache = source["repo_id"], resolve_cache_dir(source["cache_dir"])
+    key = source.get("key", "models")
+    is_offline = offline if offline is not None else constants.HF_HUB_OFFLINE
+    if source["source"] == "hub" and not is_offline and resolve_revision(cache, repo_id, revision) is None:
+        prefetch(repo_id, [revision], cache, key=key, endpoint=endpoint, offline=False)
+    verified = verify(scan_cache(repo_id, [revision], cache), key=key)
+    entries = {
+        **{r: e for r, e in others.items() if r != revision},
+        revision: verified["revisions"][revision],
+    }
+    refuse_identical(repo_id, entries, allow_identical, key, only=revision)
+    return pin(verified, source["model"], revision)
+
+
+def write_revision_pin(
+    source: Mapping[str, Any],
+    revision: str,
+    out: str | Path,
+    log: str | Path,
+    *,
+    revisions: Sequence[str] = (),
+    pins: Mapping[str, str | Path] = MappingProxyType({}),
+    allow_identical: Sequence[Sequence[str]] = (),
+) -> None:
+    """The pin rule: :func:`pin_revision` of ``revision`` against the model's other ``revisions`` (what the
+    cache says they serve, and their ``pins``, revision -> path, where written), the pin written atomically
+    and the log saying which commit and files (or why the revision was refused). Writes its log itself
+    rather than redirecting output: the rule runs in Snakemake's own process, beside other jobs."""
+    from transferlaw.io import write_json
+
+    lines = []
+    try:
+        others = cache_hashes(
+            source["repo_id"],
+            source["cache_dir"],
+            [r for r in revisions if r != revision],
+            hash_files=source["source"] == "pretrain",  # the workflow's own checkpoints are small
+        )
+        for rev, path in pins.items():
+            if rev != revision and Path(path).is_file():
+                others[rev] = json.loads(Path(path).read_text())  # a pin says it for certain
+        pinned = pin_revision(source, revision, others=others, allow_identical=allow_identical)
+        write_json(pinned, out)
+        lines.append(f"{source['model']}@{revision} -> {pinned['commit']}")
+        lines += [f"  {n}: sha256 {f['sha256']}, {f['size']} bytes" for n, f in pinned["files"].items()]
+    except Exception as err:
+        lines.append(f"refused: {err}")
+        raise
+    finally:
+        write_text("\n".join(lines) + "\n", log)
+
+
+def verify_pins(source: Mapping[str, Any], pins: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The model-wide verdict from its revisions' pins (nothing is hashed again): every configured revision
+    pinned, to the repo and cache of the config, and no two serving the same weights unless accepted
+    (``allow_identical``). Returns what ``verified.json`` holds: repo, cache, and per revision its commit,
+    format and files, and the accepted groups."""
+    key = source.get("key", "models")
+    missing = [r for r in source["revisions"] if r not in pins]
+    if missing:
+        raise CheckpointError(f"{key}: revision(s) {', '.join(missing)} have no pin")
+    for rev, p in pins.items():
+        if p["repo_id"] != source["repo_id"]:
+            raise CheckpointError(
+                f"{key}: the pin of {rev} is for {p['repo_id']}, not {source['repo_id']}; delete it to re-pin"
+            )
+    entries = {r: pins[r] for r in source["revisions"]}
+    accepted = refuse_identical(source["repo_id"], entries, source.get("allow_identical", ()), key)
+    revisions = {
+        r: {"commit": p["commit"], "format": p["format"], "files": dict(p["files"])}
+        for r, p in entries.items()
+    }
+    cache = resolve_cache_dir(source["cache_dir"])
+    verdict = _manifest(source["repo_id"], cache, source["source"], revisions)
+    return {"model": source["model"], **verdict, "accepted_identical": accepted}
+
+
 def stale_records(records: Any, pins: Mapping[tuple[str, str], str]) -> list[str]:
     """Runs whose checkpoint is no longer the pinned one: (model, revision) -> commit in ``pins`` differs
     from the record's ``revision_sha`` (a pin was deleted and the revision re-fetched at another commit).
@@ -491,10 +620,12 @@ def stale_records(records: Any, pins: Mapping[tuple[str, str], str]) -> list[str
 
 __all__ = [
     "CheckpointError",
+    "cache_hashes",
     "check_pin",
     "hub_manifest",
     "identical_groups",
     "pin",
+    "pin_revision",
     "prefetch",
     "refuse_identical",
     "repo_folder",

@@ -274,7 +274,8 @@ DATASET_SOURCES = ("path", "url", "hub", "generate")
 
 def dataset_source(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
     """Where a dataset's text comes from and how it is read: the part of its block whose edit changes the
-    text (and nothing else, so that an irrelevant key never reruns anything)."""
+    text (and nothing else, so that an irrelevant key never reruns anything). A URL's ``sha256`` is not part
+    of it: pinning a download checks the text, it does not change it (see :func:`check_download_pin`)."""
     from transferlaw.sources import detect_format
 
     block = cfg["datasets"][dataset]
@@ -290,20 +291,33 @@ def dataset_source(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
             src["headers"] = block["headers"]
         if "members" in block:
             src["members"] = block["members"]
-        if kind == "url":
-            src["sha256"] = block.get("sha256")
     return src
+
+
+def check_download_pin(cfg: Mapping[str, Any], dataset: str, provenance: str | Path) -> None:
+    """A URL pinned by ``sha256`` against the file already downloaded for it (``provenance``, the fetch
+    job's record of it, if there is one): a mismatch stops the study before any job, naming the key. The pin
+    is not a parameter of the fetch (adding it must rerun nothing), so this is where it is checked at once."""
+    block = cfg["datasets"][dataset]
+    pinned, path = block.get("sha256"), Path(provenance)
+    if "url" not in block or not pinned or not path.is_file():
+        return
+    record = json.loads(path.read_text())
+    if record.get("url") == block["url"] and record.get("sha256") not in (None, pinned.lower()):
+        raise ConfigError(
+            f"datasets.{dataset}.sha256: {pinned} is not the sha256 of the file downloaded from "
+            f"{block['url']} ({record['sha256']}, recorded in {path}). Fix the pin, or delete {path.parent}/"
+            f"{dataset}.txt* to download the file again (a download that does not match the pin is refused)"
+        )
 
 
 def prepare_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
     """What data preparation of ``dataset`` depends on, and nothing more: the fine-tune *sizes* are left
     out on purpose, so adding a size adds fine-tune jobs without re-preparing (and re-running) the rest."""
     ft = finetune_settings(cfg, dataset)
-    # pinning a URL (adding its sha256) does not change its text: it must not re-prepare, let alone re-run
-    source = {k: v for k, v in dataset_source(cfg, dataset).items() if k != "sha256"}
     return {
         "dataset": dataset,
-        "source": source,
+        "source": dataset_source(cfg, dataset),
         "context_length": ft["context_length"],
         "eval_sequences": ft["eval_sequences"],
         "seed": ft["seed"],
@@ -343,6 +357,14 @@ def checkpoint_source(cfg: Mapping[str, Any], model: str, root: str | Path = "."
         "allow_identical": [list(g) for g in m.get("allow_identical", [])],
         "key": f"models.{model}",
     }
+
+
+def revision_source(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """What one revision's pin depends on: the model's :func:`checkpoint_source` without the list of its
+    revisions and the groups accepted as identical. Adding a revision (or accepting a group) must not rewrite
+    the pins of the others, which every finished run of theirs depends on."""
+    src = checkpoint_source(cfg, model)
+    return {k: v for k, v in src.items() if k not in ("revisions", "allow_identical")}
 
 
 def local_repo_id(model: str) -> str:

@@ -1,13 +1,15 @@
 # Checkpoints fetched once, verified, pinned (transferlaw.checkpoints): a hub model's revisions are fetched
-# by `prefetch_model` (where the internet is), every model's revisions pass the integrity gate
-# (`verify_checkpoints`) before any of its fine-tuning jobs starts, and each job loads the commit its
-# revision's pin names.
+# by `snakemake prefetch` (where the internet is), each revision passes its integrity gate (`pin_checkpoint`)
+# before any of its fine-tuning jobs starts, each job loads the commit its revision's pin names, and the
+# model-wide verdict (`verify_checkpoints`) checks the pins together before the records are aggregated.
 
 
 rule prefetch_model:
-    # A local rule: it runs where Snakemake runs (a login node has the internet; compute nodes usually do
-    # not). Offline (HF_HUB_OFFLINE=1) it describes a cache filled by hand, and fails at once, saying how to
-    # fetch them, if revisions are missing.
+    # `snakemake prefetch`: every revision of a hub model, listed on the hub and compared before anything is
+    # downloaded, then fetched by commit. A local rule: it runs where Snakemake runs (a login node has the
+    # internet; compute nodes usually do not). Offline (HF_HUB_OFFLINE=1) it describes a cache filled by hand,
+    # and fails at once, saying how to fetch them, if revisions are missing. The study's pins read the cache,
+    # not this manifest, so re-fetching reruns nothing.
     output:
         "results/checkpoints/{model}/manifest.json",
     log:
@@ -23,17 +25,37 @@ rule prefetch_model:
         "../scripts/prefetch_model.py"
 
 
-rule verify_checkpoints:
-    # The integrity gate: hashes every weight file of every revision; refuses missing, incomplete or
-    # changed revisions and revisions that serve identical weights. Local: it reads the cache, not a GPU.
+rule pin_checkpoint:
+    # The integrity gate of one revision: fetched first if it is missing and the hub can be reached, its
+    # weight files checked and hashed, refused if it serves another revision's weights; the pin names the
+    # verified commit that every fine-tuning job of the revision loads. A pin depends on its own revision
+    # only (never on a model-wide file that adding a revision rewrites), so adding a revision reruns no
+    # finished run, and no input of the study is `ancient()`, which would hide work from the scheduler
+    # (snakemake/snakemake#4166). Local: it reads the cache (or the hub), not a GPU.
     input:
-        gate_input,
+        pin_input,
+    output:
+        "results/checkpoints/{model}/{revision}.json",
+    log:
+        "logs/checkpoints/{model}.{revision}.pin.log",
+    benchmark:
+        "results/benchmarks/checkpoints/{model}.{revision}.tsv"
+    localrule: True
+    params:
+        source=lambda wc: tlconfig.revision_source(STUDY, wc.model),
+    run:
+        write_pin(wildcards.model, wildcards.revision, params.source, output[0], log[0])
+
+
+rule verify_checkpoints:
+    # The model-wide verdict: every revision pinned, and no two serving the same weights unless the config
+    # accepts them (`allow_identical`). Read by the aggregate, which refuses records of any other commit.
+    input:
+        pins=lambda wc: list(pin_files(wc.model).values()),
     output:
         "results/checkpoints/{model}/verified.json",
     log:
         "logs/checkpoints/{model}.verify.log",
-    benchmark:
-        "results/benchmarks/checkpoints/{model}.tsv"
     localrule: True
     conda:
         "../../envs/data.yaml"
@@ -41,22 +63,6 @@ rule verify_checkpoints:
         source=lambda wc: tlconfig.checkpoint_source(STUDY, wc.model),
     script:
         "../scripts/verify_checkpoints.py"
-
-
-rule pin_checkpoint:
-    # One small file per revision, written from the gate's verdict: fine-tuning jobs depend on it as
-    # ancient() input, so re-running the gate (a revision added, or a refusal fixed) reruns no finished run.
-    input:
-        "results/checkpoints/{model}/verified.json",
-    output:
-        "results/checkpoints/{model}/{revision}.json",
-    log:
-        "logs/checkpoints/{model}.{revision}.pin.log",
-    localrule: True
-    run:
-        from transferlaw.checkpoints import write_pin
-
-        write_pin(input[0], wildcards.model, wildcards.revision, output[0], log[0])
 
 
 rule prefetch:

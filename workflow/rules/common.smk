@@ -7,6 +7,12 @@ import transferlaw.config as tlconfig
 try:
     STUDY = tlconfig.resolve(config)
     tlconfig.check_study(STUDY, root=".")
+    for _dataset in STUDY[
+        "datasets"
+    ]:  # a new sha256 pin against the file already downloaded
+        tlconfig.check_download_pin(
+            STUDY, _dataset, f"results/corpora/{_dataset}.txt.json"
+        )
 except tlconfig.ConfigError as err:
     raise WorkflowError(f"invalid config: {err}")
 
@@ -70,9 +76,9 @@ def run_seed(wildcards):
     return tlconfig.base_seed(STUDY, wildcards.dataset)
 
 
-def all_pins():
-    """Every revision's pin (ancient: what records are checked against, never a reason to rerun)."""
-    return [ancient(f) for m in MODELS for f in pin_files(m).values()]
+def model_verdicts():
+    """Every model's verdict on its pins (what records are checked against before they are aggregated)."""
+    return [f"results/checkpoints/{m}/verified.json" for m in MODELS]
 
 
 def all_outputs():
@@ -146,21 +152,18 @@ def beyond_outputs():
 
 
 def dataset_text(wildcards):
-    """The dataset's text: a local file (or maildir folder), or what its fetch or generator rule wrote. The
-    latter is ancient(): what makes it is in data preparation's params, and re-fetching the same text (to
-    check a newly added sha256, say) must not re-prepare the data and rerun every fine-tune.
-    """
+    """The dataset's text: a local file (or maildir folder), or what its fetch or generator rule wrote."""
     block = STUDY["datasets"][wildcards.dataset]
     if "path" in block:
         return block["path"]
-    return ancient(f"results/corpora/{wildcards.dataset}.txt")
+    return f"results/corpora/{wildcards.dataset}.txt"
 
 
 def checkpoint_pin(wildcards):
-    """The verified commit a fine-tuning job loads. ancient(): the gate re-runs when a revision is added or
-    a refusal is fixed, and that must not rerun the finished runs of the other revisions.
+    """The verified commit a fine-tuning job loads. Pins are rewritten only when their own revision changes
+    (see pin_checkpoint), so this is a plain input: no input of the study is `ancient()`.
     """
-    return ancient(f"results/checkpoints/{wildcards.model}/{wildcards.revision}.json")
+    return f"results/checkpoints/{wildcards.model}/{wildcards.revision}.json"
 
 
 def pin_files(model):
@@ -176,12 +179,32 @@ def checkpoint_ref(wildcards):
     return []
 
 
-def gate_input(wildcards):
-    """What the integrity gate checks: a hub model's manifest, or the workflow-trained model's refs."""
-    block = STUDY["models"][wildcards.model]
-    if block["source"] == "hub":
-        return f"results/checkpoints/{wildcards.model}/manifest.json"
-    return [tlconfig.local_ref(wildcards.model, r) for r in block["revisions"]]
+def write_pin(model, revision, source, out, log):
+    """The pin rule's job. The model's other revisions and accepted groups are read here, when the job runs,
+    not passed as params: adding a revision (or accepting a group) must not rewrite the pins that exist.
+    The model-wide verdict (verify_checkpoints) checks all of them together again."""
+    from transferlaw.checkpoints import write_revision_pin
+
+    block = STUDY["models"][model]
+    write_revision_pin(
+        source,
+        revision,
+        out,
+        log,
+        revisions=block["revisions"],
+        pins=pin_files(model),
+        allow_identical=block.get("allow_identical", []),
+    )
+
+
+def pin_input(wildcards):
+    """What a revision's gate reads: the workflow-trained model's published revisions (all of them, a set the
+    revision list does not change: the others are compared with it), or nothing for a hub model, whose
+    revisions are in the cache (`snakemake prefetch`) or fetched by the gate itself."""
+    if STUDY["models"][wildcards.model]["source"] == "pretrain":
+        steps = STUDY["pretrain"]["save_steps"]
+        return [tlconfig.local_ref(wildcards.model, f"step{s}") for s in steps]
+    return []
 
 
 #: the model whose tokenizer prepares every dataset (`fit.model`; models of one study share a tokenizer)
@@ -192,7 +215,7 @@ MAIN_REVISION = STUDY["models"][MAIN_MODEL]["revisions"][0]
 def tokenizer_pin():
     """A hub model's tokenizer is read from a verified commit; the workflow's own is built before it."""
     if STUDY["models"][MAIN_MODEL]["source"] == "hub":
-        return ancient(f"results/checkpoints/{MAIN_MODEL}/{MAIN_REVISION}.json")
+        return f"results/checkpoints/{MAIN_MODEL}/{MAIN_REVISION}.json"
     return []
 
 

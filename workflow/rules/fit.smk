@@ -4,7 +4,7 @@
 rule aggregate:
     input:
         runs=lambda wc: run_files(wc.dataset),
-        pins=all_pins(),
+        verdicts=model_verdicts(),
     output:
         "results/runs/{dataset}.parquet",
     log:

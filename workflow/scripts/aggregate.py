@@ -1,4 +1,5 @@
-"""Snakemake entry point: one dataset's run records -> one validated table, checked against the pins."""
+"""Snakemake entry point: one dataset's run records -> one validated table, checked against the commits each
+model's verdict pinned."""
 
 import json
 from pathlib import Path
@@ -9,8 +10,11 @@ from transferlaw.schema import read_records, write_records
 
 with log_to(snakemake.log[0]):
     table = read_records(list(snakemake.input.runs))
-    pins = [json.loads(Path(p).read_text()) for p in snakemake.input.pins]
-    stale = stale_records(table, {(p["model"], p["revision"]): p["commit"] for p in pins})
+    pinned = {}
+    for path in snakemake.input.verdicts:
+        verdict = json.loads(Path(path).read_text())
+        pinned.update({(verdict["model"], rev): e["commit"] for rev, e in verdict["revisions"].items()})
+    stale = stale_records(table, pinned)
     if stale:
         raise RuntimeError(
             "runs of another checkpoint than the one now pinned (delete their records to rerun them):\n  "

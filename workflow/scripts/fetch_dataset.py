@@ -17,14 +17,18 @@ from transferlaw.sources import fetch_url, load_hub_text, load_source  # noqa: E
 
 with log_to(snakemake.log[0]):
     src = snakemake.params.source
+    study = resolve(snakemake.config)
     # where downloads go is not a parameter of the result: moving the cache must not rerun anything
-    cache = Path(resolve(snakemake.config)["data_cache"])
+    cache = Path(study["data_cache"])
     if "url" in src:
+        # the pin is read here, not passed as a param: pinning a download (adding its sha256) checks the text,
+        # and must not re-fetch and re-prepare it (the workflow compares a new pin with the recorded sha256)
+        pinned = study["datasets"][snakemake.wildcards.dataset].get("sha256")
         # stored by the URL's hash: pinning a file later checks the copy already downloaded
         folder = hashlib.sha256(src["url"].encode()).hexdigest()[:16]
         dest = cache / "url" / folder / (Path(urlparse(src["url"]).path).name or "download")
-        sha = fetch_url(src["url"], dest, sha256=src["sha256"])
-        if not src["sha256"]:
+        sha = fetch_url(src["url"], dest, sha256=pinned)
+        if not pinned:
             logging.warning(
                 "%s is not pinned: its sha256 is %s. Add `sha256: %s` to datasets.%s so that a later "
                 "download must match it",
@@ -34,7 +38,7 @@ with log_to(snakemake.log[0]):
                 snakemake.wildcards.dataset,
             )
         text = load_source(dest, src)
-        provenance = {**src, "file": str(dest), "sha256": sha}
+        provenance = {**src, "file": str(dest), "sha256": sha, "pinned": bool(pinned)}
     else:
         hub = src["hub"]
         text = load_hub_text(

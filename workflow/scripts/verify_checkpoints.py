@@ -1,25 +1,17 @@
-"""Snakemake entry point: the integrity gate of one model's revisions (transferlaw.checkpoints.verify)."""
+"""Snakemake entry point: the model-wide verdict on its revisions' pins (transferlaw.checkpoints.verify_pins):
+all pinned, and no two serving the same weights unless the config accepts them. The aggregate reads it."""
 
 import json
 from pathlib import Path
 
-from transferlaw.checkpoints import scan_cache, verify
+from transferlaw.checkpoints import verify_pins
 from transferlaw.io import write_json
 from transferlaw.runlog import log_to
 
 with log_to(snakemake.log[0]):
     s = snakemake.params.source
-    if s["source"] == "hub":
-        manifest = json.loads(Path(snakemake.input[0]).read_text())
-    else:  # the workflow's own model: what its pretrain job published
-        manifest = scan_cache(s["repo_id"], s["revisions"], s["cache_dir"])
-    missing = sorted(set(s["revisions"]) - set(manifest["revisions"]))
-    if missing:
-        raise RuntimeError(
-            f"{s['key']}: revisions {', '.join(missing)} are not in the manifest; rerun prefetch"
-        )
-    manifest["revisions"] = {r: manifest["revisions"][r] for r in s["revisions"]}
-    verified = verify(manifest, allow_identical=s["allow_identical"], key=s["key"])
+    pins = {p["revision"]: p for p in (json.loads(Path(f).read_text()) for f in snakemake.input.pins)}
+    verified = verify_pins(s, pins)
     write_json(verified, snakemake.output[0])
     for rev, entry in verified["revisions"].items():
         print(rev, entry["commit"], *(f"{n}={f['sha256'][:12]}" for n, f in entry["files"].items()))
