@@ -216,3 +216,29 @@ def test_a_preempted_job_is_requeued_and_leaves_its_record_once(slurm, study_cop
     assert leftovers == []  # no temporary record of the preempted attempt
     history = slurm.run("scontrol", "show", "job", job, check=False).stdout
     assert "Restarts=1" in history
+
+
+def test_the_plan_checks_groups_against_the_partition_s_time_limit(slurm, monkeypatch, capsys):
+    """`transferlaw plan` reads the partition's MaxTime from this Slurm and names the key to lower."""
+    from transferlaw.cli import main as transferlaw
+
+    for name in ("PATH", "SLURM_CONF"):
+        monkeypatch.setenv(name, slurm.env[name])
+    plan = ["plan", "--configfile", str(SMALL_CONFIG), "--profile", str(REPO / "profiles" / "slurm")]
+    plan += ["--snakefile", str(REPO / "Snakefile")]
+    slurm.run("scontrol", "update", "PartitionName=debug", "MaxTime=02:00:00")
+    assert transferlaw(plan) == 0  # the longest submission, the pre-training, asks for 120 minutes
+    assert "fits the time limit (each partition's MaxTime from scontrol)" in capsys.readouterr().out
+    # a one-hour partition: a checkpoint's 6 runs at their last retry ask for 6 x 15 minutes
+    slurm.run("scontrol", "update", "PartitionName=debug", "MaxTime=01:00:00")
+    try:
+        status = transferlaw(plan)
+    finally:
+        slurm.run("scontrol", "update", "PartitionName=debug", "MaxTime=INFINITE")
+    err = capsys.readouterr().err
+    assert status == 1
+    assert (
+        "ft_tiny-neox_step0: its last retry (attempt 3) asks for 90 min, over the 60 min that the default "
+        "partition allows, and would never start: lower `group-components: ft_{model}_{revision}=N`"
+    ) in err
+    assert "to N <= 4 (its jobs ask for up to 15 min each at attempt 3)" in err

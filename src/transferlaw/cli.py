@@ -256,7 +256,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.time_limit is not None:
         limits, source = {"*": args.time_limit}, f"--time-limit {args.time_limit}"
     else:
-        limits, source = slurm_time_limits(), "the partitions' MaxTime (scontrol)"
+        limits, source = slurm_time_limits(), "each partition's MaxTime from scontrol"
     problems = time_problems(plan, limits, args.profile)
     if args.json:
         print(json.dumps(as_json(plan) | {"time_problems": problems}, indent=1))
