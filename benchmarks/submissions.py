@@ -1,75 +1,44 @@
-"""How many Slurm jobs a study submits with a profile.
+"""How many Slurm jobs a study submits with a profile, and what each asks for.
 
     python benchmarks/submissions.py [CONFIG] [--profile DIR]
 
-Plans the study from nothing (a dry run in an empty folder: no checkpoints, no data, no internet needed) with
-the profile, which forms the group jobs, and reads the workflow's local rules (run by Snakemake itself, never
-submitted) from Snakemake's API. A submission is a group job or a job of a non-local rule outside any group.
-Prints the fine-tuning jobs planned, the submissions, and one JSON line.
-Issue target: the paper's config (config/barnett2024.yaml) submits a few dozen jobs, not 750.
+Plans the study from nothing (no checkpoints, no data, no internet needed) with the profile, through
+`transferlaw plan` (src/transferlaw/plan.py: Snakemake's own DAG, group and resource code and the Slurm
+plugin's submit code). A submission is a group job or a job of a non-local rule outside any group.
+Prints the fine-tuning jobs planned, the submissions, one line per kind of submission, and one JSON line.
+Issue targets: the paper's config (config/barnett2024.yaml) submits a few dozen jobs, not 750, and no
+submission asks for more CPUs or memory than its largest job needs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
 
-
-def dry_run(config: Path, *args: str) -> str:
-    with tempfile.TemporaryDirectory(prefix="tl-plan-") as tmp:
-        (Path(tmp) / "resources").symlink_to(REPO / "resources")
-        cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--configfile", str(config)]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        proc = subprocess.run([*cmd, "-n", *args], cwd=tmp, env=env, capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"the dry run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    return proc.stdout + proc.stderr
-
-
-def local_rules(config: Path) -> set[str]:
-    """Rules Snakemake runs itself: `localrule: True`, and rules with nothing to run (`all`)."""
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
-
-    with (
-        tempfile.TemporaryDirectory(prefix="tl-plan-") as tmp,
-        SnakemakeApi(OutputSettings(quiet={"all"})) as api,
-    ):
-        (Path(tmp) / "resources").symlink_to(REPO / "resources")
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        wf = api.workflow(
-            resource_settings=ResourceSettings(),
-            config_settings=ConfigSettings(configfiles=[config]),
-            snakefile=REPO / "Snakefile",
-            workdir=Path(tmp),
-        )._workflow
-        return {r.name for r in wf.rules if r.name in wf._localrules or r.norun}
+from transferlaw.plan import kind_line, kinds, make_plan  # noqa: E402
 
 
 def count(config: Path, profile: Path) -> dict:
-    local = local_rules(config)
-    plan = dry_run(config, "--profile", str(profile))
-    groups = re.findall(r"Group job (\S+) ", plan)
-    alone = Counter(r for r in re.findall(r"^rule (\w+):", plan, re.M) if r not in local)
-    jobs = Counter(re.findall(r"^\s*rule (\w+):", plan, re.M))
+    plan = make_plan(config, profile, snakefile=REPO / "Snakefile")
+    groups = [s for s in plan.first if s.grouped]
+    alone = Counter(s.kind for s in plan.first if not s.grouped)
     return {
         "config": str(config),
         "profile": str(profile),
-        "finetune_jobs": jobs["finetune"],
-        "jobs": sum(jobs.values()),
-        "local_jobs": sum(n for r, n in jobs.items() if r in local),
+        "finetune_jobs": plan.jobs.get("finetune", 0),
+        "jobs": sum(plan.jobs.values()),
+        "local_jobs": sum(plan.local_jobs.values()),
         "group_jobs": len(groups),
         "ungrouped_submissions": dict(alone),
-        "submissions": len(groups) + sum(alone.values()),
+        "submissions": len(plan.first),
+        "more_than_one_job": [s.name for s in plan.first if s.more_than_one_job],
+        "kinds": [kind_line(k) for k in kinds(plan.first)],
     }
 
 
@@ -83,6 +52,9 @@ def main() -> None:
     print(
         f"{c['submissions']} Slurm submissions: {c['group_jobs']} group jobs + {c['ungrouped_submissions']}"
     )
+    for line in c["kinds"]:
+        print(f"  {line}")
+    print(f"submissions asking for more than their largest job: {len(c['more_than_one_job'])}")
     print(json.dumps(c))
 
 

@@ -1,13 +1,26 @@
 """The paper's protocol as a config (config/barnett2024.yaml), planned on a machine with none of its
 checkpoints or data and no internet: exactly the 750 fine-tuning runs, plus the jobs that fetch them."""
 
+import json
 import re
 import shutil
 
+import pytest
 import yaml
 from conftest import REPO, snakemake
 
+from transferlaw.cli import main as transferlaw
+from transferlaw.plan import kind_line, kinds, make_plan, time_problems
+
 PAPER_CONFIG = REPO / "config" / "barnett2024.yaml"
+PROFILE = REPO / "profiles" / "slurm"
+FT_GROUP = "ft_{model}_{revision}"
+
+
+@pytest.fixture(scope="module")
+def paper_plan():
+    """The paper's study planned from nothing with the Slurm profile, as shipped (no option added)."""
+    return make_plan(PAPER_CONFIG, PROFILE, snakefile=REPO / "Snakefile")
 
 
 def job_counts(proc) -> dict[str, int]:
@@ -54,15 +67,50 @@ def test_paper_protocol_settings():
         assert len(block["sizes"]) == 10 and min(block["sizes"]) == 10 and max(block["sizes"]) == 1100
 
 
-def test_paper_protocol_submits_a_few_dozen_slurm_jobs_with_the_profile():
-    import sys
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from submissions import count
-
-    c = count(PAPER_CONFIG, REPO / "profiles" / "slurm")
-    assert c["finetune_jobs"] == 750
+def test_paper_protocol_submits_a_few_dozen_slurm_jobs_with_the_profile(paper_plan):
+    assert paper_plan.jobs["finetune"] == 750
+    groups = [s for s in paper_plan.first if s.grouped]
     # one group per checkpoint (15), one per dataset's analyses (5), and the few data jobs
-    assert c["group_jobs"] == 15 + 5
-    assert c["submissions"] <= 40
-    assert "finetune" not in c["ungrouped_submissions"]
+    assert len(groups) == 15 + 5
+    assert len(paper_plan.first) <= 40
+    assert "finetune" not in {s.kind for s in paper_plan.first if not s.grouped}
+
+
+def test_paper_protocol_no_submission_asks_for_more_than_one_run(paper_plan):
+    print()
+    for k in kinds(paper_plan.first):
+        print(kind_line(k))
+    run = yaml.safe_load(PAPER_CONFIG.read_text())["finetune"]
+    for s in paper_plan.first:
+        # what the plugin's sbatch options ask for is what the largest of its jobs needs, not their sum
+        assert s.cpus == s.job_cpus and s.mem_mb == s.job_mem_mb, s
+        assert not s.more_than_one_job
+    finetune = [s for s in paper_plan.first if s.kind == FT_GROUP]
+    assert len(finetune) == 15
+    for s in finetune:
+        # one run's threads, memory and GPU, for the sum of its 50 runs' minutes
+        assert (s.runs, s.cpus, s.mem_mb, s.gpus) == (50, run["threads"], run["mem_mb"], run["gpus"])
+        assert s.minutes == 50 * run["runtime"]
+        assert f"--cpus-per-task={run['threads']}" in s.sbatch and f"--mem {run['mem_mb']}" in s.sbatch
+    # a retry asks for its attempt times a run's memory and minutes: the last (attempt 3) 3 times
+    for s in (s for s in paper_plan.last if s.kind == FT_GROUP):
+        assert (s.attempt, s.cpus, s.mem_mb, s.minutes) == (3, 8, 3 * 64000, 3 * 50 * 10)
+
+
+def test_a_group_over_the_partition_s_time_limit_names_the_key_to_lower(paper_plan, capsys):
+    # a 10-hour partition: a checkpoint's 50 runs at their last retry (30 min each) need 25 hours
+    (problem,) = time_problems(paper_plan, {"*": 600}, "profiles/slurm")
+    assert "1500 min, over the 600 min" in problem
+    assert f"lower `group-components: {FT_GROUP}=N` in profiles/slurm to N <= 20" in problem
+    # lowered as the message says, every submission fits: each checkpoint's runs in 3 submissions
+    args = ["plan", "--configfile", str(PAPER_CONFIG), "--profile", str(PROFILE), "--time-limit", "10:00:00"]
+    args += ["--snakefile", str(REPO / "Snakefile"), "--json"]
+    assert transferlaw(args) == 1
+    assert "N <= 20" in capsys.readouterr().err
+    lowered = ["--", "--group-components", f"{FT_GROUP}=20", "analysis_{dataset}=3"]
+    assert transferlaw(args + lowered) == 0
+    out = capsys.readouterr()
+    plan = json.loads(out.out)
+    finetune = [s for s in plan["last_retry"] if s["kind"] == FT_GROUP]
+    assert sorted(s["runs"] for s in finetune) == [10] * 15 + [20] * 30
+    assert max(s["minutes"] for s in finetune) == 600 and plan["time_problems"] == []

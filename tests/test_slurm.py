@@ -1,10 +1,13 @@
 """The study through `snakemake --profile profiles/slurm` on a real single-node Slurm (tests/slurm.py).
 
 The finished small study is copied, its fine-tuning records and everything after them are deleted, and the
-Slurm profile redoes them with a CPU-only overlay (this cluster has no GPU and no accounting). Checked: jobs
-went through sbatch, one allocation per checkpoint served all of its runs with one worker (its own job step),
-and the records and fit equal the local run's bit for bit. Then a preempted (requeued) job restarts cleanly
-and leaves its record once.
+Slurm profile redoes them with only what this cluster needs on top (no accounting: poll squeue, send no
+account), no scheduling option: no `--cores`, no `--resources`. The node has 2 CPUs, fewer than a
+checkpoint's group of 3 one-CPU runs would ask for if their CPUs were summed. Checked: every submitted job
+started and finished (none left pending), each group asked for one run's CPUs and memory, jobs went through
+sbatch, one allocation per checkpoint served all of its runs with one worker (its own job step), and the
+records and fit equal the local run's bit for bit. Then a preempted (requeued) job restarts cleanly and leaves
+its record once.
 """
 
 from __future__ import annotations
@@ -19,20 +22,25 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, edit_config
+import yaml
+from conftest import REPO, SMALL_CONFIG, edit_config
 from slurm import LocalSlurm, ensure_installed
 
 from transferlaw.schema import read_records
 
 DS = "devils-dictionary"
-#: the overlay for a 2-core CPU cluster without accounting; everything else comes from profiles/slurm
+#: the overlay for a cluster without accounting; everything else, resources included, comes from
+#: profiles/slurm. The last two only make the test faster (the first status poll after 5 s, not 40; 5 s of
+#: waiting for a missing output, not 60): they change no job's request and no order of jobs.
 OVERLAY = [
-    "--cores", "2",  # per submission (the group's runs share the allocation's two cores)
     "--slurm-status-command", "squeue",
     "--slurm-no-account",
     "--slurm-init-seconds-before-status-checks", "5",
     "--latency-wait", "5",
 ]  # fmt: skip
+#: why a pending job would never start on this cluster, as squeue gives it (the job asks for more than a node
+#: or the partition has); "Resources" and "Priority" only mean waiting for another job to end
+NEVER = ("PartitionConfig", "PartitionTimeLimit", "PartitionNodeLimit", "ReqNodeNotAvail", "BadConstraints")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +68,37 @@ def submitted(output: str) -> dict[str, str]:
     return dict(re.findall(r"Job (\S+) has been submitted with SLURM jobid (\d+)", output))
 
 
+def show_job(slurm: LocalSlurm, job: str) -> dict[str, str]:
+    """`scontrol show job` of a Slurm job as a dict (kept MinJobAge = 300 s after the job ends)."""
+    out = slurm.run("scontrol", "show", "job", "--oneliner", job).stdout
+    return dict(f.split("=", 1) for f in out.split() if "=" in f)
+
+
+def run_watching_the_queue(slurm: LocalSlurm, cmd, cwd: Path, env, timeout: float = 900) -> str:
+    """Run ``cmd`` (Snakemake submitting to ``slurm``); fail at once, killing it, if a job it submitted is
+    held pending for a reason that never clears (it asks for more than the node has). Its output."""
+    out_path = cwd.parent / "snakemake.out"
+    with open(out_path, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while proc.poll() is None:
+                queue = slurm.run("squeue", "-h", "-o", "%i %T %r", check=False).stdout.split("\n")
+                stuck = [line for line in queue if "PENDING" in line and line.split()[-1] in NEVER]
+                assert not stuck, f"jobs that will never start: {stuck}\n" + "\n".join(
+                    f"{j}: {show_job(slurm, j.split()[0]).get('TRES')}" for j in stuck
+                )
+                assert time.monotonic() < deadline, "snakemake did not finish in time"
+                time.sleep(1)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    output = out_path.read_text()
+    assert proc.returncode == 0, output[-8000:]
+    return output
+
+
 @pytest.fixture(scope="module")
 def slurm_study(slurm, small_study, tmp_path_factory):
     """One dataset's runs and first analyses of the small study, redone through the Slurm profile."""
@@ -70,9 +109,36 @@ def slurm_study(slurm, small_study, tmp_path_factory):
     workers = study.parent / "workers"
     targets = [f"results/runs/{DS}.parquet", f"results/fits/{DS}.json", f"results/bootstrap/{DS}.json"]
     cmd, env = profile_command(slurm, workers, *targets)
-    proc = subprocess.run(cmd, cwd=study, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
-    return study, proc.stdout + proc.stderr, workers
+    output = run_watching_the_queue(slurm, cmd, study, env)
+    return study, output, workers
+
+
+def test_every_group_asks_for_one_run_and_every_job_started(slurm, slurm_study):
+    _, output, _ = slurm_study
+    jobs = {slurm_id: show_job(slurm, slurm_id) for slurm_id in submitted(output).values()}
+    node = slurm.run("scontrol", "show", "node", "--oneliner", "localhost").stdout
+    node_cpus, node_mb = (int(re.search(rf"{key}=(\d+)", node)[1]) for key in ("CPUTot", "RealMemory"))
+    print(f"\nthe node: {node_cpus} CPUs, {node_mb} MB")
+    for slurm_id, job in sorted(jobs.items()):
+        print(
+            f"Slurm job {slurm_id} {job['Comment']}: NumCPUs={job['NumCPUs']} TRES={job['TRES']} "
+            f"TimeLimit={job['TimeLimit']} JobState={job['JobState']} StartTime={job['StartTime']}"
+        )
+    # every submitted job started and ended well: none was left pending
+    assert {job["JobState"] for job in jobs.values()} == {"COMPLETED"}
+    assert all(job["StartTime"] not in ("Unknown", "None") for job in jobs.values())
+    finetune = [job for job in jobs.values() if job["Comment"].startswith("rule_ft_")]
+    assert len(finetune) == 3
+    # a checkpoint's group asks for one run's CPUs and memory: summed over its runs, its CPUs would exceed
+    # the node's, and it would never start
+    run = yaml.safe_load(SMALL_CONFIG.read_text())["finetune"]
+    runs = len(yaml.safe_load(SMALL_CONFIG.read_text())["datasets"][DS]["sizes"])
+    assert runs * run["threads"] > node_cpus
+    for job in finetune:
+        assert job["NumCPUs"] == str(run["threads"]), job["TRES"]
+        assert f"mem={run['mem_mb']}M" in job["TRES"].split(","), job["TRES"]
+        # and for the sum of its runs' minutes, since they run one after another
+        assert job["TimeLimit"] == f"{runs * run['runtime'] // 60:02d}:{runs * run['runtime'] % 60:02d}:00"
 
 
 def test_jobs_go_through_sbatch_one_allocation_per_checkpoint(slurm_study):
@@ -98,8 +164,8 @@ def test_a_checkpoint_s_runs_share_one_worker_running_as_its_own_job_step(slurm_
     assert served == 3 * 3  # every run went to a worker
     allocations = {job for job, _ in starts}
     assert len(allocations) == 3  # one per checkpoint's group
-    # at most one worker per core of an allocation (2), not one per run (3 runs per checkpoint)
-    assert len(starts) <= 2 * len(allocations) < served
+    # one worker per allocation (its one CPU is one slot), not one per run (3 runs per checkpoint)
+    assert len(starts) == len(allocations) < served
 
 
 def test_results_equal_the_local_run(slurm_study, small_study):
@@ -150,3 +216,29 @@ def test_a_preempted_job_is_requeued_and_leaves_its_record_once(slurm, study_cop
     assert leftovers == []  # no temporary record of the preempted attempt
     history = slurm.run("scontrol", "show", "job", job, check=False).stdout
     assert "Restarts=1" in history
+
+
+def test_the_plan_checks_groups_against_the_partition_s_time_limit(slurm, monkeypatch, capsys):
+    """`transferlaw plan` reads the partition's MaxTime from this Slurm and names the key to lower."""
+    from transferlaw.cli import main as transferlaw
+
+    for name in ("PATH", "SLURM_CONF"):
+        monkeypatch.setenv(name, slurm.env[name])
+    plan = ["plan", "--configfile", str(SMALL_CONFIG), "--profile", str(REPO / "profiles" / "slurm")]
+    plan += ["--snakefile", str(REPO / "Snakefile")]
+    slurm.run("scontrol", "update", "PartitionName=debug", "MaxTime=02:00:00")
+    assert transferlaw(plan) == 0  # the longest submission, the pre-training, asks for 120 minutes
+    assert "fits the time limit (each partition's MaxTime from scontrol)" in capsys.readouterr().out
+    # a one-hour partition: a checkpoint's 6 runs at their last retry ask for 6 x 15 minutes
+    slurm.run("scontrol", "update", "PartitionName=debug", "MaxTime=01:00:00")
+    try:
+        status = transferlaw(plan)
+    finally:
+        slurm.run("scontrol", "update", "PartitionName=debug", "MaxTime=INFINITE")
+    err = capsys.readouterr().err
+    assert status == 1
+    assert (
+        "ft_tiny-neox_step0: its last retry (attempt 3) asks for 90 min, over the 60 min that the default "
+        "partition allows, and would never start: lower `group-components: ft_{model}_{revision}=N`"
+    ) in err
+    assert "to N <= 4 (its jobs ask for up to 15 min each at attempt 3)" in err

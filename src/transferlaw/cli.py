@@ -241,6 +241,48 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from transferlaw.plan import as_json, format_plan, make_plan, slurm_time_limits, time_problems
+
+    plan = make_plan(
+        args.configfile,
+        args.profile,
+        snakefile=args.snakefile,
+        workdir=args.directory,
+        snakemake_args=args.snakemake_args,
+    )
+    if args.time_limit is not None:
+        limits, source = {"*": args.time_limit}, f"--time-limit {args.time_limit}"
+    else:
+        limits, source = slurm_time_limits(), "each partition's MaxTime from scontrol"
+    problems = time_problems(plan, limits, args.profile)
+    if args.json:
+        print(json.dumps(as_json(plan) | {"time_problems": problems}, indent=1))
+    else:
+        print(format_plan(plan))
+        if not limits:
+            print("\nno time limit checked: give --time-limit MINUTES (Slurm did not answer here)")
+        elif not problems:
+            print(f"\nevery submission's last retry fits the time limit ({source})")
+    for problem in problems:
+        print(f"transferlaw plan: error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _slurm_minutes(value: str) -> int:
+    from transferlaw.plan import _minutes
+
+    try:
+        minutes = _minutes(value)
+    except ValueError:
+        minutes = None
+    if minutes is None or minutes < 1:
+        raise argparse.ArgumentTypeError(f"not a time limit: {value!r} (minutes, or Slurm's D-HH:MM:SS)")
+    return minutes
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="transferlaw", description="Scaling laws for transfer.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
@@ -335,6 +377,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--show", type=int, default=5, help="recommendations printed per group (all are written)"
     )
     adv.set_defaults(handler=_cmd_advise)
+    plan = sub.add_parser(
+        "plan",
+        help="what each Slurm submission of a study will ask for (CPUs, memory, GPUs, minutes, jobs)",
+        description="Plan a study with a Slurm profile (a dry run: nothing is submitted) and print, per "
+        "submission and per kind of submission, the CPUs, memory, GPUs and minutes the Slurm plugin will "
+        "ask for and the jobs it runs. Exit status 1 when a submission's last retry exceeds its "
+        "partition's time limit, naming the profile key to lower.",
+    )
+    plan.add_argument("--configfile", required=True, metavar="STUDY.yaml", help="the study's config")
+    plan.add_argument("--profile", default="profiles/slurm", help="Snakemake profile (default %(default)s)")
+    plan.add_argument("--snakefile", default=None, help="default: ./Snakefile, as snakemake finds it")
+    plan.add_argument(
+        "--directory",
+        default=None,
+        metavar="DIR",
+        help="plan what a run in DIR would still submit (default: the whole study, from nothing)",
+    )
+    plan.add_argument(
+        "--time-limit",
+        type=_slurm_minutes,
+        default=None,
+        metavar="TIME",
+        help="the partition's time limit (minutes, or D-HH:MM:SS); default: each partition's MaxTime "
+        "where scontrol answers",
+    )
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument(
+        "snakemake_args",
+        nargs="*",
+        metavar="-- SNAKEMAKE_ARGS",
+        help="more snakemake options or targets, after `--`, as you would give them to snakemake",
+    )
+    plan.set_defaults(handler=_cmd_plan)
     schema = sub.add_parser("schema", help="print the run-record schema (columns, types, meaning)")
     schema.set_defaults(handler=_cmd_schema)
     docs = sub.add_parser("config-docs", help="print every config key (config/README.md) from the schema")
