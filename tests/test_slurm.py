@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SMALL_CONFIG, edit_config
+from conftest import REPO, SMALL_CONFIG, assert_nothing_planned, edit_config
 from slurm import LocalSlurm, ensure_installed
 
 from transferlaw.schema import read_records
@@ -216,6 +216,7 @@ def test_a_preempted_job_is_requeued_and_leaves_its_record_once(slurm, study_cop
     assert leftovers == []  # no temporary record of the preempted attempt
     history = slurm.run("scontrol", "show", "job", job, check=False).stdout
     assert "Restarts=1" in history
+    assert_nothing_planned(study, target)  # the run that exited 0 left nothing undone
 
 
 def test_the_plan_checks_groups_against_the_partition_s_time_limit(slurm, monkeypatch, capsys):
