@@ -183,7 +183,7 @@ def write_pin(model, revision, source, out, log):
     """The pin rule's job. The model's other revisions and accepted groups are read here, when the job runs,
     not passed as params: adding a revision (or accepting a group) must not rewrite the pins that exist.
     The model-wide verdict (verify_checkpoints) checks all of them together again."""
-    from transferlaw.checkpoints import write_revision_pin
+    from transferlaw.train.checkpoints import write_revision_pin
 
     block = STUDY["models"][model]
     write_revision_pin(

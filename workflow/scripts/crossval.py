@@ -3,8 +3,8 @@
 Forms that need p > 0 are scored without the step-0 runs; the `n_dropped` column counts them.
 """
 
-from transferlaw.crossval import best_by_form, crossval_table
 from transferlaw.io import write_csv
+from transferlaw.law.crossval import best_by_form, crossval_table
 from transferlaw.runlog import log_to
 from transferlaw.schema import read_model_runs
 

@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 
-from transferlaw import plots
 from transferlaw.io import read_table
+from transferlaw.report import plots
 from transferlaw.runlog import log_to
 
 with log_to(snakemake.log[0]):

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from transferlaw import plots
-from transferlaw.allocate import sweep_cost_ratio, sweep_gap
 from transferlaw.io import read_table
+from transferlaw.law.allocate import sweep_cost_ratio, sweep_gap
+from transferlaw.report import plots
 from transferlaw.runlog import log_to
 
 

@@ -7,7 +7,7 @@ pre-training, more fine-tuning data, or both, as the paper's Figure 7 shows. Com
 listed p-major and every ``skip``-th is used; a combination is skipped when its training set has
 fewer runs than the form has parameters or its test set is empty.
 
-Each (combination, penalty) pair is one weighted problem for :func:`transferlaw.fit.fit_batch`: a
+Each (combination, penalty) pair is one weighted problem for :func:`transferlaw.law.fit.fit_batch`: a
 0/1 training mask as its weight row and its penalties as (B,) arrays, so a form's whole grid is a
 few batched calls. Starts: the full-data optimum plus the best few grid starts for the unpenalised
 fits; the penalised fits then start from their combination's unpenalised optimum.
@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.bootstrap import restart_starts
-from transferlaw.config import default
-from transferlaw.fit import fit_batch, fit_law, table_groups
-from transferlaw.laws import LawForm, get_form
+from transferlaw.defaults import default
+from transferlaw.law.bootstrap import restart_starts
+from transferlaw.law.fit import fit_batch, fit_law, table_groups
+from transferlaw.law.forms import LawForm, get_form
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def crossval_table(
     With ``drop_nonpositive`` a form that needs p > 0 (``mikami``, ``mikami_no_e``, ``mikami_f_shift``)
     is scored on the runs with p > 0 only (and likewise for f); the column ``n_dropped`` says how many
     runs that removed, so forms scored on different runs are visible as such. Runs whose status is not ok
-    are left out as by the fit (:func:`transferlaw.fit.table_groups`), counted in ``n_excluded``.
+    are left out as by the fit (:func:`transferlaw.law.fit.table_groups`), counted in ``n_excluded``.
     """
     l2e, l2c = np.meshgrid(np.asarray(l2_exponents, float), np.asarray(l2_coefficients, float), indexing="ij")
     tasks, labels = [], []
@@ -306,7 +306,7 @@ def verify_crossval(
 ) -> dict[str, float]:
     """Refit ``n_check`` random (combination, penalty) problems from the form's full grid and report the
     share whose cheap fit reached the full grid's objective (``agree_rate``) and the largest gap."""
-    from transferlaw.fit import objective
+    from transferlaw.law.fit import objective
 
     p_arr, f_arr, loss_arr = (np.asarray(x, float).ravel() for x in (p, f, loss))
     law = get_form(form)

@@ -8,8 +8,8 @@ of the target's interval once it has run.
 **Method: Bayesian c-optimal design over the bootstrap ensemble, batch-greedy.**
 
 * *Ensemble.* The law is fitted to the runs and refitted to bootstrap resamples of them
-  (:func:`transferlaw.bootstrap.bootstrap_fit`, the procedure behind the interval to be shrunk). Each refit
-  θ_b is a law the runs cannot rule out; their spread is the uncertainty the advice is to remove.
+  (:func:`transferlaw.law.bootstrap.bootstrap_fit`, the procedure behind the interval to be shrunk).
+  Each refit θ_b is a law the runs cannot rule out; their spread is the uncertainty the advice is to remove.
 * *Per member.* Under θ_b the runs carry the information M_b = J_bᵀJ_b about the free parameters (J_b: the
   Jacobian of log L at the runs; the fit is in log space with one noise level for all runs), and the
   target's variance is v_b = cᵀM_b⁻¹c. A run at x adds j_x j_xᵀ and lowers v_b by
@@ -66,11 +66,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.bootstrap import bootstrap_fit
-from transferlaw.config import default
-from transferlaw.diagnostics import describe
-from transferlaw.fit import DEFAULT_FORM, check_fit_input, fit_law, table_groups
-from transferlaw.laws import LawForm, get_form
+from transferlaw.defaults import default
+from transferlaw.law.bootstrap import bootstrap_fit
+from transferlaw.law.diagnostics import describe
+from transferlaw.law.fit import DEFAULT_FORM, check_fit_input, fit_law, table_groups
+from transferlaw.law.forms import LawForm, get_form
 
 logger = logging.getLogger(__name__)
 
@@ -450,7 +450,7 @@ def advise_table(
     n_samples: int = DEFAULT_SAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> pd.DataFrame:
-    """Advice for every group of a table of runs (:func:`transferlaw.fit.table_groups`): per group the
+    """Advice for every group of a table of runs (:func:`transferlaw.law.fit.table_groups`): per group the
     ``n_runs`` recommended candidates in run order, with the candidates' own columns and
     :data:`ADVICE_COLUMNS`. ``candidates`` holds the p and f columns and, optionally, the group column
     (then each group gets its own rows; without it every group shares them). Every input is checked

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.diagnostics import describe
+from transferlaw.law.diagnostics import describe
 
 CV_ROW = "coefficient of variation"
 
@@ -87,7 +87,7 @@ def interval_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) 
 def law_forms_table(best: pd.DataFrame) -> pd.DataFrame:
     """Table 5: per dataset and form, the lowest RMSE and MAE and the penalties that gave them,
     with the form's formula; sorted by dataset then RMSE so the best form comes first."""
-    from transferlaw.laws import get_form
+    from transferlaw.law.forms import get_form
 
     out = best.copy()
     out.insert(2, "formula", [get_form(f).formula for f in out["form"]])

@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from transferlaw.advise import ADVICE_COLUMNS
-from transferlaw.diagnostics import describe, needs_sentence
-from transferlaw.laws import get_form
+from transferlaw.law.advise import ADVICE_COLUMNS
+from transferlaw.law.diagnostics import describe, needs_sentence
+from transferlaw.law.forms import get_form
 
 #: recommendations per dataset the summary shows (results/advice/<dataset>.csv has them all)
 TOP_ADVICE = 3
@@ -48,8 +48,8 @@ def crossval_winner(crossval: pd.DataFrame) -> tuple[str, float]:
 
 def parameter_cells(fit: Mapping[str, Any], interval: Mapping[str, Any] | None) -> dict[str, str]:
     """Each parameter as a reader should read it: with the bootstrap, its interval, one-sided limit or "not
-    identified" (:func:`transferlaw.diagnostics.describe`); without, the estimate, or "at bound" where the fit
-    sits at the optimiser's bound."""
+    identified" (:func:`transferlaw.law.diagnostics.describe`); without, the estimate, or "at bound" where
+    the fit sits at the optimiser's bound."""
     law = get_form(fit["form"])
     at_bound = set(fit.get("diagnostics", {}).get("at_bound", []))
     cells = {}
@@ -128,7 +128,7 @@ def beyond_markdown(
 ) -> str:
     """What a study with several methods, models or seeds adds to the summary: G per method with the
     difference from the reference method, G against model size with its trend, and run noise against the
-    law's residuals (the tables of :mod:`transferlaw.compare` and :mod:`transferlaw.noise`)."""
+    law's residuals (the tables of :mod:`transferlaw.law.compare` and :mod:`transferlaw.law.noise`)."""
     lines: list[str] = []
     if methods is not None and len(methods):
         lines += [
