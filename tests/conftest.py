@@ -1,4 +1,13 @@
-"""Shared fixtures: a tiny real tokenizer and model, and a real Snakemake run of the small test study."""
+"""Shared fixtures: a tiny real tokenizer and model, and real Snakemake runs of the test studies, each built
+once per test session and shared by every test (and every pytest-xdist worker) that only reads it.
+
+Two tiers (README, "Tests"): `make test-fast` runs the pure tests (`-m "not slow"`: estimator, config,
+schema, sources, tables, figures on fixtures); `make test` runs everything, Snakemake, the small model, the
+real Slurm and the browser included. A test is `slow` when it builds or runs a study, runs Snakemake, trains
+or loads a model, or starts Slurm or a browser: marked by hand, or automatically when it uses a fixture of
+``SLOW_FIXTURES``. A test that is not marked and still runs Snakemake through this module, or imports one of
+``HEAVY_MODULES``, fails with a message saying to mark it, so that nothing slow lands in the fast tier.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +26,169 @@ use_offline_mode(True)  # before transformers is imported anywhere in the test s
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CONFIG = REPO / "tests" / "config" / "small.yaml"
+
+#: fixtures that build or run a study, Slurm or a model: a test that uses one (or a fixture built on one) is
+#: `slow`, in the full suite only
+SLOW_FIXTURES = {
+    "small_study",  # the small study (and study_copy, a copy of it)
+    "multi_study",  # test_beyond: two model sizes x two methods x two seeds
+    "hub_study",  # test_hub_study: a hub model's study on a hand-filled cache
+    "tiny_tokenizer",  # a real tokenizer (tokenizers, transformers)
+    "tiny_model",  # a real GPT-NeoX (torch)
+    "slurm",  # a real single-node Slurm
+}
+#: what only slow tests may import: 4-5 s of start-up each (torch, transformers), or Snakemake itself
+HEAVY_MODULES = ("torch", "transformers", "peft", "snakemake", "datasets")
+
+
+# ---- tiers ------------------------------------------------------------------------------------------------
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slow: builds or runs a study, runs Snakemake, trains or loads a model, starts Slurm or a browser: "
+        "in the full suite (`make test`), not in `make test-fast`",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+    schedule(config, items)
+
+
+#: the test running now (set before its fixtures, so that a session fixture built for it is checked too)
+_current: list[pytest.Item] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _current[:] = [item]
+    item.stash[_heavy_before] = {m for m in HEAVY_MODULES if m in sys.modules}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item):
+    yield
+    _current.clear()
+    if is_slow(item):
+        return
+    imported = sorted({m for m in HEAVY_MODULES if m in sys.modules} - item.stash.get(_heavy_before, set()))
+    if imported:
+        pytest.fail(
+            f"{item.nodeid} imports {', '.join(imported)} but is not marked slow: mark it "
+            "@pytest.mark.slow (or use a fixture of SLOW_FIXTURES), or leave the import out of it",
+            pytrace=False,
+        )
+
+
+_heavy_before = pytest.StashKey[set]()
+
+
+def is_slow(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None
+
+
+def require_slow(what: str) -> None:
+    """Fail the running test if it is not marked slow: it is about to do ``what``."""
+    if _current and not is_slow(_current[0]):
+        pytest.fail(
+            f"{_current[0].nodeid} {what} but is not marked slow: mark it @pytest.mark.slow (or use a "
+            "fixture of SLOW_FIXTURES in tests/conftest.py)",
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """Importing a test module imports none of HEAVY_MODULES: every process of the fast tier would pay for
+    them, and the tier's check of its tests could not see them."""
+    before = {m for m in HEAVY_MODULES if m in sys.modules}
+    report = yield
+    imported = sorted({m for m in HEAVY_MODULES if m in sys.modules} - before)
+    if isinstance(collector, pytest.Module) and imported and report.passed:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{collector.nodeid} imports {', '.join(imported)} when it is imported: import it inside the "
+            "tests (or fixtures) that need it (tests/conftest.py, HEAVY_MODULES)"
+        )
+    return report
+
+
+# ---- scheduling under pytest-xdist -----------------------------------------------------------------------
+#: tests to start first, in this order: each heads a long chain (a study built, then the tests reading it),
+#: so that the two workers build different studies at once and never wait for each other's. The rest keep
+#: the order they were collected in.
+FIRST = [
+    "test_slurm.py",  # the small study, then its runs again through Slurm: the longest chain
+    "multi_study",  # test_beyond's study of two models x two methods x two seeds
+    "test_faults.py",  # the interrupted study and the half-rewritten pins: the longest tests on a copy
+    "test_prefetch.py",
+    "hub_study",
+    "small_study",
+]
+
+
+def rank(item: pytest.Item) -> int:
+    names = {item.path.name, *item.fixturenames}
+    return next((i for i, name in enumerate(FIRST) if name in names), len(FIRST))
+
+
+def uses_module_fixture(item: pytest.Item) -> bool:
+    defs = item._fixtureinfo.name2fixturedefs
+    return any(d[-1].scope == "module" for d in defs.values() if d)
+
+
+def schedule(config, items: list[pytest.Item]) -> None:
+    """Order the items: long chains first (``FIRST``), a module's items together within each rank. Under
+    ``--dist loadgroup`` every item is a work unit of its own (so that both workers share, say, the tests of
+    the small study), except a module's items that share a module-scoped fixture (a Slurm cluster, the plan
+    of the paper's study): those run in one worker, one after another, with one set-up."""
+    first = {}
+    for i, item in enumerate(items):
+        first.setdefault(item.path.name, i)
+    items.sort(key=lambda item: (rank(item), first[item.path.name]))
+    for item in items:
+        if uses_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+
+
+# ---- studies built once ------------------------------------------------------------------------------------
+def shared_root(tmp_path_factory) -> Path:
+    """A folder every pytest-xdist worker of this session sees: the session's base temporary folder."""
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+def build_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """``build(folder)`` once per test session, for every pytest-xdist worker: the first to get here builds
+    (under a file lock), the others wait and share the folder. Tests only read it (a test that changes it
+    works on a copy, :func:`copy_study`). A build that failed is not tried again: the next test that needs
+    it fails at once with the first one's error."""
+    from filelock import FileLock
+
+    require_slow(f"builds the shared study {name!r}")
+    root = shared_root(tmp_path_factory)
+    folder, done, failed = root / name, root / f"{name}.done", root / f"{name}.failed"
+    with FileLock(str(root / f"{name}.lock")):
+        if failed.exists():
+            pytest.fail(f"building the shared study {name!r} failed:\n{failed.read_text()}", pytrace=False)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                build(folder)
+            except BaseException as err:
+                failed.write_text(str(err)[-8000:])
+                raise
+            done.touch()
+    return folder
+
+
+def copy_study(study: Path, dest: Path) -> Path:
+    """A copy of a finished study (results and Snakemake's metadata) that a test may change."""
+    shutil.copytree(study, dest, symlinks=True)
+    return dest
 
 
 def make_study_dir(path: Path, config: Path = SMALL_CONFIG) -> Path:
@@ -31,6 +204,7 @@ def snakemake(
 ) -> subprocess.CompletedProcess:
     """Run the real Snakemake on the repo's Snakefile in ``workdir`` with its config.yaml, offline unless
     ``env`` says otherwise."""
+    require_slow("runs Snakemake")
     cmd = [
         sys.executable,
         "-m",
@@ -78,28 +252,16 @@ def assert_nothing_planned(workdir: Path, *args: str) -> None:
 @pytest.fixture(scope="session")
 def small_study(tmp_path_factory) -> Path:
     """The small test study, run end to end once per test session by the real Snakemake (once for all
-    pytest-xdist workers: the first to get here builds it, the others wait for it). Tests that change it
-    work on a copy."""
-    from filelock import FileLock
-
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # the folder all workers' temporary folders are in
-    workdir, done = shared / "small-study", shared / "small-study.done"
-    with FileLock(str(shared / "small-study.lock")):
-        if not done.exists():
-            shutil.rmtree(workdir, ignore_errors=True)
-            snakemake(make_study_dir(workdir), "--cores", "2")
-            done.touch()
-    return workdir
+    pytest-xdist workers). Tests that change it work on a copy (``study_copy``)."""
+    return build_once(
+        tmp_path_factory, "small-study", lambda folder: snakemake(make_study_dir(folder), "--cores", "2")
+    )
 
 
 @pytest.fixture()
 def study_copy(small_study, tmp_path):
     """A copy of the finished small study (results and Snakemake's metadata) that a test may change."""
-    dest = tmp_path / "study"
-    shutil.copytree(small_study, dest, symlinks=True)
-    return dest
+    return copy_study(small_study, tmp_path / "study")
 
 
 def edit_config(workdir: Path, edit) -> None:

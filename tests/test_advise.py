@@ -250,6 +250,7 @@ def test_config_names_a_target_that_is_not_a_parameter():
         check_study(cfg, root=REPO)
 
 
+@pytest.mark.slow
 def test_the_workflow_rule_advises_from_the_study_grid(tmp_path):
     """The real Snakemake runs the advise rule alone (--allowed-rules) on record tables written here: one
     CSV per dataset, analysis.advice_runs cells of the configured checkpoints x sizes."""

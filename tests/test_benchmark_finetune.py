@@ -4,7 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # trains a model (torch, transformers) in a subprocess
 
 
 def test_finetune_benchmark_reports_throughput_memory_startup_and_the_protocol_projection(tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,8 @@ import yaml
 from conftest import (
     REPO,
     assert_nothing_planned,
+    build_once,
+    copy_study,
     executed_outputs,
     make_study_dir,
     planned_outputs,
@@ -307,6 +308,7 @@ def _run(pinned, data, cache, method, **over):
     )
 
 
+@pytest.mark.slow
 def test_a_lora_run_trains_only_adapters_and_leaves_none_behind_in_the_worker(pinned_checkpoint):
     """Runs in one worker's cache are independent: a LoRA run between two full fine-tunes changes neither,
     its adapters are gone afterwards, and a second LoRA run with its seed gives the same record."""
@@ -347,6 +349,7 @@ def test_a_lora_run_trains_only_adapters_and_leaves_none_behind_in_the_worker(pi
     assert frame["method"].tolist() == ["lora", "full"]
 
 
+@pytest.mark.slow
 def test_lora_on_a_module_the_checkpoint_lacks_fails_naming_it(pinned_checkpoint):
     from transferlaw.train.finetune import CheckpointCache
 
@@ -365,6 +368,7 @@ def _runs_planned(workdir):
     return sorted(o for o in planned_outputs(workdir) if o.startswith("results/runs/") and o.count("/") > 2)
 
 
+@pytest.mark.slow
 def test_jobs_expand_over_models_methods_and_seeds(tmp_path):
     workdir = make_study_dir(tmp_path / "plan", MULTI)
     runs = _runs_planned(workdir)
@@ -385,6 +389,7 @@ def test_jobs_expand_over_models_methods_and_seeds(tmp_path):
     assert "results/figures/gap_vs_size.png" in planned and "results/figures/run_noise.png" in planned
 
 
+@pytest.mark.slow
 def test_one_method_and_listed_seeds_plan_only_their_runs(tmp_path):
     def edit(c):
         del c["methods"]
@@ -410,11 +415,15 @@ TARGETS = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def multi_study(tmp_path_factory):
-    workdir = make_study_dir(tmp_path_factory.mktemp("multi") / "study", MULTI)
-    snakemake(workdir, "--cores", "2", *TARGETS)
-    return workdir
+    """The multi-axis study, built once per test session (for every pytest-xdist worker); tests that change
+    it work on a copy."""
+    return build_once(
+        tmp_path_factory,
+        "multi-study",
+        lambda folder: snakemake(make_study_dir(folder, MULTI), "--cores", "2", *TARGETS),
+    )
 
 
 def test_every_run_is_recorded_with_its_method_seed_and_trainable_parameters(multi_study):
@@ -506,8 +515,7 @@ def test_run_noise_is_the_spread_of_the_records_replicates(multi_study):
 
 
 def test_nothing_to_do_after_the_multi_study_and_a_new_seed_adds_only_its_runs(multi_study, tmp_path):
-    study = tmp_path / "copy"
-    shutil.copytree(multi_study, study, symlinks=True)
+    study = copy_study(multi_study, tmp_path / "copy")
     assert planned_outputs(study, *TARGETS) == []
     cfg = yaml.safe_load((study / "config.yaml").read_text())
     cfg["seeds"] = 3
@@ -521,8 +529,7 @@ def test_nothing_to_do_after_the_multi_study_and_a_new_seed_adds_only_its_runs(m
 def test_a_per_method_fit_redone_alone_leaves_an_exact_plan(multi_study, tmp_path):
     """One (model, method) law re-fitted on its own: the tables and figures that compare the laws are planned,
     the next run does exactly that plan, and nothing is left after it."""
-    study = tmp_path / "copy"
-    shutil.copytree(multi_study, study, symlinks=True)
+    study = copy_study(multi_study, tmp_path / "copy")
     snakemake(study, "--cores", "2", "--force", f"results/fits/{DS}/neox-m/lora.json")  # it alone
     planned = planned_outputs(study, *TARGETS)
     assert "results/tables/gap_vs_size.csv" in planned and "results/tables/run_noise.csv" in planned
@@ -536,8 +543,7 @@ def test_a_full_run_served_by_a_worker_that_ran_lora_equals_one_in_its_own_proce
     the one its job gives alone, in its own process (``finetune.worker: false``), to the last bit."""
     from transferlaw.schema import read_records
 
-    study = tmp_path / "copy"
-    shutil.copytree(multi_study, study, symlinks=True)
+    study = copy_study(multi_study, tmp_path / "copy")
     target = f"results/runs/{DS}/neox-m/step32/f16.parquet"
     served = read_records(str(study / target)).iloc[0]
     (study / target).unlink()

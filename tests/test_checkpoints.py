@@ -23,6 +23,8 @@ from transferlaw.train.checkpoints import (
 
 REPO_ID = "EleutherAI/pythia-tiny"
 
+pytestmark = pytest.mark.slow  # real checkpoints, built and loaded with torch and transformers
+
 
 @pytest.fixture(scope="module")
 def files():

@@ -17,6 +17,8 @@ from conftest import SMALL_CONFIG, make_study_dir, planned_outputs, snakemake
 
 from transferlaw.data.prepare import read_text
 
+pytestmark = pytest.mark.slow  # the real Snakemake
+
 PREAMBLE = "\\documentclass{book}\n\\usepackage{secret-preamble}\n\\begin{document}\n"
 
 

@@ -12,8 +12,10 @@ import random
 import re
 import urllib.request
 
-import torch
+import pytest
 from fakehub import FakeHub, git_blob_oid, tiny_neox_files
+
+pytestmark = pytest.mark.slow  # the real client in subprocesses; checkpoints built with torch
 
 MiB = 2**20
 # what a download may request: nothing else (no Xet token or reconstruction call)
@@ -78,6 +80,7 @@ def test_snapshot_download_builds_the_hub_cache_and_transformers_loads_it_offlin
     assert sorted(p.split("/")[2] for p in gets if p.startswith("/lfs/")) == weights
 
     # this process is offline (conftest): a pinned commit and a branch name both load from the cache alone
+    import torch
     from huggingface_hub import constants
     from safetensors.torch import load
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -2,7 +2,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from conftest import REPO
 
 from transferlaw.schema import STATUS_MAX_EPOCHS, STATUS_OK
@@ -72,6 +71,8 @@ def test_epoch_cap_is_reported(tiny_model, tiny_tokenizer):
 
 
 def test_partial_last_sequence_is_padded_not_scored(tiny_model, tiny_tokenizer):
+    import torch
+
     seqs = corpus(tiny_tokenizer, 8)
     full, _ = evaluate(tiny_model, seqs[:2], 8, "cpu")
     # padding a short sequence must not change its loss
@@ -90,6 +91,8 @@ def test_partial_last_sequence_is_padded_not_scored(tiny_model, tiny_tokenizer):
 
 
 def test_training_is_deterministic(tiny_tokenizer):
+    import torch
+
     from transferlaw.train.pretrain import _new_model
 
     seqs = corpus(tiny_tokenizer, 24)
@@ -118,6 +121,8 @@ def test_numerics_on_the_cpu_keep_fp32_and_plain_adamw():
 
 
 def _run(tokenizer, seqs, **over):
+    import torch
+
     from transferlaw.train.finetune import Numerics
     from transferlaw.train.pretrain import _new_model
 

@@ -1,10 +1,11 @@
 import pytest
-import torch
 
 from transferlaw.train.hub import load_model, load_tokenizer, publish_revision, ref_path
 
 
 def test_published_revisions_load_like_hub_checkpoints(tiny_model, tiny_tokenizer, tmp_path):
+    import torch
+
     def writer(folder):
         tiny_model.save_pretrained(folder)
         tiny_tokenizer.save_pretrained(folder)

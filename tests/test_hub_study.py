@@ -2,11 +2,11 @@
 (laid out as `hf download` lays it out) with tiny random GPT-NeoX checkpoints, offline as on a compute node:
 the gate runs before any fine-tuning job, refuses bad revisions, and its re-runs cost no finished run."""
 
-import shutil
+import json
 
 import pytest
 import yaml
-from conftest import make_study_dir, planned_outputs, snakemake
+from conftest import build_once, copy_study, make_study_dir, planned_outputs, snakemake
 from fakehub import tiny_neox_files, weight_blob, write_hub_cache
 
 from transferlaw.schema import read_records
@@ -41,6 +41,8 @@ CONFIG = {
 }
 TARGET = "results/fits/devils-dictionary.json"
 
+pytestmark = pytest.mark.slow  # every test runs Snakemake on checkpoints built with torch
+
 
 def hub_study_dir(path, branches=None, **model_over):
     workdir = make_study_dir(path)
@@ -55,11 +57,18 @@ def hub_study_dir(path, branches=None, **model_over):
     return workdir, commits
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hub_study(tmp_path_factory):
-    workdir, commits = hub_study_dir(tmp_path_factory.mktemp("hubstudy"))
-    snakemake(workdir, "--cores", "2", TARGET)
-    return workdir, commits
+    """The hub model's study, built once per test session (for every pytest-xdist worker), and the commit of
+    each revision in its cache."""
+
+    def build(folder):
+        workdir, commits = hub_study_dir(folder)
+        snakemake(workdir, "--cores", "2", TARGET)
+        (folder.parent / "hub-study.commits.json").write_text(json.dumps(commits))
+
+    workdir = build_once(tmp_path_factory, "hub-study", build)
+    return workdir, json.loads((workdir.parent / "hub-study.commits.json").read_text())
 
 
 def test_records_carry_the_pinned_commit(hub_study):
@@ -80,9 +89,7 @@ def edit(workdir, change):
 
 @pytest.fixture()
 def study_copy(hub_study, tmp_path):
-    dest = tmp_path / "copy"
-    shutil.copytree(hub_study[0], dest, symlinks=True)
-    return dest
+    return copy_study(hub_study[0], tmp_path / "copy")
 
 
 def finetune_outputs(outs):

@@ -29,6 +29,7 @@ def job_counts(proc) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
 
 
+@pytest.mark.slow
 def test_paper_protocol_plans_750_fine_tunes_from_nothing(tmp_path):
     shutil.copy(PAPER_CONFIG, tmp_path / "config.yaml")  # an empty folder: no resources, no cache, no data
     counts = job_counts(snakemake(tmp_path, "-n"))
@@ -43,6 +44,7 @@ def test_paper_protocol_plans_750_fine_tunes_from_nothing(tmp_path):
     assert "pretrain" not in counts
 
 
+@pytest.mark.slow
 def test_prefetch_target_plans_only_downloads(tmp_path):
     shutil.copy(PAPER_CONFIG, tmp_path / "config.yaml")
     counts = job_counts(snakemake(tmp_path, "-n", "prefetch"))
@@ -67,6 +69,7 @@ def test_paper_protocol_settings():
         assert len(block["sizes"]) == 10 and min(block["sizes"]) == 10 and max(block["sizes"]) == 1100
 
 
+@pytest.mark.slow
 def test_paper_protocol_submits_a_few_dozen_slurm_jobs_with_the_profile(paper_plan):
     assert paper_plan.jobs["finetune"] == 750
     groups = [s for s in paper_plan.first if s.grouped]
@@ -76,6 +79,7 @@ def test_paper_protocol_submits_a_few_dozen_slurm_jobs_with_the_profile(paper_pl
     assert "finetune" not in {s.kind for s in paper_plan.first if not s.grouped}
 
 
+@pytest.mark.slow
 def test_paper_protocol_no_submission_asks_for_more_than_one_run(paper_plan):
     print()
     for k in kinds(paper_plan.first):
@@ -97,6 +101,7 @@ def test_paper_protocol_no_submission_asks_for_more_than_one_run(paper_plan):
         assert (s.attempt, s.cpus, s.mem_mb, s.minutes) == (3, 8, 3 * 64000, 3 * 50 * 10)
 
 
+@pytest.mark.slow
 def test_a_group_over_the_partition_s_time_limit_names_the_key_to_lower(paper_plan, capsys):
     # a 10-hour partition: a checkpoint's 50 runs at their last retry (30 min each) need 25 hours
     (problem,) = time_problems(paper_plan, {"*": 600}, "profiles/slurm")

@@ -3,12 +3,15 @@ own code, on the test study planned from nothing (a dry run: nothing is submitte
 
 import json
 
+import pytest
 import yaml
 from conftest import REPO, SMALL_CONFIG
 
 from transferlaw.cli import main as transferlaw
 
 PROFILE = REPO / "profiles" / "slurm"
+
+pytestmark = pytest.mark.slow  # plans the study with Snakemake's own code
 BASE = [
     "plan",
     "--configfile",

@@ -41,6 +41,8 @@ CONFIG = {
 }
 MANIFEST = "results/checkpoints/pythia-tiny/manifest.json"
 
+pytestmark = pytest.mark.slow  # Snakemake and the real client against the stand-in hub
+
 
 @pytest.fixture()
 def study(tmp_path):

@@ -52,11 +52,12 @@ setTimeout(() => {
 """
 
 
-def test_report_builds_and_shows_its_figures(small_study, tmp_path):
+def test_report_builds_and_shows_its_figures(study_copy, tmp_path):
+    """On a copy of the small study: the report is written into the study."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (.ci/run installs Debian's `chromium`)")
-    snakemake(small_study, "--report", "results/report.html")
-    report = small_study / "results/report.html"
+    snakemake(study_copy, "--report", "results/report.html")
+    report = study_copy / "results/report.html"
     html = report.read_text()
     for ds in DATASETS:
         assert f"results/figures/{ds}/iso_loss.png" in html
