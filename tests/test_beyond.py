@@ -523,7 +523,7 @@ def test_a_per_method_fit_redone_alone_leaves_an_exact_plan(multi_study, tmp_pat
     the next run does exactly that plan, and nothing is left after it."""
     study = tmp_path / "copy"
     shutil.copytree(multi_study, study, symlinks=True)
-    snakemake(study, "--cores", "2", "--forcerun", f"results/fits/{DS}/neox-m/lora.json")
+    snakemake(study, "--cores", "2", "--force", f"results/fits/{DS}/neox-m/lora.json")  # it alone
     planned = planned_outputs(study, *TARGETS)
     assert "results/tables/gap_vs_size.csv" in planned and "results/tables/run_noise.csv" in planned
     proc = snakemake(study, "--cores", "2", *TARGETS)
