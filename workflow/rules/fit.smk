@@ -1,6 +1,14 @@
 # Per-dataset table of runs, and the fitted law of each (dataset, model, method).
 
 
+def remedy_keys(wildcards):
+    """The config keys that would change what a (dataset, model, method)'s law is fitted to: what the
+    record of a law that cannot be fitted tells the user to change."""
+    return tlconfig.remedy_keys(
+        STUDY, wildcards.dataset, fit_model(wildcards), fit_method(wildcards)
+    )
+
+
 rule aggregate:
     input:
         runs=lambda wc: run_files(wc.dataset),
@@ -32,6 +40,8 @@ rule fit:
         fit=STUDY["fit"],
         model=fit_model,
         method=fit_method,
+        # the settings a dataset that cannot be fitted is told to change
+        remedies=remedy_keys,
     script:
         "../scripts/fit.py"
 
