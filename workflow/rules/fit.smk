@@ -1,14 +1,6 @@
 # Per-dataset table of runs, and the fitted law of each (dataset, model, method).
 
 
-def remedy_keys(wildcards):
-    """The config keys that would change what a (dataset, model, method)'s law is fitted to: what the
-    record of a law that cannot be fitted tells the user to change."""
-    return tlconfig.remedy_keys(
-        STUDY, wildcards.dataset, fit_model(wildcards), fit_method(wildcards)
-    )
-
-
 rule aggregate:
     input:
         runs=lambda wc: run_files(wc.dataset),
