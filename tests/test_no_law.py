@@ -304,6 +304,7 @@ def test_a_study_too_small_to_hold_runs_out_is_fitted_and_says_why_it_is_not_cro
     assert fitted(fit) and fit["n_points"] == 6
     cv = crossval_table(runs, l2_exponents=[0.0], l2_coefficients=[0.0], keys=KEYS)
     assert scored(cv).empty and best_by_form(cv).empty
+    assert (cv["n_train"] + cv["n_test"] + cv["n_dropped"] == 6).all()  # every row counts the runs it had
     main = cv.set_index("form").loc["mikami_shifted"]
     assert main["status"] == "no_split" and "3 checkpoints x 2 fine-tune sizes" in main["message"]
     assert KEYS["sizes"] in main["message"] and KEYS["revisions"] in main["message"]

@@ -254,7 +254,7 @@ def crossval_table(
         for name in forms:
             law = get_form(name)
             if no_law is not None:
-                slots.append(_unscored(g, law, 0, STATUS_NOT_FITTED, no_law.reason))
+                slots.append(_unscored(g, law, len(sub), 0, STATUS_NOT_FITTED, no_law.reason))
                 continue
             keep = np.ones(len(sub), bool)
             if drop_nonpositive:
@@ -278,7 +278,8 @@ def crossval_table(
             continue
         (g, law, dropped, runs), cv = labels[slot], results[slot]
         if cv is None:
-            frames.append(_unscored(g, law, dropped, CV_NO_SPLIT, _no_split(law, runs, p, f, dropped, keys)))
+            message = _no_split(law, runs, p, f, dropped, keys)
+            frames.append(_unscored(g, law, len(runs), dropped, CV_NO_SPLIT, message))
             continue
         cv.insert(0, "dataset", g.key)
         cv["n_dropped"] = dropped
@@ -297,10 +298,12 @@ def crossval_table(
     return pd.concat(frames, ignore_index=True)
 
 
-def _unscored(g: Any, law: LawForm, dropped: int, status: str, message: str) -> pd.DataFrame:
-    """The one row of a (group, form) that no split scored: NaN scores, its status and message."""
+def _unscored(g: Any, law: LawForm, n_runs: int, dropped: int, status: str, message: str) -> pd.DataFrame:
+    """The one row of a (group, form) that no split scored: NaN scores, its status and message; its
+    ``n_train`` counts the runs the form had (none held out), so that n_train + n_test + n_dropped counts
+    the group's usable runs on every row."""
     row: dict[str, Any] = {"dataset": g.key, **{c: np.nan for c in CV_COLUMNS}}
-    row.update(form=law.name, n_train=0, n_test=0)
+    row.update(form=law.name, n_train=n_runs, n_test=0)
     row.update(n_dropped=dropped, n_excluded=g.n_excluded, status=status, message=message)
     return pd.DataFrame([row])
 

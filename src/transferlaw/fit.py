@@ -605,14 +605,18 @@ def _runs(n: int) -> str:
     return f"{n} run" + ("" if n == 1 else "s")
 
 
+def _at_cap(g: RunGroup) -> str:
+    """The cap the group's capped runs stopped at, as " (15 epochs)", where the table says ("" if not)."""
+    return f" ({g.cap} epoch{'s' if g.cap != 1 else ''})" if g.cap else ""
+
+
 def _left_out(g: RunGroup, keys: Mapping[str, str]) -> tuple[list[str], list[str], list[str]]:
     """What happened to a group's excluded runs, in words, the changes that would make them usable, and
     the keys of those changes."""
     said, fixes, named = [], [], []
     capped = g.statuses.get(STATUS_MAX_EPOCHS, 0)
     if capped:
-        at = f" ({g.cap} epoch{'s' if g.cap != 1 else ''})" if g.cap else ""
-        said.append(f"{capped} stopped at the epoch cap{at} while still improving")
+        said.append(f"{capped} stopped at the epoch cap{_at_cap(g)} while still improving")
         fixes.append(f"raise {keys['max_epochs']}")
         named.append(keys["max_epochs"])
     diverged = g.statuses.get(STATUS_DIVERGED, 0)
@@ -657,8 +661,7 @@ def why_no_law(
         if n == 0:
             return NoLaw("no_runs", f"no runs; {more}", grid)
         if g.statuses.get(STATUS_MAX_EPOCHS) == n:
-            at = f" ({g.cap} epoch{'s' if g.cap != 1 else ''})" if g.cap else ""
-            reason = f"all {_runs(n)} stopped at the epoch cap{at} while still improving; {fixes[0]}"
+            reason = f"all {_runs(n)} stopped at the epoch cap{_at_cap(g)} while still improving; {fixes[0]}"
             return NoLaw("max_epochs", reason, (keys["max_epochs"],))
         if g.statuses.get(STATUS_DIVERGED) == n:
             reason = f"all {_runs(n)} diverged (their loss became non-finite); {fixes[0]}"
@@ -699,11 +702,10 @@ def capped_warning(g: RunGroup, keys: Mapping[str, str] | None = None) -> str | 
     capped, n = g.statuses.get(STATUS_MAX_EPOCHS, 0), g.n_runs
     if not n or capped <= CAPPED_SHARE * n:
         return None
-    at = f" ({g.cap} epoch{'s' if g.cap != 1 else ''})" if g.cap else ""
     return (
-        f"{capped} of {_runs(n)} ({capped / n:.0%}) stopped at the epoch cap{at} while still improving: "
-        f"their losses are not converged (upper bounds) and are left out, so the law is fitted without the "
-        f"cells that learn slowest; raise {keys['max_epochs']}"
+        f"{capped} of {_runs(n)} ({capped / n:.0%}) stopped at the epoch cap{_at_cap(g)} while still "
+        f"improving: their losses are not converged (upper bounds) and are left out, so the law is fitted "
+        f"without the cells that learn slowest; raise {keys['max_epochs']}"
     )
 
 

@@ -170,8 +170,8 @@ def summary_markdown(
     """The landing page: first the datasets whose law could not be fitted, each with why and the setting
     to change; then per dataset the form, G first, then the other parameters (each with its 95% interval,
     its one-sided limit, or "not identified"), the cross-validation winner, one sentence per dataset saying
-    what runs would measure what these runs do not (and where most runs stopped at the epoch cap), and the
-    first advised runs."""
+    what runs would measure what these runs do not (and where over a quarter stopped at the epoch cap), and
+    the first advised runs."""
     intervals, crossval = intervals or {}, crossval or {}
     names, rows, needs = _rows(fits, intervals, crossval)
     lines = [f"# {title}: summary", ""]
