@@ -2,7 +2,7 @@
 
 Tables are drawn from the paper's Table 2 (5 datasets, its 15 x 10 grid, 2% log-normal noise, form
 ``mikami``: ``tests/synthetic.py``). Per dataset and seed: start from ``--n0`` random cells of the grid,
-then add ``--runs`` runs chosen by :func:`transferlaw.advise.advise` (candidates: the grid's 150 cells,
+then add ``--runs`` runs chosen by :func:`transferlaw.law.advise.advise` (candidates: the grid's 150 cells,
 replicates allowed) or ``--runs`` runs at random (cells not yet run); every new run gets its own noise.
 Both tables are refitted and bootstrapped (``--samples`` resamples) and the widths of G's interval
 compared: the ratio advised / random, its median over datasets x seeds, and per dataset the median and the
@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from synthetic import TABLE2  # noqa: E402
 
-from transferlaw.advise import STATUS_OK, advise  # noqa: E402
-from transferlaw.bootstrap import bootstrap_fit  # noqa: E402
-from transferlaw.laws import get_form  # noqa: E402
+from transferlaw.law.advise import STATUS_OK, advise  # noqa: E402
+from transferlaw.law.bootstrap import bootstrap_fit  # noqa: E402
+from transferlaw.law.forms import get_form  # noqa: E402
 
 FORM = "mikami"
 STEPS = np.unique(np.geomspace(1000, 143_000, 15).round())  # the grid of tests/synthetic.paper_grid

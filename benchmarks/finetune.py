@@ -6,9 +6,9 @@
 
 A model is built from the published Pythia configuration (GPT-NeoX, 70m ... 2.8b) with random weights, saved
 as safetensors in a Hugging Face cache layout and then, in a fresh process, loaded the way a fine-tuning job
-loads a pinned checkpoint (:class:`transferlaw.finetune.CheckpointCache`), trained with the study's numerics
-(:class:`transferlaw.finetune.Numerics`: bf16 autocast over float32 weights on a GPU, SDPA attention, fused
-AdamW, TF32; from ``config/barnett2024.yaml`` unless overridden). It prints:
+loads a pinned checkpoint (:class:`transferlaw.train.finetune.CheckpointCache`), trained with the study's
+numerics (:class:`transferlaw.train.finetune.Numerics`: bf16 autocast over float32 weights on a GPU, SDPA
+attention, fused AdamW, TF32; from ``config/barnett2024.yaml`` unless overridden). It prints:
 
 - training tokens/s at micro-batch x context (forward + backward, and with an optimizer step per micro-batch),
 - model-FLOPs utilisation, MFU = 6 N tokens/s over the device's dense bf16 peak (N: parameters less the input
@@ -93,7 +93,7 @@ def build_checkpoint(name: str, context: int, cache: Path) -> dict:
     from transformers import GPTNeoXForCausalLM
     from transformers.utils import logging
 
-    from transferlaw.hub import publish_revision, snapshot_path
+    from transferlaw.train.hub import publish_revision, snapshot_path
 
     logging.disable_progress_bar()
 
@@ -143,8 +143,8 @@ def measure(pin: dict, settings: dict, steps: int) -> dict:
     import numpy as np
     import torch
 
-    from transferlaw.finetune import CheckpointCache, Numerics, evaluate, token_losses
-    from transferlaw.hub import use_offline_mode
+    from transferlaw.train.finetune import CheckpointCache, Numerics, evaluate, token_losses
+    from transferlaw.train.hub import use_offline_mode
 
     use_offline_mode(True)
     from transformers import AutoModelForCausalLM  # noqa: F401 (imported here, not inside the load's timing)

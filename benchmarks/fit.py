@@ -1,7 +1,7 @@
 """Benchmark: the batched estimator against a plain scipy-BFGS loop over the paper's 2,240-start grid.
 
 Generates data like the paper's (15 checkpoints x 10 fine-tuning sizes per dataset, 5 datasets with
-Table 2-like parameters, log-normal noise), fits every dataset with :func:`transferlaw.fit.fit_law`,
+Table 2-like parameters, log-normal noise), fits every dataset with :func:`transferlaw.law.fit.fit_law`,
 then with ``scipy.optimize.minimize(method="BFGS")`` from every grid start (finite-difference
 gradients as in the paper's code; ``--baseline-jac`` gives it the analytic gradient instead), and
 prints both wall times, their ratio and both objectives. The plain loop takes minutes per dataset, so
@@ -23,8 +23,8 @@ from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from transferlaw.fit import fit_law, objective, objective_and_gradient  # noqa: E402
-from transferlaw.laws import get_form  # noqa: E402
+from transferlaw.law.fit import fit_law, objective, objective_and_gradient  # noqa: E402
+from transferlaw.law.forms import get_form  # noqa: E402
 
 #: Table 2 of the paper (A, G, alpha, beta, E per dataset), p in pre-training steps.
 TRUE = {

@@ -1,4 +1,4 @@
-"""Benchmark: reading the text field of local JSON Lines and parquet files, as :mod:`transferlaw.sources`
+"""Benchmark: reading the text field of local JSON Lines and parquet files, as :mod:`transferlaw.data.sources`
 does (stdlib json line by line; pyarrow reading one column) against ``pyarrow.json`` and
 ``datasets.load_dataset`` (first load, into a fresh cache folder). Writes a JSON Lines and a parquet file of
 ``--records`` records (a text field, an id, a score and a long metadata field that must not be read) to a
@@ -26,7 +26,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.json as pj  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from transferlaw.sources import _join_column, load_text  # noqa: E402
+from transferlaw.data.sources import _join_column, load_text  # noqa: E402
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "café", "naïve", "données"]
 

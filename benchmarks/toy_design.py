@@ -150,7 +150,7 @@ def main() -> None:
         for name, over in VARIANTS.items():
             print(f"{name}: {over}")
         return
-    from transferlaw.diagnostics import describe
+    from transferlaw.law.diagnostics import describe
 
     cfg = variant_config(args.variant)
     cfg.setdefault("analysis", {})["bootstrap_samples"] = args.samples

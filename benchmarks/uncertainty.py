@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fit import make_data  # noqa: E402
 
-from transferlaw.bootstrap import bootstrap_fit, verify_refits  # noqa: E402
-from transferlaw.crossval import stepwise_cv, verify_crossval  # noqa: E402
-from transferlaw.laws import FORMS  # noqa: E402
+from transferlaw.law.bootstrap import bootstrap_fit, verify_refits  # noqa: E402
+from transferlaw.law.crossval import stepwise_cv, verify_crossval  # noqa: E402
+from transferlaw.law.forms import FORMS  # noqa: E402
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from transferlaw.hub import use_offline_mode
+from transferlaw.train.hub import use_offline_mode
 
 use_offline_mode(True)  # before transformers is imported anywhere in the test session
 
@@ -113,8 +113,8 @@ def edit_config(workdir: Path, edit) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from transferlaw.data import read_text
-    from transferlaw.pretrain import build_tokenizer
+    from transferlaw.data.prepare import read_text
+    from transferlaw.train.pretrain import build_tokenizer
 
     text = read_text(REPO / "resources" / "datasets" / "devils_dictionary.txt.xz")
     return build_tokenizer(text[:100_000], 300)
@@ -124,7 +124,7 @@ def tiny_tokenizer():
 def tiny_model(tiny_tokenizer):
     import torch
 
-    from transferlaw.pretrain import _new_model
+    from transferlaw.train.pretrain import _new_model
 
     torch.manual_seed(0)
     settings = {

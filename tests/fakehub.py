@@ -359,8 +359,8 @@ def _tiny_neox_files(seed: int) -> tuple[tuple[str, bytes], ...]:
     import torch
     from transformers import GPTNeoXForCausalLM
 
-    from transferlaw.data import read_text
-    from transferlaw.pretrain import build_tokenizer, model_config
+    from transferlaw.data.prepare import read_text
+    from transferlaw.train.pretrain import build_tokenizer, model_config
 
     tokenizer = build_tokenizer(read_text(REPO / "resources/datasets/devils_dictionary.txt.xz")[:50_000], 300)
     settings = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from transferlaw.laws import get_form
+from transferlaw.law.forms import get_form
 
 PARAMS = {"A": 3.0, "alpha": 0.35, "G": 0.4, "beta": 0.25, "E": 1.2}
 STEPS = [0, 16, 64, 256, 1024]

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from synthetic import TABLE2
 
-from transferlaw.advise import (
+from transferlaw.cli import main
+from transferlaw.law.advise import (
     ADVICE_COLUMNS,
     RIDGE,
     STATUS_OK,
@@ -20,9 +21,8 @@ from transferlaw.advise import (
     candidate_costs,
     grid_candidates,
 )
-from transferlaw.cli import main
-from transferlaw.fit import STATUS_NOT_FITTED
-from transferlaw.laws import get_form
+from transferlaw.law.fit import STATUS_NOT_FITTED
+from transferlaw.law.forms import get_form
 
 STEPS = [1000, 4000, 16000, 64000, 143000]
 SIZES = [10, 50, 250, 1100]

@@ -6,8 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferlaw.allocate import allocate, allocate_samples, loss_along_budget, sweep_cost_ratio, sweep_gap
 from transferlaw.cli import main
+from transferlaw.law.allocate import (
+    allocate,
+    allocate_samples,
+    loss_along_budget,
+    sweep_cost_ratio,
+    sweep_gap,
+)
 
 PARAMS = {"A": 3.0, "alpha": 0.5, "G": 0.3, "beta": 0.3, "E": 1.0}
 BRUTE = np.linspace(0.0, 1.0, 2_000_001)  # fine-tune shares, step 5e-7

@@ -114,7 +114,7 @@ def test_records_written_before_methods_read_as_full_fine_tunes(tmp_path):
 
 
 def test_resampling_cells_keeps_replicates_together_and_one_run_cells_as_before():
-    from transferlaw.bootstrap import resample_weights
+    from transferlaw.law.bootstrap import resample_weights
 
     plain = resample_weights(6, 50, seed=3)
     assert np.array_equal(resample_weights(6, 50, seed=3, cells=np.arange(6)), plain)
@@ -134,7 +134,7 @@ def _summary(g, lo, hi, identified=True, cells=((0, 4), (8, 4))):
 
 
 def test_method_table_gives_the_difference_in_g_with_a_paired_interval():
-    from transferlaw.compare import method_markdown, method_table
+    from transferlaw.law.compare import method_markdown, method_table
 
     rng = np.random.default_rng(0)
     shared = rng.normal(0, 0.1, 400)  # what the two methods' resamples share (the same cells)
@@ -176,7 +176,7 @@ def test_method_table_gives_the_difference_in_g_with_a_paired_interval():
 
 
 def test_gap_trend_recovers_a_power_law_in_model_size():
-    from transferlaw.compare import gap_table, gap_trend
+    from transferlaw.law.compare import gap_table, gap_trend
 
     rng = np.random.default_rng(1)
     sizes = {"s": 1e6, "m": 1e7, "l": 1e8}
@@ -209,7 +209,7 @@ def test_gap_trend_recovers_a_power_law_in_model_size():
 def _noise_runs(misfit: float, seed: int = 0):
     """Runs of one (dataset, model, method) drawn from a known law with 2% run noise, and ``misfit`` added
     to every other cell (model error the law cannot follow)."""
-    from transferlaw.laws import get_form
+    from transferlaw.law.forms import get_form
 
     params = {"A": 3.0, "alpha": 0.5, "G": 0.5, "beta": 0.3, "E": 1.5}
     rng = np.random.default_rng(seed)
@@ -230,7 +230,7 @@ def _noise_runs(misfit: float, seed: int = 0):
                     status="ok",
                 )
             )
-    from transferlaw.fit import fit_table
+    from transferlaw.law.fit import fit_table
 
     runs = pd.DataFrame(rows)
     fit = fit_table(runs, form="mikami_shifted", group="dataset")["d"]  # the law as the workflow fits it
@@ -238,7 +238,7 @@ def _noise_runs(misfit: float, seed: int = 0):
 
 
 def test_run_noise_tells_noise_from_model_error():
-    from transferlaw.noise import cell_noise, noise_markdown, noise_vs_residuals
+    from transferlaw.law.noise import cell_noise, noise_markdown, noise_vs_residuals
 
     runs, fits = _noise_runs(misfit=0.0)
     cells = cell_noise(runs)
@@ -262,8 +262,8 @@ def test_run_noise_tells_noise_from_model_error():
 def pinned_checkpoint(tmp_path_factory):
     from fakehub import tiny_neox_files, write_hub_cache
 
-    from transferlaw.checkpoints import pin, scan_cache, verify
-    from transferlaw.data import PreparedData
+    from transferlaw.data.prepare import PreparedData
+    from transferlaw.train.checkpoints import pin, scan_cache, verify
 
     tmp = tmp_path_factory.mktemp("lora")
     cache = tmp / "hf"
@@ -279,7 +279,7 @@ def pinned_checkpoint(tmp_path_factory):
 
 
 def _run(pinned, data, cache, method, **over):
-    from transferlaw.finetune import run
+    from transferlaw.train.finetune import run
 
     settings = {
         **finetune_defaults(),
@@ -312,8 +312,8 @@ def test_a_lora_run_trains_only_adapters_and_leaves_none_behind_in_the_worker(pi
     its adapters are gone afterwards, and a second LoRA run with its seed gives the same record."""
     import torch
 
-    from transferlaw.finetune import CheckpointCache
     from transferlaw.schema import records_frame
+    from transferlaw.train.finetune import CheckpointCache
 
     pinned, data = pinned_checkpoint
     fresh = _run(pinned, data, CheckpointCache(), "full")
@@ -348,7 +348,7 @@ def test_a_lora_run_trains_only_adapters_and_leaves_none_behind_in_the_worker(pi
 
 
 def test_lora_on_a_module_the_checkpoint_lacks_fails_naming_it(pinned_checkpoint):
-    from transferlaw.finetune import CheckpointCache
+    from transferlaw.train.finetune import CheckpointCache
 
     pinned, data = pinned_checkpoint
     cache = CheckpointCache()

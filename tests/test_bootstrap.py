@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferlaw.bootstrap import bootstrap_fit, bootstrap_table, resample_weights, verify_refits
-from transferlaw.laws import get_form
+from transferlaw.law.bootstrap import bootstrap_fit, bootstrap_table, resample_weights, verify_refits
+from transferlaw.law.forms import get_form
 
 TRUE = dict(A=50.0, alpha=0.7, G=1.0, beta=0.15, E=1.5)
 
@@ -122,7 +122,7 @@ def test_a_fit_at_the_bound_still_gets_an_interval_from_its_resamples():
     resamples' own optima are from it."""
     from synthetic import TABLE2, paper_grid
 
-    from transferlaw.diagnostics import describe
+    from transferlaw.law.diagnostics import describe
 
     p, f, loss = paper_grid(TABLE2["math_arxiv"], seed=0)
     rng = np.random.default_rng(0)

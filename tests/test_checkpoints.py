@@ -6,11 +6,12 @@ import json
 import pytest
 from fakehub import commit_of, tiny_neox_files, weight_blob, write_hub_cache
 
-from transferlaw.checkpoints import (
+from transferlaw.train.checkpoints import (
     CheckpointError,
     cache_hashes,
     check_pin,
     identical_groups,
+    load_pinned,
     pin,
     pin_revision,
     prefetch,
@@ -19,7 +20,6 @@ from transferlaw.checkpoints import (
     verify,
     verify_pins,
 )
-from transferlaw.hub import load_pinned
 
 REPO_ID = "EleutherAI/pythia-tiny"
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from transferlaw.cli import main
-from transferlaw.laws import get_form
+from transferlaw.law.forms import get_form
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TRUE = {

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferlaw.crossval import (
+from transferlaw.law.crossval import (
     CV_COLUMNS,
     best_by_form,
     crossval_table,
@@ -14,7 +14,7 @@ from transferlaw.crossval import (
     threshold_splits,
     verify_crossval,
 )
-from transferlaw.laws import get_form
+from transferlaw.law.forms import get_form
 
 GRID_P = np.geomspace(10, 100_000, 6)
 GRID_F = np.geomspace(10, 1000, 5)

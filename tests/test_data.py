@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from transferlaw.data import (
+from transferlaw.data.prepare import (
     DataError,
     PreparedData,
     check_sizes,
@@ -94,7 +94,7 @@ def test_make_sequences_drops_the_tail():
 
 def test_a_line_of_millions_of_bases_is_cut_for_the_tokenizer():
     """A FASTA record is one line: the tokenizer gets bounded pieces, and every character is kept."""
-    from transferlaw.data import _line_chunks
+    from transferlaw.data.prepare import _line_chunks
 
     text = "header line\n" + "ACGT" * 50_000 + "\nshort\n" + "w " * 10_000
     chunks = list(_line_chunks(text, chars=1000))

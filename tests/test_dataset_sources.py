@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import SMALL_CONFIG, make_study_dir, planned_outputs, snakemake
 
-from transferlaw.data import read_text
+from transferlaw.data.prepare import read_text
 
 PREAMBLE = "\\documentclass{book}\n\\usepackage{secret-preamble}\n\\begin{document}\n"
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from synthetic import TABLE2, paper_grid
 
-from transferlaw.bootstrap import bootstrap_fit
-from transferlaw.diagnostics import describe, needs_sentence
-from transferlaw.fit import fit_law
+from transferlaw.law.bootstrap import bootstrap_fit
+from transferlaw.law.diagnostics import describe, needs_sentence
+from transferlaw.law.fit import fit_law
 
 
 @pytest.mark.parametrize("dataset", list(TABLE2))

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from transferlaw import encyclopedia as enc
+from transferlaw.data import encyclopedia as enc
 
 YEAR = re.compile(r"\byear (\d+)\b")
 WINNER = re.compile(r"the (\w+) prevailed|won it for the (\w+)|the (\w+) defeated the")

@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from transferlaw.finetune import EarlyStopping, evaluate, finetune
 from transferlaw.schema import STATUS_MAX_EPOCHS, STATUS_OK
+from transferlaw.train.finetune import EarlyStopping, evaluate, finetune
 
 
 def test_early_stopping_waits_patience_epochs_after_the_minimum():
@@ -45,7 +45,7 @@ def settings(**over):
 
 
 def corpus(tokenizer, n, ctx=32):
-    from transferlaw.data import make_sequences, read_text, tokenize
+    from transferlaw.data.prepare import make_sequences, read_text, tokenize
 
     text = read_text(REPO / "resources/datasets/devils_dictionary.txt.xz")[:30_000]
     return make_sequences(tokenize(text, tokenizer), ctx)[:n]
@@ -77,7 +77,7 @@ def test_partial_last_sequence_is_padded_not_scored(tiny_model, tiny_tokenizer):
     # padding a short sequence must not change its loss
     short = [seqs[0][:10]]
     alone, n_alone = evaluate(tiny_model, np.array(short), 8, "cpu")
-    from transferlaw.finetune import _collate, token_losses
+    from transferlaw.train.finetune import _collate, token_losses
 
     ids, mask, labels = _collate([seqs[1], seqs[0][:10]], "cpu")
     with torch.no_grad():
@@ -90,7 +90,7 @@ def test_partial_last_sequence_is_padded_not_scored(tiny_model, tiny_tokenizer):
 
 
 def test_training_is_deterministic(tiny_tokenizer):
-    from transferlaw.pretrain import _new_model
+    from transferlaw.train.pretrain import _new_model
 
     seqs = corpus(tiny_tokenizer, 24)
     cfg = {
@@ -110,7 +110,7 @@ def test_training_is_deterministic(tiny_tokenizer):
 
 
 def test_numerics_on_the_cpu_keep_fp32_and_plain_adamw():
-    from transferlaw.finetune import Numerics
+    from transferlaw.train.finetune import Numerics
 
     n = Numerics.resolve(settings(), "cpu")  # precision auto, fused_adamw and tf32 on by default
     assert (n.precision, n.fused_adamw, n.tf32, n.gradient_checkpointing) == ("fp32", False, False, False)
@@ -118,8 +118,8 @@ def test_numerics_on_the_cpu_keep_fp32_and_plain_adamw():
 
 
 def _run(tokenizer, seqs, **over):
-    from transferlaw.finetune import Numerics
-    from transferlaw.pretrain import _new_model
+    from transferlaw.train.finetune import Numerics
+    from transferlaw.train.pretrain import _new_model
 
     cfg = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
     torch.manual_seed(0)

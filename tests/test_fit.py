@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize
 
-from transferlaw.fit import (
+from transferlaw.law.fit import (
     check_fit_input,
     fit_batch,
     fit_law,
@@ -18,7 +18,7 @@ from transferlaw.fit import (
     objective,
     objective_and_gradient,
 )
-from transferlaw.laws import FORMS, get_form
+from transferlaw.law.forms import FORMS, get_form
 
 TOKENS_PER_STEP = 2_097_152  # Pythia's batch size in tokens
 PAPER = dict(A=284.766, alpha=0.730, G=2.570, beta=0.123, E=0.538)
@@ -163,9 +163,9 @@ def test_analytic_gradient_matches_finite_differences() -> None:
 
 @pytest.mark.parametrize("name", sorted(FORMS))
 def test_compiled_objective_equals_its_numpy_definition(name: str) -> None:
-    """The fit's compiled objective, gradient and IRLS curvature (transferlaw.kernels) against eq. 12 written
-    out in numpy from log_predict: Huber of the log residuals, weighted, plus the L2 penalties."""
-    from transferlaw.fit import _make_problem
+    """The fit's compiled objective, gradient and IRLS curvature (transferlaw.law.kernels) against eq. 12
+    written out in numpy from log_predict: Huber of the log residuals, weighted, plus the L2 penalties."""
+    from transferlaw.law.fit import _make_problem
 
     law = get_form(name)
     rng = np.random.default_rng(7)
@@ -256,7 +256,7 @@ def test_non_convergence_is_reported(caplog: pytest.LogCaptureFixture) -> None:
     loss = synth("mikami", PAPER, p, f, noise=0.01, seed=15)
     assert not fit_law(p, f, loss, "mikami", max_iter=2).converged
     df = pd.DataFrame({"dataset": "d", "pretrain_step": p, "finetune_size": f, "eval_loss": loss})
-    with caplog.at_level(logging.WARNING, logger="transferlaw.fit"):
+    with caplog.at_level(logging.WARNING, logger="transferlaw.law.fit"):
         out = fit_table(df, form="mikami", max_iter=2)
     assert out["d"]["converged"] is False
     assert "did not converge" in caplog.text
@@ -289,7 +289,7 @@ def test_fit_table_fits_each_group_and_excludes_bad_status(caplog: pytest.LogCap
     df = runs_table()
     df.loc[[0, 1, 40], "status"] = ["diverged", "max_epochs", "diverged"]
     df.loc[[0, 1, 40], "eval_loss"] = [np.nan, -1.0, np.inf]  # would be rejected if not excluded
-    with caplog.at_level(logging.WARNING, logger="transferlaw.fit"):
+    with caplog.at_level(logging.WARNING, logger="transferlaw.law.fit"):
         out = fit_table(df, form="mikami", p="pretrain_tokens")
     assert "excluding 3 run(s)" in caplog.text
     assert set(out) == {"enc", "cat"}

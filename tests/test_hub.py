@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from transferlaw.hub import load_model, load_tokenizer, publish_revision, ref_path
+from transferlaw.train.hub import load_model, load_tokenizer, publish_revision, ref_path
 
 
 def test_published_revisions_load_like_hub_checkpoints(tiny_model, tiny_tokenizer, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transferlaw.laws import FORMS, get_form
+from transferlaw.law.forms import FORMS, get_form
 
 PARAMS = dict(A=284.8, alpha=0.73, G=2.57, beta=0.123, E=0.538, c=3.0, c1=5.0, c2=2.0)
 

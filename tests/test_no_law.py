@@ -1,6 +1,6 @@
 """A dataset that cannot be analysed says why and what to change, and costs the others nothing (issue 18).
 
-The library half: the one rule (transferlaw.fit.why_no_law) on synthetic tables, every analysis and every
+The library half: the one rule (transferlaw.law.fit.why_no_law) on synthetic tables, every analysis and every
 reader of its results, the one-sided rule for every coefficient and the axis-aware sentences. The workflow
 half: one real study with three datasets that cannot be fitted (every run capped, every run diverged, fewer
 runs than parameters) next to two that are too small to cross-validate, run once by the real Snakemake.
@@ -20,30 +20,30 @@ import pytest
 import synthetic as S
 from conftest import edit_config, planned_outputs, snakemake
 
-from transferlaw.advise import advise_table, grid_candidates
-from transferlaw.bootstrap import bootstrap_table
-from transferlaw.compare import gap_table, method_table
 from transferlaw.config import remedy_keys, resolve
-from transferlaw.crossval import best_by_form, crossval_table, scored, unscored
-from transferlaw.diagnostics import describe, identification, needs_sentence
-from transferlaw.fit import (
+from transferlaw.law.advise import advise_table, grid_candidates
+from transferlaw.law.bootstrap import bootstrap_table
+from transferlaw.law.compare import gap_table, method_table
+from transferlaw.law.crossval import best_by_form, crossval_table, scored, unscored
+from transferlaw.law.diagnostics import describe, identification, needs_sentence
+from transferlaw.law.fit import (
     STATUS_NOT_FITTED,
     fit_table,
     fitted,
     table_groups,
     why_no_law,
 )
-from transferlaw.laws import get_form
-from transferlaw.noise import noise_vs_residuals
-from transferlaw.plots import (
+from transferlaw.law.forms import get_form
+from transferlaw.law.noise import noise_vs_residuals
+from transferlaw.report.plots import (
     plot_allocation_gap,
     plot_law_forms,
     plot_no_law,
     plot_parameters,
     plot_raw_data,
 )
-from transferlaw.summary import study_check, summary_markdown
-from transferlaw.tables import interval_table, parameter_table
+from transferlaw.report.summary import study_check, summary_markdown
+from transferlaw.report.tables import interval_table, parameter_table
 
 #: the settings as the workflow names them for dataset "mail" (transferlaw.config.remedy_keys)
 KEYS = {

@@ -10,8 +10,8 @@ import pytest
 import synthetic as S
 from conftest import snakemake
 
-from transferlaw import plots
-from transferlaw.allocate import sweep_cost_ratio, sweep_gap
+from transferlaw.law.allocate import sweep_cost_ratio, sweep_gap
+from transferlaw.report import plots
 
 DATASETS = ["devils-dictionary", "chloroplast-dna"]
 PER_DATASET = ["raw_data", "cross_section", "iso_loss", "surface", "epochs", "bootstrap"]

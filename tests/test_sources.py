@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO
 
-from transferlaw.data import DataError
-from transferlaw.sources import (
+from transferlaw.data.prepare import DataError
+from transferlaw.data.sources import (
     FORMATS,
     detect_format,
     fetch_url,
@@ -126,7 +126,7 @@ def test_strip_latex_without_document_environment():
 
 
 def test_jsonl_reads_only_the_text_field_and_skips_nulls(caplog):
-    with caplog.at_level(logging.INFO, logger="transferlaw.sources"):
+    with caplog.at_level(logging.INFO, logger="transferlaw.data.sources"):
         text = load_text(FIXTURES / "records.jsonl")
     assert text == "First document.\nIt has two lines.\n\nCafé — unicode escapes and raw ünïcödé."
     assert "SECRET" not in text
@@ -168,7 +168,7 @@ def test_parquet_reads_only_the_text_field(tmp_path, caplog):
     texts[3] = ""
     table = pa.table({"text": texts, "secret": [f"SECRET-{i}" for i in range(40)], "n": list(range(40))})
     path = write_parquet(tmp_path / "t.parquet", table, row_group_size=7)  # several row groups
-    with caplog.at_level(logging.INFO, logger="transferlaw.sources"):
+    with caplog.at_level(logging.INFO, logger="transferlaw.data.sources"):
         text = load_text(path)
     assert text == "\n\n".join(t for t in texts if t)
     assert "SECRET" not in text and "skipped 9 of 40" in caplog.text
@@ -595,7 +595,7 @@ def make_archive(path, files, kind):
 
 @pytest.mark.parametrize("kind", ["gz", "xz", "zip"])
 def test_members_of_an_archive_are_read_one_by_one(tmp_path, kind):
-    from transferlaw.sources import load_source
+    from transferlaw.data.sources import load_source
 
     files = {
         "paper/main.tex": b"\\documentclass{article}\n\\begin{document}\nMain body. % gone\n"
@@ -616,7 +616,7 @@ def test_members_of_an_archive_are_read_one_by_one(tmp_path, kind):
 
 def test_a_folder_of_one_message_files_is_read_as_maildir(tmp_path):
     """The CMU Enron corpus is no real maildir: maildir/<user>/<folder>/1., 2., ... one message each."""
-    from transferlaw.sources import load_source
+    from transferlaw.data.sources import load_source
 
     folder = tmp_path / "maildir" / "taylor-m" / "all_documents"
     folder.mkdir(parents=True)

@@ -3,7 +3,7 @@
 import pandas as pd
 import synthetic as S
 
-from transferlaw.summary import crossval_winner, summary_markdown, summary_rst
+from transferlaw.report.summary import crossval_winner, summary_markdown, summary_rst
 
 
 def test_summary_lists_law_gap_interval_and_winner():

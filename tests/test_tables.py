@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import transferlaw.tables as tables
-from transferlaw.tables import CV_ROW, interval_table, law_forms_table, parameter_table, to_markdown
+import transferlaw.report.tables as tables
+from transferlaw.report.tables import CV_ROW, interval_table, law_forms_table, parameter_table, to_markdown
 
 
 def summary(a: float, alpha: float) -> dict:
@@ -114,7 +114,7 @@ def test_workflow_writes_the_analysis_outputs(small_study):
 
 
 def test_tables_show_limits_not_meaningless_numbers():
-    from transferlaw.tables import interval_table, parameter_table
+    from transferlaw.report.tables import interval_table, parameter_table
 
     s = {
         "a": {

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transferlaw.laws import get_form
-from transferlaw.transfer import effective_data, effective_data_table, fit_hernandez
+from transferlaw.law.forms import get_form
+from transferlaw.law.transfer import effective_data, effective_data_table, fit_hernandez
 
 PARAMS = dict(A=50.0, alpha=0.7, G=1.0, beta=0.15, E=1.5)
 

@@ -219,7 +219,7 @@ def test_fits_and_intervals_say_what_they_cannot_tell_through_the_workflow(small
     """Diagnostics flow through the real workflow: every fit lists the parameters at the bound, every
     bootstrap parameter says whether it is identified, and the summary and the report's landing page show
     "not identified" or a one-sided limit instead of the number where it is not."""
-    from transferlaw.diagnostics import describe
+    from transferlaw.law.diagnostics import describe
 
     summary = (small_study / "results/summary.md").read_text()
     landing = (small_study / "results/report.rst").read_text()

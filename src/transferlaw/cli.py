@@ -15,13 +15,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from transferlaw.advise import DEFAULT_COST, DEFAULT_RUNS, DEFAULT_TARGET
-from transferlaw.advise import DEFAULT_SAMPLES as ADVICE_SAMPLES
-from transferlaw.advise import DEFAULT_SEED as ADVICE_SEED
-from transferlaw.bootstrap import DEFAULT_SAMPLES
-from transferlaw.crossval import CV_FORMS, L2_COEFFICIENTS, L2_EXPONENTS
-from transferlaw.fit import DEFAULT_FORM, HUBER_DELTA
-from transferlaw.laws import FORMS
+from transferlaw.law.advise import DEFAULT_COST, DEFAULT_RUNS, DEFAULT_TARGET
+from transferlaw.law.advise import DEFAULT_SAMPLES as ADVICE_SAMPLES
+from transferlaw.law.advise import DEFAULT_SEED as ADVICE_SEED
+from transferlaw.law.bootstrap import DEFAULT_SAMPLES
+from transferlaw.law.crossval import CV_FORMS, L2_COEFFICIENTS, L2_EXPONENTS
+from transferlaw.law.fit import DEFAULT_FORM, HUBER_DELTA
+from transferlaw.law.forms import FORMS
 
 #: exit status for bad input (argparse uses the same for bad arguments)
 EXIT_BAD_INPUT = 2
@@ -71,8 +71,8 @@ def _cmd_config_docs(args: argparse.Namespace) -> int:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from transferlaw.fit import fit_table
     from transferlaw.io import read_table, write_json
+    from transferlaw.law.fit import fit_table
 
     df = read_table(args.table)
     fits = fit_table(
@@ -104,9 +104,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _cmd_bootstrap(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from transferlaw.bootstrap import bootstrap_table
-    from transferlaw.diagnostics import describe, needs_sentence
     from transferlaw.io import read_table, write_json, write_parquet
+    from transferlaw.law.bootstrap import bootstrap_table
+    from transferlaw.law.diagnostics import describe, needs_sentence
 
     df = read_table(args.table)
     summaries, samples = bootstrap_table(
@@ -129,8 +129,8 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def _cmd_crossval(args: argparse.Namespace) -> int:
-    from transferlaw.crossval import best_by_form, crossval_table
     from transferlaw.io import read_table, write_csv
+    from transferlaw.law.crossval import best_by_form, crossval_table
 
     df = read_table(args.table)
     cv = crossval_table(
@@ -149,8 +149,8 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
 
 
 def _cmd_advise(args: argparse.Namespace) -> int:
-    from transferlaw.advise import STATUS_OK, advise_table
     from transferlaw.io import read_table, write_csv
+    from transferlaw.law.advise import STATUS_OK, advise_table
 
     df = read_table(args.table)
     candidates = read_table(args.candidates)
@@ -183,7 +183,7 @@ def _load_fit(path: str, dataset: str | None) -> dict:
     """One fit from a single-fit JSON (the workflow's) or a multi-group one (``transferlaw fit``'s)."""
     import json
 
-    from transferlaw.fit import NO_LAW, fitted
+    from transferlaw.law.fit import NO_LAW, fitted
 
     obj = json.loads(open(path).read())
     if "form" in obj and ("params" in obj or "status" in obj):  # one fit (the workflow's)
@@ -208,7 +208,7 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from transferlaw.allocate import allocate, allocate_samples, summarise_samples
+    from transferlaw.law.allocate import allocate, allocate_samples, summarise_samples
 
     fit = _load_fit(args.fit, args.dataset)
     alloc = allocate(fit["params"], fit["form"], args.budget, args.cost_pretrain, args.cost_finetune)

@@ -9,10 +9,8 @@ enough, revisions exist, the context fits the model). Every error names the conf
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import math
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,33 +18,12 @@ from urllib.parse import urlparse
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
-_STEP = re.compile(r"^step(\d+)$")
+from transferlaw.defaults import SCHEMA_PATH, _schema, load_schema
+from transferlaw.schema import revision_step as _record_revision_step
 
 
 class ConfigError(ValueError):
     """The study configuration is unusable; the message names the config key or file."""
-
-
-def load_schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
-
-
-@functools.cache
-def _schema() -> dict[str, Any]:
-    return load_schema()
-
-
-def default(key: str) -> Any:
-    """The schema's default of a config key, e.g. ``default("fit.form")``: the one place each default of
-    the study lives (the command line and the library read theirs from here)."""
-    schema = _schema()
-    node: Any = schema
-    for part in key.split("."):
-        if "$ref" in node:  # "#/definitions/finetune"
-            node = schema["definitions"][node["$ref"].rsplit("/", 1)[1]]
-        node = node["properties"][part]
-    return copy.deepcopy(node["default"])
 
 
 def validate_schema(config: Mapping[str, Any]) -> None:
@@ -176,11 +153,11 @@ def log2_steps(last: int) -> list[int]:
 
 
 def revision_step(revision: str) -> int:
-    """The pre-training step of a Pythia-style revision name (``step1000`` -> 1000)."""
-    m = _STEP.match(revision)
-    if not m:
-        raise ConfigError(f"revision {revision!r} is not of the form 'step<N>'")
-    return int(m.group(1))
+    """The pre-training step of a Pythia-style revision name (``step1000`` -> 1000); a config error else."""
+    try:
+        return _record_revision_step(revision)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def finetune_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
@@ -230,8 +207,8 @@ def run_settings(
 
 def remedy_keys(cfg: Mapping[str, Any], dataset: str, model: str, method: str) -> dict[str, str]:
     """The config keys that would change what the law of (dataset, model, method) is fitted to (resolved
-    config), for the message of a law that cannot be fitted (:func:`transferlaw.fit.why_no_law`): the epoch
-    cap and learning rate where its runs set them, its fine-tune sizes and the model's revisions."""
+    config), for the message of a law that cannot be fitted (:func:`transferlaw.law.fit.why_no_law`): the
+    epoch cap and learning rate where its runs set them, its fine-tune sizes and the model's revisions."""
 
     def setting(name: str) -> str:
         if name in cfg["methods"].get(method, {}):
@@ -297,7 +274,7 @@ def dataset_source(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
     """Where a dataset's text comes from and how it is read: the part of its block whose edit changes the
     text (and nothing else, so that an irrelevant key never reruns anything). A URL's ``sha256`` is not part
     of it: pinning a download checks the text, it does not change it (see :func:`check_download_pin`)."""
-    from transferlaw.sources import detect_format
+    from transferlaw.data.sources import detect_format
 
     block = cfg["datasets"][dataset]
     kind = next(k for k in DATASET_SOURCES if k in block)
@@ -395,14 +372,14 @@ def local_repo_id(model: str) -> str:
 
 def local_ref(model: str, revision: str) -> str:
     """The ref file of a revision of the workflow's own model (what fine-tune jobs depend on)."""
-    from transferlaw.hub import ref_path
+    from transferlaw.train.hub import ref_path
 
     return ref_path("results/models", local_repo_id(model), revision).as_posix()
 
 
 def required_tokens(sizes: list[int], unit: str, context_length: int, eval_sequences: int) -> int:
     """Tokens a dataset needs: the eval split plus the largest fine-tune subset, in whole sequences."""
-    from transferlaw.data import pool_needed
+    from transferlaw.data.prepare import pool_needed
 
     return (pool_needed(sizes, unit, context_length) + eval_sequences) * context_length
 
@@ -417,7 +394,7 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
     models = cfg["models"]
     if any(m["source"] == "pretrain" for m in models.values()) and "pretrain" not in cfg:
         raise ConfigError("models: a model has `source: pretrain` but the config has no `pretrain` block")
-    from transferlaw.laws import get_form
+    from transferlaw.law.forms import get_form
 
     try:
         get_form(cfg["fit"]["form"])
@@ -492,7 +469,7 @@ def _check_methods(cfg: Mapping[str, Any]) -> None:
                 "every "
                 "dataset; a dataset cannot change its method"
             )
-    from transferlaw.pretrain import GPT_NEOX_LINEAR
+    from transferlaw.train.pretrain import GPT_NEOX_LINEAR
 
     own = [m for m, block in cfg["models"].items() if block["source"] == "pretrain"]
     for name, overrides in cfg["methods"].items():
@@ -541,7 +518,7 @@ def _check_model_pretrain(cfg: Mapping[str, Any], model: str) -> None:
 def _check_dataset(cfg: Mapping[str, Any], name: str, root: Path) -> None:
     """One dataset block: exactly one source, a readable format, and (for local text files) enough bytes
     for its largest size, by a bound that needs no tokenizer."""
-    from transferlaw.sources import text_bytes_bound_ok
+    from transferlaw.data.sources import text_bytes_bound_ok
 
     block, key = cfg["datasets"][name], f"datasets.{name}"
     given = [k for k in DATASET_SOURCES if k in block]
@@ -601,7 +578,7 @@ def _check_file(root: Path, rel: str, key: str) -> Path:
 
 def text_bytes(path: Path, limit: int | None = None) -> int:
     """Bytes of (decompressed) text in ``path``, counting no further than ``limit``."""
-    from transferlaw.data import open_text_binary
+    from transferlaw.data.prepare import open_text_binary
 
     n = 0
     with open_text_binary(path) as fh:

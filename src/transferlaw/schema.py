@@ -6,6 +6,7 @@ columns by name. Changing a column means changing it here and nowhere else.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +21,18 @@ STATUS_MAX_EPOCHS = "max_epochs"
 #: A non-finite training or eval loss appeared.
 STATUS_DIVERGED = "diverged"
 STATUSES = (STATUS_OK, STATUS_MAX_EPOCHS, STATUS_DIVERGED)
+
+_STEP = re.compile(r"^step(\d+)$")
+
+
+def revision_step(revision: str) -> int:
+    """The pre-training step of a Pythia-style revision name (``step1000`` -> 1000): the record's
+    ``pretrain_step`` of a run at that revision. Raises ValueError for any other name."""
+    m = _STEP.match(revision)
+    if not m:
+        raise ValueError(f"revision {revision!r} is not of the form 'step<N>'")
+    return int(m.group(1))
+
 
 #: Column name -> (arrow type, description). Order is the column order of every record file.
 RECORD_COLUMNS: dict[str, tuple[pa.DataType, str]] = {

@@ -1,4 +1,4 @@
-# Checkpoints fetched once, verified, pinned (transferlaw.checkpoints): a hub model's revisions are fetched
+# Checkpoints fetched once, verified, pinned (transferlaw.train.checkpoints): a hub model's revisions are fetched
 # by `snakemake prefetch` (where the internet is), each revision passes its integrity gate (`pin_checkpoint`)
 # before any of its fine-tuning jobs starts, each job loads the commit its revision's pin names, and the
 # model-wide verdict (`verify_checkpoints`) checks the pins together before the records are aggregated.

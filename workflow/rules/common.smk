@@ -135,7 +135,7 @@ def fit_method(wildcards):
 
 def remedy_keys(wildcards):
     """The config keys that would change what a (dataset, model, method)'s law is fitted to: what an
-    analysis of a dataset without a law tells the user to change (transferlaw.fit.why_no_law).
+    analysis of a dataset without a law tells the user to change (transferlaw.law.fit.why_no_law).
     """
     return tlconfig.remedy_keys(
         STUDY, wildcards.dataset, fit_model(wildcards), fit_method(wildcards)
@@ -192,7 +192,7 @@ def write_pin(model, revision, source, out, log):
     """The pin rule's job. The model's other revisions and accepted groups are read here, when the job runs,
     not passed as params: adding a revision (or accepting a group) must not rewrite the pins that exist.
     The model-wide verdict (verify_checkpoints) checks all of them together again."""
-    from transferlaw.checkpoints import write_revision_pin
+    from transferlaw.train.checkpoints import write_revision_pin
 
     block = STUDY["models"][model]
     write_revision_pin(

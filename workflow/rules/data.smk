@@ -90,7 +90,7 @@ rule check_size:
     params:
         unit=lambda wc: tlconfig.finetune_settings(STUDY, wc.dataset)["unit"],
     run:
-        from transferlaw.data import check_size_marker
+        from transferlaw.data.prepare import check_size_marker
 
         check_size_marker(
             input.manifest,

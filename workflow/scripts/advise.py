@@ -1,7 +1,7 @@
 """Snakemake entry point: the runs to do next on one dataset, from the study's grid of checkpoints x sizes."""
 
-from transferlaw.advise import advise_table, grid_candidates
 from transferlaw.io import write_csv
+from transferlaw.law.advise import advise_table, grid_candidates
 from transferlaw.runlog import log_to
 from transferlaw.schema import read_model_runs
 

@@ -4,9 +4,9 @@ model's verdict pinned."""
 import json
 from pathlib import Path
 
-from transferlaw.checkpoints import stale_records
 from transferlaw.runlog import log_to
 from transferlaw.schema import read_records, write_records
+from transferlaw.train.checkpoints import stale_records
 
 with log_to(snakemake.log[0]):
     table = read_records(list(snakemake.input.runs))

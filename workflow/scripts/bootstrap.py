@@ -3,8 +3,8 @@
 Resamples draw cells (checkpoint, fine-tune size) with replacement, each with all its seed replicates.
 """
 
-from transferlaw.bootstrap import bootstrap_table
 from transferlaw.io import write_json, write_parquet
+from transferlaw.law.bootstrap import bootstrap_table
 from transferlaw.runlog import log_to
 from transferlaw.schema import read_model_runs
 

@@ -5,10 +5,10 @@ other output has been written (README, "Exit status")."""
 import json
 import sys
 
-from transferlaw.compare import keyed
 from transferlaw.io import write_text
+from transferlaw.law.compare import keyed
+from transferlaw.report.summary import study_check
 from transferlaw.runlog import log_to
-from transferlaw.summary import study_check
 
 with log_to(snakemake.log[0]):
     fits = keyed(snakemake.params.fitted, [json.loads(open(p).read()) for p in snakemake.input.fits])

@@ -5,8 +5,8 @@ import json
 
 import pandas as pd
 
-from transferlaw.compare import keyed, method_markdown, method_table
 from transferlaw.io import write_csv, write_text
+from transferlaw.law.compare import keyed, method_markdown, method_table
 from transferlaw.runlog import log_to
 
 with log_to(snakemake.log[0]):

@@ -4,8 +4,8 @@ Forms that need p > 0 are scored without the step-0 runs; the `n_dropped` column
 split to score, or that cannot be fitted to the runs, gets one row whose `status` and `message` say why.
 """
 
-from transferlaw.crossval import best_by_form, crossval_table
 from transferlaw.io import write_csv
+from transferlaw.law.crossval import best_by_form, crossval_table
 from transferlaw.runlog import log_to
 from transferlaw.schema import read_model_runs
 

@@ -11,9 +11,9 @@ from pathlib import Path  # noqa: E402
 from urllib.parse import urlparse  # noqa: E402
 
 from transferlaw.config import resolve  # noqa: E402
+from transferlaw.data.sources import fetch_url, load_hub_text, load_source  # noqa: E402
 from transferlaw.io import write_json, write_text  # noqa: E402
 from transferlaw.runlog import log_to  # noqa: E402
-from transferlaw.sources import fetch_url, load_hub_text, load_source  # noqa: E402
 
 with log_to(snakemake.log[0]):
     src = snakemake.params.source

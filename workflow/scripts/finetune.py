@@ -1,7 +1,7 @@
 """Snakemake entry point: one fine-tuning run (dataset, checkpoint, size, method, seed) -> one parquet record.
 
 A thin client: the run itself happens in a long-lived worker process on this node that has torch imported
-and the checkpoint loaded already (transferlaw.worker). This process imports neither, and writes the
+and the checkpoint loaded already (transferlaw.train.worker). This process imports neither, and writes the
 record into place, atomically, only once the run has succeeded.
 """
 
@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from transferlaw.config import resolve, run_settings
-from transferlaw.worker import run_task
+from transferlaw.train.worker import run_task
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # jobs (and the workers they start) load pinned commits from the cache
 s, w = snakemake, snakemake.wildcards
@@ -36,7 +36,7 @@ if run_settings(resolve(s.config), w.dataset, method)["worker"]:
     key = f"{pin['commit']}:{settings['dtype']}:{settings['attention']}"
     summary = run_task("finetune", request, key=key, device=settings["device"], threads=s.threads)
 else:
-    from transferlaw.finetune import run_job
+    from transferlaw.train.finetune import run_job
 
     summary = run_job(request)
 os.replace(request["record"], out)

@@ -1,7 +1,7 @@
 """Snakemake entry point: fit the transfer law to the runs of one (dataset, model, method)."""
 
-from transferlaw.fit import fit_table
 from transferlaw.io import write_json
+from transferlaw.law.fit import fit_table
 from transferlaw.runlog import log_to
 from transferlaw.schema import read_model_runs
 

@@ -5,8 +5,8 @@ import json
 
 import pandas as pd
 
-from transferlaw.compare import gap_markdown, gap_table, gap_trend, keyed
 from transferlaw.io import write_csv, write_text
+from transferlaw.law.compare import gap_markdown, gap_table, gap_trend, keyed
 from transferlaw.runlog import log_to
 
 with log_to(snakemake.log[0]):

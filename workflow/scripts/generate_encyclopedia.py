@@ -1,6 +1,6 @@
 """Snakemake entry point: generate the fictional encyclopedia (deterministic, with a provenance file)."""
 
-from transferlaw.encyclopedia import write_corpus
+from transferlaw.data.encyclopedia import write_corpus
 from transferlaw.runlog import log_to
 
 with log_to(snakemake.log[0]):

@@ -3,7 +3,7 @@ and PDF."""
 
 import pandas as pd
 
-from transferlaw import plots
+from transferlaw.report import plots
 from transferlaw.runlog import log_to
 
 with log_to(snakemake.log[0]):

@@ -4,9 +4,9 @@ import json
 
 import pandas as pd
 
-from transferlaw import plots
-from transferlaw.fit import fitted
 from transferlaw.io import read_table
+from transferlaw.law.fit import fitted
+from transferlaw.report import plots
 from transferlaw.runlog import log_to
 
 with log_to(snakemake.log[0]):

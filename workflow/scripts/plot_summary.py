@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from transferlaw import plots
-from transferlaw.allocate import sweep_cost_ratio, sweep_gap
-from transferlaw.fit import fitted
 from transferlaw.io import read_table
+from transferlaw.law.allocate import sweep_cost_ratio, sweep_gap
+from transferlaw.law.fit import fitted
+from transferlaw.report import plots
 from transferlaw.runlog import log_to
 
 

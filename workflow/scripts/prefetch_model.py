@@ -8,9 +8,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from transferlaw.checkpoints import prefetch  # noqa: E402
 from transferlaw.io import write_json  # noqa: E402
 from transferlaw.runlog import log_to  # noqa: E402
+from transferlaw.train.checkpoints import prefetch  # noqa: E402
 
 with log_to(snakemake.log[0]):
     s = snakemake.params.source

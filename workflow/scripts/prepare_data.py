@@ -1,14 +1,14 @@
 """Snakemake entry point: read one dataset's text, tokenize it, cut it into sequences, split eval / pool."""
 
-from transferlaw.hub import use_offline_mode
+from transferlaw.train.hub import use_offline_mode
 
 use_offline_mode(True)
 
 from pathlib import Path  # noqa: E402
 
-from transferlaw.data import prepare, read_text  # noqa: E402
+from transferlaw.data.prepare import prepare, read_text  # noqa: E402
+from transferlaw.data.sources import load_source  # noqa: E402
 from transferlaw.runlog import log_to  # noqa: E402
-from transferlaw.sources import load_source  # noqa: E402
 
 with log_to(snakemake.log[0]):
     from transformers import PreTrainedTokenizerFast

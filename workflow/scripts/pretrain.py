@@ -1,14 +1,14 @@
 """Snakemake entry point: pre-train the tiny GPT-NeoX and publish its revisions."""
 
-from transferlaw.hub import use_offline_mode
+from transferlaw.train.hub import use_offline_mode
 
 use_offline_mode(True)
 
 from pathlib import Path  # noqa: E402
 
-from transferlaw.data import read_text, tokenize  # noqa: E402
-from transferlaw.pretrain import pretrain  # noqa: E402
+from transferlaw.data.prepare import read_text, tokenize  # noqa: E402
 from transferlaw.runlog import log_to  # noqa: E402
+from transferlaw.train.pretrain import pretrain  # noqa: E402
 
 with log_to(snakemake.log[0]):
     from transformers import PreTrainedTokenizerFast

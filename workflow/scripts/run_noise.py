@@ -5,9 +5,9 @@ import json
 
 import pandas as pd
 
-from transferlaw.compare import keyed
 from transferlaw.io import write_csv, write_text
-from transferlaw.noise import cell_noise, noise_markdown, noise_vs_residuals
+from transferlaw.law.compare import keyed
+from transferlaw.law.noise import cell_noise, noise_markdown, noise_vs_residuals
 from transferlaw.runlog import log_to
 from transferlaw.schema import read_records
 

@@ -6,8 +6,8 @@ import json
 import pandas as pd
 
 from transferlaw.io import write_text
+from transferlaw.report.summary import beyond_markdown, summary_markdown, summary_rst
 from transferlaw.runlog import log_to
-from transferlaw.summary import beyond_markdown, summary_markdown, summary_rst
 
 
 def table(name):

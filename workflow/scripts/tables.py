@@ -4,12 +4,12 @@ import json
 
 import pandas as pd
 
-from transferlaw.crossval import best_by_form, unscored
-from transferlaw.fit import fitted
 from transferlaw.io import read_table, write_csv, write_json, write_text
+from transferlaw.law.crossval import best_by_form, unscored
+from transferlaw.law.fit import fitted
+from transferlaw.law.transfer import EMPTY_EFFECTIVE_DATA, effective_data_table, hernandez_fit_table
+from transferlaw.report.tables import interval_table, law_forms_table, parameter_table, to_markdown
 from transferlaw.runlog import log_to
-from transferlaw.tables import interval_table, law_forms_table, parameter_table, to_markdown
-from transferlaw.transfer import EMPTY_EFFECTIVE_DATA, effective_data_table, hernandez_fit_table
 
 with log_to(snakemake.log[0]):
     out = snakemake.output

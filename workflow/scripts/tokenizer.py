@@ -1,6 +1,6 @@
 """Snakemake entry point: the study's tokenizer (built locally, or read from a hub model's pinned commit)."""
 
-from transferlaw.hub import use_offline_mode
+from transferlaw.train.hub import use_offline_mode
 
 use_offline_mode(True)  # a hub model's tokenizer comes from its verified, pinned commit in the cache
 
@@ -13,13 +13,13 @@ from transferlaw.runlog import log_to  # noqa: E402
 with log_to(snakemake.log[0]):
     out = Path(snakemake.output[0])
     if snakemake.params.source == "pretrain":
-        from transferlaw.data import read_text
-        from transferlaw.pretrain import build_tokenizer
+        from transferlaw.data.prepare import read_text
+        from transferlaw.train.pretrain import build_tokenizer
 
         tokenizer = build_tokenizer(read_text(snakemake.input.corpus), snakemake.params.vocab_size)
     else:
-        from transferlaw.checkpoints import check_pin
-        from transferlaw.hub import load_tokenizer
+        from transferlaw.train.checkpoints import check_pin
+        from transferlaw.train.hub import load_tokenizer
 
         pin = json.loads(Path(snakemake.input.pin).read_text())
         check_pin(pin)

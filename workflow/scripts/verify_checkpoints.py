@@ -1,12 +1,13 @@
-"""Snakemake entry point: the model-wide verdict on its revisions' pins (transferlaw.checkpoints.verify_pins):
-all pinned, and no two serving the same weights unless the config accepts them. The aggregate reads it."""
+"""Snakemake entry point: the model-wide verdict on its revisions' pins
+(transferlaw.train.checkpoints.verify_pins): all pinned, and no two serving the same weights unless the config
+accepts them. The aggregate reads it."""
 
 import json
 from pathlib import Path
 
-from transferlaw.checkpoints import verify_pins
 from transferlaw.io import write_json
 from transferlaw.runlog import log_to
+from transferlaw.train.checkpoints import verify_pins
 
 with log_to(snakemake.log[0]):
     s = snakemake.params.source

@@ -111,19 +111,3 @@ def load_tokenizer(repo_id: str, revision: str, cache_dir: str | None = None, of
     return AutoTokenizer.from_pretrained(
         repo_id, revision=revision, cache_dir=cache_dir, local_files_only=offline, trust_remote_code=False
     )
-
-
-def load_pinned(pin: dict[str, Any], **kwargs: Any):
-    """Load the commit a pin names (see :mod:`transferlaw.checkpoints`), from the cache only: safetensors
-    when the revision has them, ``.bin`` through the weights-only unpickler otherwise."""
-    from transferlaw.checkpoints import check_pin
-
-    check_pin(pin)
-    return load_model(
-        pin["repo_id"],
-        pin["commit"],
-        pin["cache_dir"],
-        offline=True,
-        use_safetensors=pin["format"] == "safetensors",
-        **kwargs,
-    )

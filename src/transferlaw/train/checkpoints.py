@@ -30,7 +30,7 @@ Snakemake's ``ancient()`` (the old way around that) hides the rest of the study 
 So a pin depends on its own revision only, and reads the other revisions (to refuse duplicates) without
 declaring them.
 
-Nothing here executes code from a checkpoint; loading (``transferlaw.hub``) uses safetensors where they
+Nothing here executes code from a checkpoint; loading (``transferlaw.train.hub``) uses safetensors where they
 exist and torch's weights-only loader otherwise.
 """
 
@@ -50,8 +50,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from transferlaw.hub import ref_path, repo_folder, resolve_cache_dir, snapshot_path
 from transferlaw.io import write_text
+from transferlaw.train.hub import load_model, ref_path, repo_folder, resolve_cache_dir, snapshot_path
 
 logger = logging.getLogger(__name__)
 
@@ -486,6 +486,20 @@ def check_pin(pin: Mapping[str, Any]) -> Path:
     return snap
 
 
+def load_pinned(pin: Mapping[str, Any], **kwargs: Any):
+    """Load the commit a pin names, from the cache only (after :func:`check_pin`): safetensors when the
+    revision has them, ``.bin`` through the weights-only unpickler otherwise."""
+    check_pin(pin)
+    return load_model(
+        pin["repo_id"],
+        pin["commit"],
+        pin["cache_dir"],
+        offline=True,
+        use_safetensors=pin["format"] == "safetensors",
+        **kwargs,
+    )
+
+
 def cache_hashes(
     repo_id: str, cache_dir: str | Path | None, revisions: Iterable[str], hash_files: bool = False
 ) -> dict[str, dict[str, Any]]:
@@ -622,6 +636,7 @@ __all__ = [
     "CheckpointError",
     "cache_hashes",
     "check_pin",
+    "load_pinned",
     "hub_manifest",
     "identical_groups",
     "pin",

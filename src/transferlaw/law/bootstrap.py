@@ -2,7 +2,7 @@
 
 The runs of a dataset are resampled with replacement and the law is refitted to each resample. A
 resample is a vector of integer multiplicities over the original runs, so every resample is one row
-of the (B, n) weight matrix of :func:`transferlaw.fit.fit_batch`: all B refits run together.
+of the (B, n) weight matrix of :func:`transferlaw.law.fit.fit_batch`: all B refits run together.
 
 Refitting each resample from the paper's 2,240-start grid would cost thousands of full fits. A
 resample is a small perturbation of the data, so its optimum lies near the full-data optimum: each
@@ -11,7 +11,7 @@ refit starts from that optimum (warm start). Refits that do not converge from th
 seed the other basins the full fit saw), and keep the best. Giving every refit the restarts costs
 ~1.5x the time and changed no answer in the agreement checks, so restarts go where they are needed.
 They are needed by every refit when the full-data fit has a coefficient at the optimiser's bound
-(:func:`transferlaw.diagnostics.at_bound`, G = e^-60 say): its term's gradient there is ~e^-60, so a warm
+(:func:`transferlaw.law.diagnostics.at_bound`, G = e^-60 say): its term's gradient there is ~e^-60, so a warm
 start can never leave the bound, every refit "converges" where it started, and the interval would be the
 bound alone (width 0) even where many resamples' optima have the coefficient well above it.
 :func:`verify_refits` refits a random subset of resamples from the full grid and reports how often
@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.config import default
-from transferlaw.diagnostics import identification
-from transferlaw.fit import (
+from transferlaw.defaults import default
+from transferlaw.law.diagnostics import identification
+from transferlaw.law.fit import (
     DEFAULT_FORM,
     NO_LAW,
     STATUS_FITTED,
@@ -43,7 +43,7 @@ from transferlaw.fit import (
     table_groups,
     why_no_law,
 )
-from transferlaw.laws import LawForm, get_form
+from transferlaw.law.forms import LawForm, get_form
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def bootstrap_table(
     record_unfitted: bool = False,
     **kwargs: Any,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame]]:
-    """Bootstrap one law per group of a table of runs (:func:`transferlaw.fit.table_groups`).
+    """Bootstrap one law per group of a table of runs (:func:`transferlaw.law.fit.table_groups`).
 
     Resamples draw cells, the distinct (p, f) of the runs, each with all its runs (its seed replicates).
 
@@ -250,7 +250,7 @@ def bootstrap_table(
     n_samples, seed, n_points, n_cells, cells, n_excluded, params`` (``cells``: the (p, f) of each cell in
     the order resampled; ``params[name]`` = ``estimate, se, ci_low, ci_high, identified`` and, when not
     identified, ``why``), and the resample refits per group. A group whose law cannot be fitted
-    (:func:`transferlaw.fit.why_no_law`) raises ValueError naming it, or with ``record_unfitted`` gets a
+    (:func:`transferlaw.law.fit.why_no_law`) raises ValueError naming it, or with ``record_unfitted`` gets a
     summary with status ``not_fitted``, its ``cause``, ``reason`` and ``keys`` and empty ``params``, and
     no resamples (a frame with the columns alone).
     """

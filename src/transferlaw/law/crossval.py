@@ -7,7 +7,7 @@ pre-training, more fine-tuning data, or both, as the paper's Figure 7 shows. Com
 listed p-major and every ``skip``-th is used; a combination is skipped when its training set has
 fewer runs than the form has parameters or its test set is empty.
 
-Each (combination, penalty) pair is one weighted problem for :func:`transferlaw.fit.fit_batch`: a
+Each (combination, penalty) pair is one weighted problem for :func:`transferlaw.law.fit.fit_batch`: a
 0/1 training mask as its weight row and its penalties as (B,) arrays, so a form's whole grid is a
 few batched calls. Starts: the full-data optimum plus the best few grid starts for the unpenalised
 fits; the penalised fits then start from their combination's unpenalised optimum.
@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.bootstrap import restart_starts
-from transferlaw.config import default
-from transferlaw.fit import (
+from transferlaw.defaults import default
+from transferlaw.law.bootstrap import restart_starts
+from transferlaw.law.fit import (
     DEFAULT_FORM,
     NO_LAW,
     STATUS_NOT_FITTED,
@@ -34,7 +34,7 @@ from transferlaw.fit import (
     table_groups,
     why_no_law,
 )
-from transferlaw.laws import LawForm, get_form
+from transferlaw.law.forms import LawForm, get_form
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def stepwise_cv(
 
 
 #: the status of a (dataset, form)'s rows when some split was scored, when none could be, and when the form
-#: cannot be fitted to the dataset's runs at all (:func:`transferlaw.fit.why_no_law`)
+#: cannot be fitted to the dataset's runs at all (:func:`transferlaw.law.fit.why_no_law`)
 CV_SCORED, CV_NO_SPLIT = "ok", "no_split"
 
 
@@ -235,10 +235,10 @@ def crossval_table(
     With ``drop_nonpositive`` a form that needs p > 0 (``mikami``, ``mikami_no_e``, ``mikami_f_shift``)
     is scored on the runs with p > 0 only (and likewise for f); the column ``n_dropped`` says how many
     runs that removed, so forms scored on different runs are visible as such. Runs whose status is not ok
-    are left out as by the fit (:func:`transferlaw.fit.table_groups`), counted in ``n_excluded``.
+    are left out as by the fit (:func:`transferlaw.law.fit.table_groups`), counted in ``n_excluded``.
 
     Columns ``status`` and ``message``: a group whose law (of ``form``, the one the study fits) cannot be
-    fitted at all (:func:`transferlaw.fit.why_no_law`) gets one row per form of status ``not_fitted`` with
+    fitted at all (:func:`transferlaw.law.fit.why_no_law`) gets one row per form of status ``not_fitted`` with
     the fit's reason, and a (group, form) with no usable split (too few runs to hold some out) one row of
     status ``no_split`` whose message says why and what runs would give one; their scores are NaN
     (:func:`scored` keeps the scored rows). ``keys`` names the settings to change, as for the fit.
@@ -312,7 +312,7 @@ def _no_split(
     law: LawForm, runs: pd.DataFrame, p: str, f: str, dropped: int, keys: Mapping[str, str] | None
 ) -> str:
     """Why a form's cross-validation has no split, in words, and what would give it one."""
-    from transferlaw.diagnostics import axis_words
+    from transferlaw.law.diagnostics import axis_words
 
     unit = str(runs["finetune_unit"].iloc[0]) if f == "finetune_size" and "finetune_unit" in runs else None
     w = axis_words(p, f, unit)
@@ -391,7 +391,7 @@ def verify_crossval(
 ) -> dict[str, float]:
     """Refit ``n_check`` random (combination, penalty) problems from the form's full grid and report the
     share whose cheap fit reached the full grid's objective (``agree_rate``) and the largest gap."""
-    from transferlaw.fit import objective
+    from transferlaw.law.fit import objective
 
     p_arr, f_arr, loss_arr = (np.asarray(x, float).ravel() for x in (p, f, loss))
     law = get_form(form)

@@ -293,7 +293,7 @@ class CheckpointCache:
         self.pristine: dict[str, Any] = {}
 
     def load(self, pin: dict[str, Any], **kwargs: Any):
-        from transferlaw.hub import load_pinned
+        from transferlaw.train.checkpoints import load_pinned
 
         key = (pin["repo_id"], pin["commit"], pin["cache_dir"], sorted(kwargs.items(), key=str))
         if key == self.key:
@@ -389,14 +389,14 @@ def run(
     cache: CheckpointCache | None = None,
     method: str = "full",
 ) -> dict[str, Any]:
-    """Load the pinned checkpoint (:func:`transferlaw.checkpoints.pin`; from ``cache`` when given) and the
-    prepared data, fine-tune on the nested subset of ``size`` with the study's ``method`` (its kind and
+    """Load the pinned checkpoint (:func:`transferlaw.train.checkpoints.pin`; from ``cache`` when given) and
+    the prepared data, fine-tune on the nested subset of ``size`` with the study's ``method`` (its kind and
     LoRA settings are in ``settings``), and return the run record (a dict with every column of
     :data:`transferlaw.schema.RECORD_COLUMNS`)."""
     import torch
 
-    from transferlaw.config import revision_step
-    from transferlaw.data import PreparedData, subset
+    from transferlaw.data.prepare import PreparedData, subset
+    from transferlaw.schema import revision_step
 
     t0 = time.time()
     torch.set_num_threads(settings["threads"])
@@ -449,7 +449,7 @@ def run(
     }
 
 
-#: what a worker process keeps between runs (see :mod:`transferlaw.worker`)
+#: what a worker process keeps between runs (see :mod:`transferlaw.train.worker`)
 _CACHE = CheckpointCache()
 
 
@@ -463,7 +463,7 @@ class _Epochs:
         self.cancelled = cancelled
 
     def __iter__(self):
-        from transferlaw.worker import Cancelled
+        from transferlaw.train.worker import Cancelled
 
         for epoch in self.bar:
             if self.cancelled():
@@ -475,15 +475,15 @@ class _Epochs:
 
 
 def run_job(request: dict[str, Any], cancelled: Callable[[], bool] = lambda: False) -> dict[str, Any]:
-    """One fine-tuning job's run, in a worker (:func:`transferlaw.worker.run_task`) or in the job's process:
-    progress goes to the job's log, the record to ``request["record"]`` (a temporary path next to the
+    """One fine-tuning job's run, in a worker (:func:`transferlaw.train.worker.run_task`) or in the job's
+    process: progress goes to the job's log, the record to ``request["record"]`` (a temporary path next to the
     job's output, which the job renames into place). Returns a summary for the job's own log."""
-    from transferlaw.hub import use_offline_mode
     from transferlaw.runlog import log_to
+    from transferlaw.train.hub import use_offline_mode
 
     use_offline_mode(True)  # (a no-op after the first run: the worker imported huggingface_hub already)
     from transferlaw.schema import records_frame, write_records
-    from transferlaw.worker import Cancelled
+    from transferlaw.train.worker import Cancelled
 
     with log_to(request["log"]):
         record = run(

@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from transferlaw.advise import ADVICE_COLUMNS
-from transferlaw.crossval import scored, unscored
-from transferlaw.diagnostics import describe, needs_sentence
-from transferlaw.fit import NO_LAW, fitted
-from transferlaw.laws import get_form
+from transferlaw.law.advise import ADVICE_COLUMNS
+from transferlaw.law.crossval import scored, unscored
+from transferlaw.law.diagnostics import describe, needs_sentence
+from transferlaw.law.fit import NO_LAW, fitted
+from transferlaw.law.forms import get_form
 
 #: recommendations per dataset the summary shows (results/advice/<dataset>.csv has them all)
 TOP_ADVICE = 3
@@ -43,7 +43,7 @@ def advice_sentences(advice: Mapping[str, pd.DataFrame], top: int = TOP_ADVICE) 
 
 def crossval_winner(crossval: pd.DataFrame) -> tuple[str, float]:
     """The form with the lowest mean held-out RMSE (each form at its best regularisation), among the rows
-    that were scored (:func:`transferlaw.crossval.scored`)."""
+    that were scored (:func:`transferlaw.law.crossval.scored`)."""
     crossval = scored(crossval)
     mean = crossval.groupby(["form", "l2_exponents", "l2_coefficients"])["rmse"].mean()
     best = mean.groupby("form").min().sort_values()
@@ -52,8 +52,8 @@ def crossval_winner(crossval: pd.DataFrame) -> tuple[str, float]:
 
 def parameter_cells(fit: Mapping[str, Any], interval: Mapping[str, Any] | None) -> dict[str, str]:
     """Each parameter as a reader should read it: with the bootstrap, its interval, one-sided limit or "not
-    identified" (:func:`transferlaw.diagnostics.describe`); without, the estimate, or "at bound" where the fit
-    sits at the optimiser's bound; "no law fitted" (G) where the runs could not be fitted at all."""
+    identified" (:func:`transferlaw.law.diagnostics.describe`); without, the estimate, or "at bound" where
+    the fit sits at the optimiser's bound; "no law fitted" (G) where the runs could not be fitted at all."""
     law = get_form(fit["form"])
     if not fitted(fit):
         return {name: NO_LAW if name == "G" else "" for name in law.param_names}
@@ -206,7 +206,7 @@ def beyond_markdown(
 ) -> str:
     """What a study with several methods, models or seeds adds to the summary: G per method with the
     difference from the reference method, G against model size with its trend, and run noise against the
-    law's residuals (the tables of :mod:`transferlaw.compare` and :mod:`transferlaw.noise`)."""
+    law's residuals (the tables of :mod:`transferlaw.law.compare` and :mod:`transferlaw.law.noise`)."""
     lines: list[str] = []
     if methods is not None and len(methods):
         lines += [

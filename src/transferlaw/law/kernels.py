@@ -1,11 +1,11 @@
 """The law's prediction, Jacobian and the fit's objective as compiled loops (numba).
 
-Every form of :mod:`transferlaw.laws` is one family, L = (A·(p + c_p)^-α + G)·(f + c_f)^-β [+ E], so one
+Every form of :mod:`transferlaw.law.forms` is one family, L = (A·(p + c_p)^-α + G)·(f + c_f)^-β [+ E], so one
 pair of kernels serves them all, told the form by a small layout vector (:func:`layout`). Per row of
 parameters the p-terms are computed once per distinct p and the f-terms once per distinct f (15 and 10 on
 the paper's 150-run grid), then each point costs one exp and one log1p.
 
-Why compiled: the fit's inner loop (:meth:`transferlaw.fit._Problem.evaluate`) was a dozen numpy passes
+Why compiled: the fit's inner loop (:meth:`transferlaw.law.fit._Problem.evaluate`) was a dozen numpy passes
 over (rows, points, parameters) arrays, each small enough that numpy's per-pass cost and the memory
 traffic of the (rows, parameters, points) Jacobian dominated; cross-validation solves some 10^5 such
 problems. Here the objective, its gradient and the Gauss–Newton/IRLS curvature J^T W J are accumulated

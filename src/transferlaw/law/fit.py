@@ -9,7 +9,7 @@ minutes per dataset, and the bootstrap and cross-validation multiply that by tho
 (:func:`fit_batch`) solves many independent weighted problems, each from many starts, *at once*:
 
 * every start of every problem is one row; the prediction, residuals, gradient and curvature of a row
-  are accumulated point by point in compiled code (:mod:`transferlaw.kernels`), with the p- and
+  are accumulated point by point in compiled code (:mod:`transferlaw.law.kernels`), with the p- and
   f-terms computed once per distinct p and f and points of weight zero skipped;
 * the local method is a Levenberg–Marquardt on the IRLS majorisation of the Huber loss
   (weights min(1, δ/|r|)): its gradient is the exact gradient of the objective, its curvature
@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw import kernels
-from transferlaw.config import default
-from transferlaw.diagnostics import fit_diagnostics
-from transferlaw.laws import LOG_CLIP, LawForm, PointGrid, get_form
+from transferlaw.defaults import default
+from transferlaw.law import kernels
+from transferlaw.law.diagnostics import fit_diagnostics
+from transferlaw.law.forms import EXPONENT_CLIP, LOG_CLIP, LawForm, PointGrid, get_form
 from transferlaw.schema import STATUS_DIVERGED, STATUS_MAX_EPOCHS, STATUS_OK
 
 logger = logging.getLogger(__name__)
@@ -50,9 +50,6 @@ HUBER_DELTA = 1e-3
 DEFAULT_FORM: str = default("fit.form")
 #: (iteration, starts kept per problem): the default pruning schedule of :func:`fit_batch`.
 DEFAULT_PRUNE: tuple[tuple[int, int], ...] = ((6, 160), (20, 24), (45, 4))
-#: exponents are clipped to this box during the search (an exponent of 50 on p already means
-#: L̂ is constant in p, so the box never binds at an optimum a user would report).
-EXPONENT_CLIP = 50.0
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -87,7 +84,7 @@ class _Problem:
 
     @property
     def kernel_args(self) -> tuple:
-        """The problem as :func:`transferlaw.kernels.objective` takes it, after the rows."""
+        """The problem as :func:`transferlaw.law.kernels.objective` takes it, after the rows."""
         g, (p_values, f_values) = self.grid, self.kernel_values
         return (self.weights, self.pen_diag, self.form.layout, p_values, g.p_index, f_values, g.f_index,
                 self.log_loss, self.delta, LOG_CLIP)  # fmt: skip
@@ -96,7 +93,7 @@ class _Problem:
         self, theta: np.ndarray, prob: np.ndarray, derivs: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Objective (N,), gradient (N, k) and Gauss–Newton/IRLS curvature (N, k, k) for rows ``theta``
-        belonging to problems ``prob`` (N,) (:func:`transferlaw.kernels.objective`)."""
+        belonging to problems ``prob`` (N,) (:func:`transferlaw.law.kernels.objective`)."""
         theta = np.require(theta, float, ["C", "W"])
         n, k = theta.shape
         obj = np.empty(n)
@@ -332,7 +329,7 @@ class FitResult:
     huber_delta: float = HUBER_DELTA
     l2_exponents: float = 0.0
     l2_coefficients: float = 0.0
-    #: what the fit cannot tell (:func:`transferlaw.diagnostics.fit_diagnostics`)
+    #: what the fit cannot tell (:func:`transferlaw.law.diagnostics.fit_diagnostics`)
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -596,8 +593,9 @@ class NoLaw:
 
 
 def fitted(record: Mapping[str, Any]) -> bool:
-    """Whether a fit or bootstrap record (:func:`fit_table`, :func:`transferlaw.bootstrap.bootstrap_table`)
-    holds a law; records written before statuses existed always do."""
+    """Whether a fit or bootstrap record (:func:`fit_table`,
+    :func:`transferlaw.law.bootstrap.bootstrap_table`) holds a law; records written before statuses existed
+    always do."""
     return record.get("status", STATUS_FITTED) == STATUS_FITTED
 
 
@@ -646,7 +644,7 @@ def why_no_law(
     that axis is unmeasured), or to losses that do not move. ``keys`` names what would change each
     (``max_epochs``, ``lr``, ``sizes``, ``revisions``: the workflow's config keys; default
     :data:`DEFAULT_KEYS`)."""
-    from transferlaw.diagnostics import axis_words
+    from transferlaw.law.diagnostics import axis_words
 
     law = get_form(form)
     keys = {**DEFAULT_KEYS, **(keys or {})}

@@ -4,7 +4,8 @@ mbox and maildir files on disk, datasets on the Hugging Face hub, and files behi
 Every loader returns one string; documents (records, messages) are joined with a blank line (``"\\n\\n"``),
 FASTA records with a newline. Single files may be compressed (``.gz``, ``.xz``, ``.bz2``), whatever their
 format. Text is UTF-8; a byte-order mark is dropped (it marks the encoding, it is not text). Errors are
-:class:`~transferlaw.data.DataError` naming the file (or URL, or hub dataset), the format and the field.
+:class:`~transferlaw.data.prepare.DataError`, naming the file (or URL, or hub dataset), the format and the
+field.
 
 Which library reads what:
 
@@ -49,7 +50,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from transferlaw.data import COMPRESSED_SUFFIXES, DataError, open_text_binary
+from transferlaw.data.prepare import COMPRESSED_SUFFIXES, DataError, open_text_binary
 
 logger = logging.getLogger(__name__)
 

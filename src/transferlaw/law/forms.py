@@ -6,7 +6,7 @@ Every form is an instance of one family,
 
 where each shift c_p, c_f is either absent (0), fixed at 1 (eq. 7), or a free positive parameter.
 Writing them as one family means one log-space prediction and one analytic Jacobian serve all six
-forms, so the estimator in :mod:`transferlaw.fit` never special-cases a form.
+forms, so the estimator in :mod:`transferlaw.law.fit` never special-cases a form.
 
 Parameters live in two spaces. *Natural* parameters (``A, alpha, G, beta, E, c...``) are what users
 read. *Free* parameters are what the optimiser moves: exponents as they are, positive coefficients
@@ -23,11 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from transferlaw import kernels
+from transferlaw.law import kernels
 
 #: Free log-parameters are clipped to this box before exponentiation: e^±60 is far beyond any
 #: physical loss coefficient yet keeps every intermediate finite in float64.
 LOG_CLIP = 60.0
+#: exponents are clipped to this box during the search (an exponent of 50 on p already means
+#: L̂ is constant in p, so the box never binds at an optimum a user would report).
+EXPONENT_CLIP = 50.0
 
 #: The paper's grid of initial guesses (appendix C.1), in free space.
 GRID_A = np.arange(0.0, 8.0 + 1e-9, 2.0)  # a = log A: 0, 2, ..., 8
@@ -162,7 +165,7 @@ class LawForm:
         """:meth:`log_predict` at the points of ``grid``, with the Jacobian laid out (N, k, n).
 
         The bracket A·(p+c)^-α + G depends on p alone and (f+c)^-β on f alone, so both are computed
-        at the distinct values of p and of f and combined per point (:func:`transferlaw.kernels.predict`).
+        at the distinct values of p and of f and combined per point (:func:`transferlaw.law.kernels.predict`).
         """
         theta = np.require(np.atleast_2d(theta), float, ["C", "W"])  # one array type for the kernel
         if theta.shape[1] != self.n_params:
@@ -176,13 +179,13 @@ class LawForm:
         return (out, jac) if jacobian else out
 
     def kernel_values(self, grid: PointGrid) -> tuple[np.ndarray, np.ndarray]:
-        """The distinct p and f of ``grid`` as :mod:`transferlaw.kernels` takes them for this form."""
+        """The distinct p and f of ``grid`` as :mod:`transferlaw.law.kernels` takes them for this form."""
         lay = self.layout
         return kernels.shift_values(lay[0], grid.p_values), kernels.shift_values(lay[1], grid.f_values)
 
     @property
     def layout(self) -> np.ndarray:
-        """The form as :mod:`transferlaw.kernels` reads it: shift kinds of p and f, whether E is there,
+        """The form as :mod:`transferlaw.law.kernels` reads it: shift kinds of p and f, whether E is there,
         and the free-vector positions of the free shifts."""
         return _layout(self)
 

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.diagnostics import describe
-from transferlaw.fit import NO_LAW, fitted
-from transferlaw.laws import get_form
+from transferlaw.law.diagnostics import describe
+from transferlaw.law.fit import NO_LAW, fitted
+from transferlaw.law.forms import get_form
 
 CV_ROW = "coefficient of variation"
 
@@ -106,7 +106,7 @@ def interval_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) 
 def law_forms_table(best: pd.DataFrame, notes: pd.DataFrame | None = None) -> pd.DataFrame:
     """Table 5: per dataset and form, the lowest RMSE and MAE and the penalties that gave them,
     with the form's formula; sorted by dataset then RMSE so the best form comes first. ``notes``
-    (:func:`transferlaw.crossval.unscored`) adds the (dataset, form) pairs nothing scored, with NaN scores
+    (:func:`transferlaw.law.crossval.unscored`) adds the (dataset, form) pairs nothing scored, with NaN scores
     and their message in a ``note`` column."""
     out = best.copy()
     if notes is not None and len(notes):

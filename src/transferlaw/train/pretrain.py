@@ -2,8 +2,8 @@
 a local corpus, with a byte-level BPE tokenizer built locally, saved at log-spaced steps *including step 0*
 as Pythia-style revisions (``step0``, ``step1``, ``step2``, ``step4``, ...).
 
-The checkpoints are published in a Hugging Face cache layout (see :mod:`transferlaw.hub`), so fine-tuning
-loads them exactly as it would load ``EleutherAI/pythia-*`` revisions.
+The checkpoints are published in a Hugging Face cache layout (see :mod:`transferlaw.train.hub`), so
+fine-tuning loads them exactly as it would load ``EleutherAI/pythia-*`` revisions.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from transferlaw.hub import publish_revision
+from transferlaw.train.hub import publish_revision
 
 EOS = "<|endoftext|>"
 #: the linear modules of the workflow's GPT-NeoX (and Pythia's), by name: what LoRA can adapt

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.fit import NO_LAW, fitted
-from transferlaw.laws import get_form
+from transferlaw.law.fit import NO_LAW, fitted
+from transferlaw.law.forms import get_form
 from transferlaw.schema import STATUS_OK
 
 #: the lack-of-fit test's level: below it the misfit is called model error

@@ -28,9 +28,9 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
-from transferlaw.fit import NO_LAW, STATUS_NOT_FITTED, fitted  # noqa: E402
 from transferlaw.io import write_with  # noqa: E402
-from transferlaw.laws import get_form  # noqa: E402
+from transferlaw.law.fit import NO_LAW, STATUS_NOT_FITTED, fitted  # noqa: E402
+from transferlaw.law.forms import get_form  # noqa: E402
 
 LOSS_LABEL = "eval loss (nats/token)"
 #: sequential palette for ordered quantities (fine-tune sizes, checkpoints); categorical for datasets
@@ -504,7 +504,7 @@ def plot_law_forms(crossval: pd.DataFrame) -> Figure:
     For each (dataset, form) the regularisation setting with the lowest mean RMSE is shown, so a form is
     judged at its best; the number in each cell is that RMSE.
     """
-    from transferlaw.crossval import scored, unscored
+    from transferlaw.law.crossval import scored, unscored
 
     set_style()
     scores = scored(crossval)
@@ -602,7 +602,8 @@ def plot_gap_vs_size(table: pd.DataFrame, trend: pd.DataFrame | None = None) -> 
     its upper end is measured ("n.i." on the axis where not even that is), and the fitted trend
     G(N) = c·N^-gamma where there is one.
 
-    ``table`` is :func:`transferlaw.compare.gap_table`'s, ``trend`` :func:`transferlaw.compare.gap_trend`'s.
+    ``table`` is :func:`transferlaw.law.compare.gap_table`'s, ``trend``
+    :func:`transferlaw.law.compare.gap_trend`'s.
     """
     set_style()
     datasets = sorted(table["dataset"].unique())
@@ -706,8 +707,8 @@ def plot_run_noise(cells: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     method), the pooled run noise, the law's residual RMS over every run, and the lack-of-fit RMS of the cell
     means (all in log loss): lack of fit well above the noise is model error, not noise.
 
-    ``cells`` is :func:`transferlaw.noise.cell_noise`'s table, ``summary``
-    :func:`transferlaw.noise.noise_vs_residuals`'.
+    ``cells`` is :func:`transferlaw.law.noise.cell_noise`'s table, ``summary``
+    :func:`transferlaw.law.noise.noise_vs_residuals`'.
     """
     set_style()
     height = max(4.8, 0.32 * len(summary) + 1.8)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from transferlaw.io import write_json, write_text
 
-GENERATOR = "transferlaw.encyclopedia"
+GENERATOR = "transferlaw.data.encyclopedia"
 GENERATOR_VERSION = "1.0.0"
 DEFAULT_N_CHARACTERS = 400
 

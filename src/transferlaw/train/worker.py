@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 #: tasks a worker runs, by name: "module:function", each called as function(request, cancelled)
-TASKS = {"finetune": "transferlaw.finetune:run_job"}
+TASKS = {"finetune": "transferlaw.train.finetune:run_job"}
 IDLE_SECONDS = float(os.environ.get("TRANSFERLAW_WORKER_IDLE", "120"))
 START_SECONDS = 300.0  # a cold worker imports torch and transformers: minutes on a busy shared node
 
@@ -207,7 +207,7 @@ def _start_worker(folder: Path, i: int, device: str | None, threads: int = 1) ->
     """Start slot ``i``'s worker, as a Slurm step of its own inside an allocation, and connect to it."""
     path = folder / f"slot-{i}.sock"
     log = folder / f"slot-{i}.log"  # the worker's own log: start-up errors, one line per run served
-    cmd = [sys.executable, "-m", "transferlaw.worker", str(path), str(IDLE_SECONDS)]
+    cmd = [sys.executable, "-m", "transferlaw.train.worker", str(path), str(IDLE_SECONDS)]
     if device is not None:  # srun sets a step's CUDA_VISIBLE_DEVICES: the worker's own choice comes after
         cmd = ["env", f"CUDA_VISIBLE_DEVICES={device}", *cmd]
     step = slurm_step(threads, log)

@@ -4,7 +4,7 @@ model size N.
 Barnett (2024) fine-tunes every parameter of one model (LoRA is "a direction for future research", and a
 law in three variables was "too costly"); it speculates that G shrinks with scale, as Hernandez et al.
 (2021) found transfer to grow with N. These tables answer both from a study's bootstrap summaries and
-samples, one per (dataset, model, method) (:func:`transferlaw.bootstrap.bootstrap_table`):
+samples, one per (dataset, model, method) (:func:`transferlaw.law.bootstrap.bootstrap_table`):
 
 * :func:`method_table`: each method's parameters with intervals, side by side per (dataset, model), and the
   difference in G from a reference method with its bootstrap interval. Where the two bootstraps resampled
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.diagnostics import describe
-from transferlaw.fit import NO_LAW, fitted
-from transferlaw.laws import get_form
+from transferlaw.law.diagnostics import describe
+from transferlaw.law.fit import NO_LAW, fitted
+from transferlaw.law.forms import get_form
 
 #: percentile interval of the differences and trends (the bootstrap's)
 LEVEL = 0.95
@@ -162,7 +162,7 @@ def method_table(
 
 def method_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     """The methods table for a reader: per (dataset, model) each method's G and the other parameters as
-    :func:`transferlaw.diagnostics.describe` writes them, and the difference in G with its interval."""
+    :func:`transferlaw.law.diagnostics.describe` writes them, and the difference in G with its interval."""
     names = [c[: -len("_text")] for c in table.columns if c.endswith("_text")]
     names.sort(key=lambda n: n != "G")
     header = ["dataset", "model", "method", *names, "G - reference [95%]", "verdict"]

@@ -2,7 +2,7 @@
 
     minimise L(p, f)  subject to  C_p·p + C_f·f <= B.
 
-Every form in :mod:`transferlaw.laws` decreases in both p and f, so the optimum spends the whole budget
+Every form in :mod:`transferlaw.law.forms` decreases in both p and f, so the optimum spends the whole budget
 and the problem is one-dimensional: with the fine-tune share s in [0, 1], f = s·B/C_f and
 p = (1 - s)·B/C_p. Along that line L need not be convex (the bracket A·p^-α + G flattens once p is
 large), so we never trust one local search: a coarse grid that is dense near both ends (where a
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-from transferlaw.laws import LawForm, get_form
+from transferlaw.law.forms import LawForm, get_form
 
 #: relative loss tolerance under which an endpoint beats the interior optimum (a corner solution)
 CORNER_RTOL = 1e-12

@@ -3,7 +3,7 @@
 A fitted coefficient is only a measurement if the runs pin it down. Three ways they fail to:
 
 * **At the bound.** The optimiser moves positive coefficients as logarithms clipped to ±60
-  (:data:`transferlaw.laws.LOG_CLIP`) and exponents within ±50. A coefficient whose term is a negligible
+  (:data:`transferlaw.law.forms.LOG_CLIP`) and exponents within ±50. A coefficient whose term is a negligible
   share of the predicted loss at every run (below :data:`SHARE_TOL`, as for G = e^-60 ≈ 8.8e-27) is, for
   these runs, zero: the data cannot tell its value from the bound's. For a log-parameter θ the share is
   d log L / d θ at each run, the Jacobian column the fit already computes, so the rule needs no threshold on
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from transferlaw.laws import LOG_CLIP, LawForm, get_form
+from transferlaw.law.forms import EXPONENT_CLIP, LOG_CLIP, LawForm, get_form
 
 #: a coefficient whose term is below this share of the predicted loss at every run is at the bound (zero)
 SHARE_TOL = 1e-6
@@ -43,8 +43,6 @@ TOP_MARGIN = 10.0
 
 def at_bound(law: LawForm, free: np.ndarray, p: np.ndarray, f: np.ndarray) -> np.ndarray:
     """(N, k) mask: where each of N free vectors has a parameter at the optimiser's bound, for runs (p, f)."""
-    from transferlaw.fit import EXPONENT_CLIP
-
     free = np.atleast_2d(np.asarray(free, float))
     _, jac = law.log_predict(free, np.asarray(p, float), np.asarray(f, float), jacobian=True)
     share = np.abs(jac).max(axis=1)  # (N, k): largest d log L / d theta over the runs
@@ -128,7 +126,7 @@ def identification(
     """Per parameter: ``identified`` and, when not, ``why``; ``bound`` lists the ends of the 95% interval
     that are the bound itself (``"low"``, ``"high"``; only the low end: the interval is one-sided, an
     upper limit). ``summary`` holds the bootstrap's estimates and intervals
-    (:meth:`transferlaw.bootstrap.BootstrapResult.summary`)."""
+    (:meth:`transferlaw.law.bootstrap.BootstrapResult.summary`)."""
     law = get_form(form)
     sample_free = np.atleast_2d(np.asarray(sample_free, float))
     base_bound = at_bound(law, base_free, p, f)[0]

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.fit import DEFAULT_FORM, FitResult, fitted
-from transferlaw.laws import get_form
+from transferlaw.law.fit import DEFAULT_FORM, FitResult, fitted
+from transferlaw.law.forms import get_form
 
 
 def _form_and_params(fit: Any) -> tuple[str, dict[str, float]]:
@@ -55,7 +55,7 @@ def effective_data(fit_params: Any, p: Any, f: Any) -> np.ndarray:
 def effective_data_table(runs: pd.DataFrame, fit: Mapping[str, Any]) -> pd.DataFrame:
     """Per run: ``effective_f`` (eq. 9-11), ``ratio`` = effective_f / f and ``transferred`` = effective_f − f.
 
-    ``fit`` is a fit record as written by :func:`transferlaw.fit.fit_table` (its ``p_column`` and
+    ``fit`` is a fit record as written by :func:`transferlaw.law.fit.fit_table` (its ``p_column`` and
     ``f_column`` name the columns the law was fitted on; defaults ``pretrain_step``, ``finetune_size``).
     """
     p_col = fit.get("p_column", "pretrain_step")
@@ -120,7 +120,7 @@ def hernandez_fit_table(
     columns of ``fit_config``. Returns ``{dataset: {method: result}}``; a method with one model size gets
     ``{"skipped": reason}``.
     """
-    from transferlaw.fit import fit_table
+    from transferlaw.law.fit import fit_table
 
     out: dict[str, dict[str, Any]] = {}
     p_col, f_col = fit_config.get("p", "pretrain_step"), fit_config.get("f", "finetune_size")

@@ -8,8 +8,8 @@ of the target's interval once it has run.
 **Method: Bayesian c-optimal design over the bootstrap ensemble, batch-greedy.**
 
 * *Ensemble.* The law is fitted to the runs and refitted to bootstrap resamples of them
-  (:func:`transferlaw.bootstrap.bootstrap_fit`, the procedure behind the interval to be shrunk). Each refit
-  θ_b is a law the runs cannot rule out; their spread is the uncertainty the advice is to remove.
+  (:func:`transferlaw.law.bootstrap.bootstrap_fit`, the procedure behind the interval to be shrunk).
+  Each refit θ_b is a law the runs cannot rule out; their spread is the uncertainty the advice is to remove.
 * *Per member.* Under θ_b the runs carry the information M_b = J_bᵀJ_b about the free parameters (J_b: the
   Jacobian of log L at the runs; the fit is in log space with one noise level for all runs), and the
   target's variance is v_b = cᵀM_b⁻¹c. A run at x adds j_x j_xᵀ and lowers v_b by
@@ -40,9 +40,9 @@ advised/random ratio of G's interval width; per-dataset medians in brackets):
 * this criterion: 0.47 [0.36-0.76], worst tables 0.94-1.31x. ``benchmarks/RESULTS.md`` has the benchmark's
   own figures (0.62 [0.49-0.91] on its 6 seeds).
 
-**Too few runs.** Where the fit itself cannot be made (:func:`transferlaw.fit.why_no_law`: fewer usable runs
-than the form has parameters, one value of p or f, every run stopped at the epoch cap or diverged) the advice
-says why and what to change (status ``not_fitted``); with no more runs than parameters, fewer than
+**Too few runs.** Where the fit itself cannot be made (:func:`transferlaw.law.fit.why_no_law`: fewer usable
+runs than the form has parameters, one value of p or f, every run stopped at the epoch cap or diverged) the
+advice says why and what to change (status ``not_fitted``); with no more runs than parameters, fewer than
 :data:`MIN_LEVELS` distinct values of p or of f, or a fit that fails, the law cannot be trusted for a design
 and the advice says so (status ``space_filling``). Both propose a space-filling first batch: greedy maximin
 in (log p, log f), each axis scaled to the candidates' range, away from the runs and the earlier picks (ties
@@ -69,10 +69,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.bootstrap import bootstrap_fit
-from transferlaw.config import default
-from transferlaw.diagnostics import describe
-from transferlaw.fit import (
+from transferlaw.defaults import default
+from transferlaw.law.bootstrap import bootstrap_fit
+from transferlaw.law.diagnostics import describe
+from transferlaw.law.fit import (
     DEFAULT_FORM,
     NO_LAW,
     STATUS_NOT_FITTED,
@@ -81,7 +81,7 @@ from transferlaw.fit import (
     table_groups,
     why_no_law,
 )
-from transferlaw.laws import LawForm, get_form
+from transferlaw.law.forms import LawForm, get_form
 
 logger = logging.getLogger(__name__)
 
@@ -462,13 +462,13 @@ def advise_table(
     seed: int = DEFAULT_SEED,
     keys: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Advice for every group of a table of runs (:func:`transferlaw.fit.table_groups`): per group the
+    """Advice for every group of a table of runs (:func:`transferlaw.law.fit.table_groups`): per group the
     ``n_runs`` recommended candidates in run order, with the candidates' own columns and
     :data:`ADVICE_COLUMNS`. ``candidates`` holds the p and f columns and, optionally, the group column
     (then each group gets its own rows; without it every group shares them). Every input is checked
     before the first fit.
 
-    A group whose law cannot be fitted (:func:`transferlaw.fit.why_no_law`, the fit's own rule) gets a
+    A group whose law cannot be fitted (:func:`transferlaw.law.fit.why_no_law`, the fit's own rule) gets a
     space-filling first batch of status ``not_fitted`` whose message says why no law was fitted and what to
     change (``keys`` names the settings, as the fit's)."""
     law = _checked_request(form, target, n_runs)

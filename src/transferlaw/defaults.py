@@ -1,0 +1,35 @@
+"""The config schema (``schemas/config.schema.yaml``) and every default of the study, read from it: the one
+place each default lives. Every stage reads its defaults from here (the estimator's form and penalties, the
+bootstrap's resamples, ...); :mod:`transferlaw.config` validates and resolves whole studies against it."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
+
+
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return load_schema()
+
+
+def default(key: str) -> Any:
+    """The schema's default of a config key, e.g. ``default("fit.form")``: the one place each default of
+    the study lives (the command line and the library read theirs from here)."""
+    schema = _schema()
+    node: Any = schema
+    for part in key.split("."):
+        if "$ref" in node:  # "#/definitions/finetune"
+            node = schema["definitions"][node["$ref"].rsplit("/", 1)[1]]
+        node = node["properties"][part]
+    return copy.deepcopy(node["default"])
