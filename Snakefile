@@ -57,3 +57,5 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+        # last: fails, after everything else is written, if a dataset's law could not be fitted
+        "results/study_check.txt",

@@ -21,6 +21,7 @@ from transferlaw.law.advise import (
     candidate_costs,
     grid_candidates,
 )
+from transferlaw.law.fit import STATUS_NOT_FITTED
 from transferlaw.law.forms import get_form
 
 STEPS = [1000, 4000, 16000, 64000, 143000]
@@ -97,18 +98,26 @@ def test_advice_is_deterministic_for_a_seed():
 
 
 @pytest.mark.parametrize(
-    ("cells", "reason"),
+    ("cells", "status", "reason"),
     [
-        ([(1000, 10), (143000, 1100), (16000, 50), (4000, 250)], "only 4 run(s) for the 5 parameters"),
-        ([(p, f) for p in STEPS for f in (10, 1100)], "only 2 distinct value(s) of f"),
+        (
+            [(1000, 10), (143000, 1100), (16000, 50), (4000, 250)],
+            STATUS_NOT_FITTED,  # the fit's own rule: no law
+            "no law fitted: only 4 usable runs for the 5 parameters",
+        ),
+        (
+            [(p, f) for p in STEPS for f in (10, 1100)],
+            STATUS_SPACE_FILLING,  # a law, too weak to design with
+            "only 2 distinct value(s) of f (the law needs 3 to bend along it): too few to fit the law",
+        ),
     ],
 )
-def test_too_few_runs_say_so_and_propose_a_space_filling_batch(cells, reason):
+def test_too_few_runs_say_so_and_propose_a_space_filling_batch(cells, status, reason):
     df = runs_table(datasets=("enron_emails",), cells=cells)
     cands = candidates_grid()
     out = advise_table(df, cands, 4, **FAST)
-    assert len(out) == 4 and (out["status"] == STATUS_SPACE_FILLING).all()
-    assert reason in out["message"].iloc[0] and "too few to fit the law" in out["message"].iloc[0]
+    assert len(out) == 4 and (out["status"] == status).all()
+    assert reason in out["message"].iloc[0] and "space-filling first batch" in out["message"].iloc[0]
     assert out["expected_width"].isna().all()
     picked = list(zip(out["pretrain_step"], out["finetune_size"], strict=True))
     assert len(set(picked)) == 4 and not set(picked) & set(cells)  # new cells, none repeated

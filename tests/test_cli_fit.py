@@ -114,7 +114,7 @@ def test_excluded_runs_are_counted_on_stderr(tmp_path: Path, capsys: pytest.Capt
             ["--form", "mikami"],  # p = 0 is a valid step-0 checkpoint for the default form, not for eq. 2
             "'pretrain_step'",
         ),
-        (lambda df: df[df.index % 30 < 4], [], "only 4 point"),
+        (lambda df: df[df.index % 30 < 4], [], "dataset=cat: no law fitted: only 4 usable runs"),
     ],
 )
 def test_bad_input_exits_2_naming_the_culprit(

@@ -316,7 +316,8 @@ def test_fit_table_missing_column_is_named() -> None:
 def test_fit_table_too_few_points_names_group() -> None:
     df = runs_table()
     df.loc[(df["dataset"] == "cat") & (df.index % 30 > 3), "status"] = "diverged"
-    with pytest.raises(ValueError, match=r"dataset=cat.*only 4 point.*5 parameters"):
+    pattern = r"dataset=cat: no law fitted: only 4 usable runs of 30 \(26 diverged\) for the 5 parameters"
+    with pytest.raises(ValueError, match=pattern):
         fit_table(df, form="mikami")
 
 

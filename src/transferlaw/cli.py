@@ -123,7 +123,7 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
     for key, rec in summaries.items():
         cells = ", ".join(f"{n}: {describe(n, v)}" for n, v in rec["params"].items())
         print(f"{key}: {cells}")
-        if sentence := needs_sentence(str(key), rec["params"]):
+        if sentence := needs_sentence(str(key), rec["params"], args.p, args.f):
             print(f"  {sentence}")
     return 0
 
@@ -141,6 +141,7 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
         l2_exponents=args.l2_exponents,
         l2_coefficients=args.l2_coefficients,
         workers=args.workers,
+        form=args.form,
     )
     write_csv(cv, args.output)
     print(best_by_form(cv).to_string(index=False))
@@ -182,18 +183,24 @@ def _load_fit(path: str, dataset: str | None) -> dict:
     """One fit from a single-fit JSON (the workflow's) or a multi-group one (``transferlaw fit``'s)."""
     import json
 
+    from transferlaw.law.fit import NO_LAW, fitted
+
     obj = json.loads(open(path).read())
-    if "params" in obj and "form" in obj:
+    if "form" in obj and ("params" in obj or "status" in obj):  # one fit (the workflow's)
         if dataset is not None and obj.get("dataset") not in (None, dataset):
             raise ValueError(f"{path} holds the fit of {obj.get('dataset')!r}, not {dataset!r}")
-        return obj
-    if dataset is None:
-        if len(obj) != 1:
-            raise ValueError(f"{path} holds fits of {', '.join(map(str, obj))}; choose one with --dataset")
-        dataset = next(iter(obj))
-    if dataset not in obj:
-        raise ValueError(f"{path}: no fit for dataset {dataset!r}; it has {', '.join(map(str, obj))}")
-    return {"dataset": dataset, **obj[dataset]}
+    else:
+        if dataset is None:
+            if len(obj) != 1:
+                names = ", ".join(map(str, obj))
+                raise ValueError(f"{path} holds fits of {names}; choose one with --dataset")
+            dataset = next(iter(obj))
+        if dataset not in obj:
+            raise ValueError(f"{path}: no fit for dataset {dataset!r}; it has {', '.join(map(str, obj))}")
+        obj = {"dataset": dataset, **obj[dataset]}
+    if not fitted(obj):
+        raise ValueError(f"{path}: {obj.get('dataset')}: {NO_LAW}: {obj.get('reason', '')}")
+    return obj
 
 
 def _cmd_allocate(args: argparse.Namespace) -> int:

@@ -205,6 +205,27 @@ def run_settings(
     return out
 
 
+def remedy_keys(cfg: Mapping[str, Any], dataset: str, model: str, method: str) -> dict[str, str]:
+    """The config keys that would change what the law of (dataset, model, method) is fitted to (resolved
+    config), for the message of a law that cannot be fitted (:func:`transferlaw.law.fit.why_no_law`): the
+    epoch cap and learning rate where its runs set them, its fine-tune sizes and the model's revisions."""
+
+    def setting(name: str) -> str:
+        if name in cfg["methods"].get(method, {}):
+            return f"methods.{method}.{name}"
+        own = f"datasets.{dataset}.finetune.{name}"
+        if name in cfg["datasets"][dataset].get("finetune", {}):
+            return own
+        return f"{own} (or finetune.{name})"
+
+    return {
+        "max_epochs": setting("max_epochs"),
+        "lr": setting("lr"),
+        "sizes": f"datasets.{dataset}.sizes",
+        "revisions": f"models.{model}.revisions",
+    }
+
+
 #: settings that size a job but cannot change its result: kept out of ``params`` (Snakemake reruns a job
 #: whose params change), passed through the ``threads`` and ``resources`` directives instead
 RESOURCE_KEYS = frozenset({"threads", "mem_mb", "runtime", "gpus", "worker"})

@@ -23,6 +23,7 @@ rule bootstrap:
         analysis=STUDY["analysis"],
         model=fit_model,
         method=fit_method,
+        remedies=remedy_keys,
     script:
         "../scripts/bootstrap.py"
 
@@ -60,6 +61,7 @@ rule crossval:
     params:
         fit=STUDY["fit"],
         analysis=STUDY["analysis"],
+        remedies=remedy_keys,
     script:
         "../scripts/crossval.py"
 
@@ -82,6 +84,7 @@ rule advise:
         fit=STUDY["fit"],
         analysis=STUDY["analysis"],
         grid=lambda wc: advice_grid(wc.dataset),
+        remedies=remedy_keys,
     script:
         "../scripts/advise.py"
 

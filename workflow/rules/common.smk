@@ -133,6 +133,15 @@ def fit_method(wildcards):
     return wildcards.get("method", MAIN_METHOD)
 
 
+def remedy_keys(wildcards):
+    """The config keys that would change what a (dataset, model, method)'s law is fitted to: what an
+    analysis of a dataset without a law tells the user to change (transferlaw.law.fit.why_no_law).
+    """
+    return tlconfig.remedy_keys(
+        STUDY, wildcards.dataset, fit_model(wildcards), fit_method(wildcards)
+    )
+
+
 #: whether the study has what each cross-model table compares
 SEVERAL_METHODS = len(METHODS) > 1
 SEVERAL_MODELS = len(MODELS) > 1

@@ -32,6 +32,8 @@ rule fit:
         fit=STUDY["fit"],
         model=fit_model,
         method=fit_method,
+        # the settings a dataset that cannot be fitted is told to change
+        remedies=remedy_keys,
     script:
         "../scripts/fit.py"
 

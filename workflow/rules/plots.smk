@@ -151,3 +151,24 @@ rule study_config:
         config=tlconfig.without_resources(STUDY),
     script:
         "../scripts/write_config.py"
+
+
+rule check_study:
+    # The study's last step (a target of `all`): every (dataset, model, method) the config asks for has a
+    # law. It runs once every other output is written and fails, naming each law that could not be fitted
+    # and the setting to change, so that such a study does not finish green. It writes its file only when it
+    # passes, so the next run, after the fix, checks again.
+    input:
+        fits=fit_files(),
+        outputs=all_outputs(),
+    output:
+        "results/study_check.txt",
+    log:
+        "logs/check_study.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        fitted=FITS,
+    script:
+        "../scripts/check_study.py"

@@ -21,6 +21,7 @@ with log_to(snakemake.log[0]):
         cost=analysis["advice_cost"],
         n_samples=analysis["advice_samples"],
         seed=analysis["advice_seed"],
+        keys=snakemake.params.remedies,  # without a law: the settings to change, then a space-filling batch
     )
     write_csv(advice, snakemake.output[0])
     print(advice.to_string(index=False))

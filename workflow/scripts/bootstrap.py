@@ -22,6 +22,8 @@ with log_to(snakemake.log[0]):
         loss="eval_loss",
         n_samples=analysis["bootstrap_samples"],
         seed=analysis["bootstrap_seed"],
+        keys=snakemake.params.remedies,
+        record_unfitted=True,  # a dataset without a law gets a summary that says why, and no resamples
     )
     record = summaries[dataset] | {"model": model, "method": method}
     write_parquet(samples[dataset], snakemake.output.samples)

@@ -1,6 +1,7 @@
 """Snakemake entry point: step-wise cross-validation of every configured law form on one dataset.
 
-Forms that need p > 0 are scored without the step-0 runs; the `n_dropped` column counts them.
+Forms that need p > 0 are scored without the step-0 runs; the `n_dropped` column counts them. A form with no
+split to score, or that cannot be fitted to the runs, gets one row whose `status` and `message` say why.
 """
 
 from transferlaw.io import write_csv
@@ -22,6 +23,8 @@ with log_to(snakemake.log[0]):
         l2_exponents=analysis["l2_exponents"],
         l2_coefficients=analysis["l2_coefficients"],
         workers=snakemake.threads,
+        form=fit["form"],  # a dataset without this law gets rows that say why, as its fit does
+        keys=snakemake.params.remedies,
     )
     write_csv(cv, snakemake.output[0])
     print(best_by_form(cv).to_string(index=False))

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 
 from transferlaw.io import read_table
+from transferlaw.law.fit import fitted
 from transferlaw.report import plots
 from transferlaw.runlog import log_to
 
@@ -20,7 +21,11 @@ with log_to(snakemake.log[0]):
             runs = runs[runs["method"] == fit["method"]]
     samples = pd.read_parquet(inp.samples) if "samples" in inp.keys() and inp.samples else None
     p_column = fit.get("p_column", "pretrain_step")
-    if name == "raw_data":
+    what = {"cross_section": "fitted law through the data", "iso_loss": "iso-loss contours",
+            "surface": "fitted surface", "bootstrap": "bootstrap distributions"}  # fmt: skip
+    if name in what and not fitted(fit):  # the runs that exist, and why there is no law
+        fig = plots.plot_no_law(runs, fit, what[name], dataset=dataset)
+    elif name == "raw_data":
         fig = plots.plot_raw_data(runs, p_column, dataset=dataset)
     elif name == "cross_section":
         fig = plots.plot_cross_section(runs, fit, samples, dataset=dataset)

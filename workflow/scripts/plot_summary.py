@@ -7,6 +7,7 @@ import pandas as pd
 
 from transferlaw.io import read_table
 from transferlaw.law.allocate import sweep_cost_ratio, sweep_gap
+from transferlaw.law.fit import fitted
 from transferlaw.report import plots
 from transferlaw.runlog import log_to
 
@@ -35,9 +36,11 @@ with log_to(snakemake.log[0]):
         costs = snakemake.params.costs
         fits = {ds: json.loads(open(path).read()) for ds, path in zip(datasets, inp.fits, strict=True)}
         runs = {ds: read_table(path) for ds, path in zip(datasets, inp.runs, strict=True)}
+        no_law = [ds for ds, fit in fits.items() if not fitted(fit)]  # nothing to allocate with
+        fits = {ds: fit for ds, fit in fits.items() if fitted(fit)}
         sweeps = {}
         if name == "allocation_gap":
-            gaps_fit = [fit["params"]["G"] for fit in fits.values()]
+            gaps_fit = [fit["params"]["G"] for fit in fits.values()] or [1.0]
             # a fixed range of plausible gaps (nats) widened to include every fitted G (a fit may put G ~ 0)
             lo = max(min(1e-3, min(gaps_fit) / 10), 1e-4)
             gaps = np.geomspace(lo, max(10.0, max(gaps_fit) * 10), 61)
@@ -47,7 +50,7 @@ with log_to(snakemake.log[0]):
                     fit["params"], fit["form"], budget, costs["cost_pretrain"], costs["cost_finetune"], gaps
                 )
                 sweeps[ds] = sweep.assign(G_fit=fit["params"]["G"], budget=budget)
-            fig = plots.plot_allocation_gap(sweeps)
+            fig = plots.plot_allocation_gap(sweeps, no_law)
         else:
             ratios = np.geomspace(1e-3, 1e4, 57)
             for ds, fit in fits.items():
@@ -55,7 +58,7 @@ with log_to(snakemake.log[0]):
                 sweeps[ds] = sweep_cost_ratio(
                     fit["params"], fit["form"], budget, costs["cost_pretrain"], ratios
                 )
-            fig = plots.plot_allocation_cost(sweeps)
+            fig = plots.plot_allocation_cost(sweeps, no_law)
         for ds, sweep in sweeps.items():
             print(ds, sweep.to_string(max_rows=10), sep="\n")
     else:

@@ -5,8 +5,9 @@ import json
 import pandas as pd
 
 from transferlaw.io import read_table, write_csv, write_json, write_text
-from transferlaw.law.crossval import best_by_form
-from transferlaw.law.transfer import effective_data_table, hernandez_fit_table
+from transferlaw.law.crossval import best_by_form, unscored
+from transferlaw.law.fit import fitted
+from transferlaw.law.transfer import EMPTY_EFFECTIVE_DATA, effective_data_table, hernandez_fit_table
 from transferlaw.report.tables import interval_table, law_forms_table, parameter_table, to_markdown
 from transferlaw.runlog import log_to
 
@@ -16,14 +17,11 @@ with log_to(snakemake.log[0]):
     for path in snakemake.input.bootstrap:
         rec = json.loads(open(path).read())
         summaries[str(rec["dataset"])] = rec
+    crossval = pd.concat(map(pd.read_csv, snakemake.input.crossval), ignore_index=True)
     for table, csv, md in (
         (parameter_table(summaries), out.parameters_csv, out.parameters_md),
         (interval_table(summaries), out.intervals_csv, out.intervals_md),
-        (
-            law_forms_table(best_by_form(pd.concat(map(pd.read_csv, snakemake.input.crossval)))),
-            out.law_forms_csv,
-            out.law_forms_md,
-        ),
+        (law_forms_table(best_by_form(crossval), unscored(crossval)), out.law_forms_csv, out.law_forms_md),
     ):
         write_csv(table, csv)
         write_text(to_markdown(table), md)
@@ -31,12 +29,15 @@ with log_to(snakemake.log[0]):
     runs = pd.concat([read_table(p) for p in snakemake.input.runs], ignore_index=True)
     main = snakemake.params.fit
     frames = []
-    for path in snakemake.input.fits:  # the main model and method's law
+    for path in snakemake.input.fits:  # the main model and method's law, where one was fitted
         fit = json.loads(open(path).read())
+        if not fitted(fit):
+            print(f"{fit['dataset']}: no law fitted, so no effective data: {fit['reason']}")
+            continue
         keep = (runs["dataset"] == fit["dataset"]) & (runs["model"] == main["model"])
         keep &= runs["method"] == main["method"]
         frames.append(effective_data_table(runs[keep], fit))
-    write_csv(pd.concat(frames, ignore_index=True), out.effective_data)
+    write_csv(pd.concat(frames, ignore_index=True) if frames else EMPTY_EFFECTIVE_DATA, out.effective_data)
     fits = {}
     for path in [*snakemake.input.fits, *snakemake.input.all_fits]:  # each model's own law, where fitted
         fit = json.loads(open(path).read())

@@ -40,10 +40,13 @@ advised/random ratio of G's interval width; per-dataset medians in brackets):
 * this criterion: 0.47 [0.36-0.76], worst tables 0.94-1.31x. ``benchmarks/RESULTS.md`` has the benchmark's
   own figures (0.62 [0.49-0.91] on its 6 seeds).
 
-**Too few runs.** With no more runs than the form has parameters, fewer than :data:`MIN_LEVELS` distinct
-values of p or of f, or a fit that fails, the law cannot be fitted and the advice says so (status
-``space_filling``) and proposes a space-filling first batch: greedy maximin in (log p, log f), each axis
-scaled to the candidates' range, away from the runs and the earlier picks (ties go to the cheaper cell).
+**Too few runs.** Where the fit itself cannot be made (:func:`transferlaw.law.fit.why_no_law`: fewer usable
+runs than the form has parameters, one value of p or f, every run stopped at the epoch cap or diverged) the
+advice says why and what to change (status ``not_fitted``); with no more runs than parameters, fewer than
+:data:`MIN_LEVELS` distinct values of p or of f, or a fit that fails, the law cannot be trusted for a design
+and the advice says so (status ``space_filling``). Both propose a space-filling first batch: greedy maximin
+in (log p, log f), each axis scaled to the candidates' range, away from the runs and the earlier picks (ties
+go to the cheaper cell).
 
 **Cost.** By default every run costs the same. A cost is a column of the candidates or an expression over
 their columns (:func:`candidate_costs`); columns the candidates lack are the runs' values at the nearest
@@ -59,7 +62,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +72,15 @@ import pandas as pd
 from transferlaw.defaults import default
 from transferlaw.law.bootstrap import bootstrap_fit
 from transferlaw.law.diagnostics import describe
-from transferlaw.law.fit import DEFAULT_FORM, check_fit_input, fit_law, table_groups
+from transferlaw.law.fit import (
+    DEFAULT_FORM,
+    NO_LAW,
+    STATUS_NOT_FITTED,
+    check_fit_input,
+    fit_law,
+    table_groups,
+    why_no_law,
+)
 from transferlaw.law.forms import LawForm, get_form
 
 logger = logging.getLogger(__name__)
@@ -449,12 +460,17 @@ def advise_table(
     cost: str | None = DEFAULT_COST,
     n_samples: int = DEFAULT_SAMPLES,
     seed: int = DEFAULT_SEED,
+    keys: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Advice for every group of a table of runs (:func:`transferlaw.law.fit.table_groups`): per group the
     ``n_runs`` recommended candidates in run order, with the candidates' own columns and
     :data:`ADVICE_COLUMNS`. ``candidates`` holds the p and f columns and, optionally, the group column
     (then each group gets its own rows; without it every group shares them). Every input is checked
-    before the first fit."""
+    before the first fit.
+
+    A group whose law cannot be fitted (:func:`transferlaw.law.fit.why_no_law`, the fit's own rule) gets a
+    space-filling first batch of status ``not_fitted`` whose message says why no law was fitted and what to
+    change (``keys`` names the settings, as the fit's)."""
     law = _checked_request(form, target, n_runs)
     _check_candidates(candidates, law, p, f)
     groups = table_groups(df, group=group, p=p, f=f, loss=loss, status=status)
@@ -469,29 +485,43 @@ def advise_table(
         if cands.empty:
             raise ValueError(f"candidates: none for {g.label}")
         cands = cands.drop_duplicates(subset=[p, f]).reset_index(drop=True)
+        no_law = why_no_law(g, law, p=p, f=f, loss=loss, keys=keys)
         try:
-            costs = candidate_costs(cands, g.runs, cost, p, f)
+            # with no usable run there is no nearest run to price a cell by: every cell costs the same
+            costs = candidate_costs(cands, g.runs, cost, p, f) if len(g.runs) else np.ones(len(cands))
             check_fit_input(g.runs[p], g.runs[f], g.runs[loss], law, names=(p, f, loss), count=False)
         except ValueError as err:
             raise ValueError(f"{g.label}: {err}") from None
-        plans.append((g, cands, costs))
+        plans.append((g, cands, costs, no_law))
 
     frames = []
-    for g, cands, costs in plans:
-        advice = advise(
-            g.runs[p],
-            g.runs[f],
-            g.runs[loss],
-            cands[p],
-            cands[f],
-            n_runs,
-            law,
-            target=target,
-            cost=costs,
-            n_samples=n_samples,
-            seed=seed,
-            names=(p, f, loss),
-        )
+    for g, cands, costs, no_law in plans:
+        if no_law is not None:  # the fix comes first; then a first batch that covers the grid
+            runs_pf = [g.runs[c].to_numpy(float) for c in (p, f)]
+            picks = space_filling(*runs_pf, cands[p].to_numpy(float), cands[f].to_numpy(float), n_runs, costs)
+            advice = Advice(
+                STATUS_NOT_FITTED,
+                f"{NO_LAW}: {no_law.reason}; a space-filling first batch of {n_runs} run(s)",
+                target,
+                picks,
+                costs[picks],
+                np.full(n_runs, np.nan),
+            )
+        else:
+            advice = advise(
+                g.runs[p],
+                g.runs[f],
+                g.runs[loss],
+                cands[p],
+                cands[f],
+                n_runs,
+                law,
+                target=target,
+                cost=costs,
+                n_samples=n_samples,
+                seed=seed,
+                names=(p, f, loss),
+            )
         logger.info("%s: %s", g.label, advice.message)
         rows = cands.iloc[advice.picks].reset_index(drop=True)
         if group is not None:

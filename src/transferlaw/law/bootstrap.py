@@ -22,6 +22,7 @@ the cheap refit reached the same objective, so the shortcut is checked rather th
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,12 +33,15 @@ from transferlaw.defaults import default
 from transferlaw.law.diagnostics import identification
 from transferlaw.law.fit import (
     DEFAULT_FORM,
+    NO_LAW,
+    STATUS_FITTED,
     FitResult,
     check_fit_input,
     fit_batch,
     fit_law,
     objective,
     table_groups,
+    why_no_law,
 )
 from transferlaw.law.forms import LawForm, get_form
 
@@ -234,16 +238,21 @@ def bootstrap_table(
     n_samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
     status: str | None = "status",
+    keys: Mapping[str, str] | None = None,
+    record_unfitted: bool = False,
     **kwargs: Any,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame]]:
     """Bootstrap one law per group of a table of runs (:func:`transferlaw.law.fit.table_groups`).
 
     Resamples draw cells, the distinct (p, f) of the runs, each with all its runs (its seed replicates).
 
-    Returns (summaries, samples): JSON-ready dicts keyed by group value with keys ``dataset, form,
+    Returns (summaries, samples): JSON-ready dicts keyed by group value with keys ``dataset, form, status,
     n_samples, seed, n_points, n_cells, cells, n_excluded, params`` (``cells``: the (p, f) of each cell in
     the order resampled; ``params[name]`` = ``estimate, se, ci_low, ci_high, identified`` and, when not
-    identified, ``why``), and the resample refits per group.
+    identified, ``why``), and the resample refits per group. A group whose law cannot be fitted
+    (:func:`transferlaw.law.fit.why_no_law`) raises ValueError naming it, or with ``record_unfitted`` gets a
+    summary with status ``not_fitted``, its ``cause``, ``reason`` and ``keys`` and empty ``params``, and
+    no resamples (a frame with the columns alone).
     """
     law = get_form(form)
     summaries: dict[str, dict[str, Any]] = {}
@@ -251,6 +260,24 @@ def bootstrap_table(
     for g in table_groups(df, group=group, p=p, f=f, loss=loss, status=status):
         sub = g.runs
         cells = sub.groupby([p, f], sort=False).ngroup().to_numpy()  # numbered in order of first appearance
+        record: dict[str, Any] = {
+            "dataset": g.key,
+            "form": law.name,
+            "status": STATUS_FITTED,
+            "n_samples": int(n_samples),
+            "seed": int(seed),
+            "n_points": int(len(sub)),
+            "n_cells": int(cells.max() + 1) if cells.size else 0,
+            "cells": sub[[p, f]].drop_duplicates().to_numpy(float).tolist(),
+            "n_excluded": g.n_excluded,
+        }
+        if (no_law := why_no_law(g, law, p=p, f=f, loss=loss, keys=keys)) is not None:
+            if not record_unfitted:
+                raise ValueError(f"{g.label}: {NO_LAW}: {no_law.reason}")
+            logger.warning("%s: no law fitted, nothing to bootstrap: %s", g.label, no_law.reason)
+            summaries[str(g.key)] = record | no_law.record() | {"n_converged": 0, "params": {}}
+            samples[str(g.key)] = empty_samples(law)
+            continue
         try:
             res = bootstrap_fit(
                 sub[p],
@@ -274,17 +301,15 @@ def bootstrap_table(
                 ", ".join(missing),
                 "; ".join(f"{n}: {params[n]['why']}" for n in missing),
             )
-        summaries[str(g.key)] = {
-            "dataset": g.key,
-            "form": law.name,
-            "n_samples": int(n_samples),
-            "seed": int(seed),
-            "n_points": int(len(sub)),
-            "n_cells": int(cells.max() + 1) if cells.size else 0,
-            "cells": sub[[p, f]].drop_duplicates().to_numpy(float).tolist(),
-            "n_excluded": g.n_excluded,
-            "n_converged": int(res.samples["converged"].sum()),
-            "params": params,
-        }
+        record.update(n_converged=int(res.samples["converged"].sum()), params=params)
+        summaries[str(g.key)] = record
         samples[str(g.key)] = res.samples
     return summaries, samples
+
+
+def empty_samples(form: str | LawForm) -> pd.DataFrame:
+    """The resamples of a law that could not be fitted: the columns of :func:`bootstrap_fit`'s, no rows."""
+    law = get_form(form)
+    columns = {"sample": "int64", **dict.fromkeys(law.param_names, "float64")}
+    columns |= {"objective": "float64", "converged": "bool"}
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from transferlaw.law.diagnostics import describe
+from transferlaw.law.fit import NO_LAW, fitted
+from transferlaw.law.forms import get_form
 
 #: percentile interval of the differences and trends (the bootstrap's)
 LEVEL = 0.95
@@ -113,13 +115,27 @@ def method_table(
             "n_points": s.get("n_points"),
             "n_cells": s.get("n_cells"),
         }
+        if not fitted(s):  # no law: every parameter says so, and there is no difference to take
+            row["status"], row["reason"] = s.get("status"), s.get("reason", "")
+            for name in get_form(s["form"]).param_names:
+                row[f"{name}_identified"], row[f"{name}_text"] = False, NO_LAW
         for name, entry in s["params"].items():
             row[name] = entry["estimate"]
             row[f"{name}_low"], row[f"{name}_high"] = entry["ci_low"], entry["ci_high"]
             row[f"{name}_identified"] = bool(entry.get("identified", True))
             row[f"{name}_text"] = describe(name, entry)
         ref = (dataset, model, reference)
-        if method != reference and ref in summaries:
+        if method != reference and ref in summaries and not (fitted(s) and fitted(summaries[ref])):
+            unfitted = [m for m, rec in ((method, s), (reference, summaries[ref])) if not fitted(rec)]
+            row.update(
+                G_diff_vs=reference,
+                G_diff=float("nan"),
+                G_diff_low=float("nan"),
+                G_diff_high=float("nan"),
+                pairing="",
+                G_diff_verdict=f"not resolved: {NO_LAW} for {' and '.join(unfitted)}",
+            )
+        elif method != reference and ref in summaries:
             base = summaries[ref]
             paired = _paired(s, base)
             a = samples[key]["G"].to_numpy(float)
@@ -152,7 +168,9 @@ def method_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     header = ["dataset", "model", "method", *names, "G - reference [95%]", "verdict"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in table.iterrows():
-        if isinstance(r.get("G_diff_vs"), str):
+        if isinstance(r.get("G_diff_vs"), str) and not np.isfinite(r["G_diff"]):
+            diff, verdict = f"vs {r['G_diff_vs']}", str(r["G_diff_verdict"])
+        elif isinstance(r.get("G_diff_vs"), str):
             low, high = f"{r['G_diff_low']:.{digits}g}", f"{r['G_diff_high']:.{digits}g}"
             diff = f"{r['G_diff']:.{digits}g} [{low}, {high}] vs {r['G_diff_vs']}"
             verdict = f"{r['G_diff_verdict']} ({r['pairing']})"
@@ -169,7 +187,11 @@ def gap_table(summaries: Mapping[Key, Mapping[str, Any]], n_params: Mapping[str,
     ``n_params`` maps each model to its N (parameters of the checkpoint, as the records say)."""
     rows = []
     for (dataset, model, method), s in summaries.items():
-        g = s["params"]["G"]
+        if not fitted(s):  # no law: G is not measured at all, and the reason says why
+            g = {"estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "identified": False}
+            g |= {"text": NO_LAW, "why": f"{NO_LAW}: {s.get('reason', '')}"}
+        else:
+            g = s["params"]["G"]
         rows.append(
             {
                 "dataset": dataset,
@@ -182,7 +204,7 @@ def gap_table(summaries: Mapping[Key, Mapping[str, Any]], n_params: Mapping[str,
                 "G_identified": bool(g.get("identified", True)),
                 # "G < x": what the runs bound it by, where that is all they measure
                 "G_upper_limit": g["ci_high"] if g.get("bound") == ["low"] else float("nan"),
-                "G_text": describe("G", g),
+                "G_text": g["text"] if "text" in g else describe("G", g),
                 "why": g.get("why", ""),
             }
         )

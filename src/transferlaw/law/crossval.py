@@ -17,7 +17,7 @@ fits; the penalised fits then start from their combination's unpenalised optimum
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,15 @@ import pandas as pd
 
 from transferlaw.defaults import default
 from transferlaw.law.bootstrap import restart_starts
-from transferlaw.law.fit import fit_batch, fit_law, table_groups
+from transferlaw.law.fit import (
+    DEFAULT_FORM,
+    NO_LAW,
+    STATUS_NOT_FITTED,
+    fit_batch,
+    fit_law,
+    table_groups,
+    why_no_law,
+)
 from transferlaw.law.forms import LawForm, get_form
 
 logger = logging.getLogger(__name__)
@@ -200,6 +208,11 @@ def stepwise_cv(
     return pd.concat(frames, ignore_index=True)[CV_COLUMNS]
 
 
+#: the status of a (dataset, form)'s rows when some split was scored, when none could be, and when the form
+#: cannot be fitted to the dataset's runs at all (:func:`transferlaw.law.fit.why_no_law`)
+CV_SCORED, CV_NO_SPLIT = "ok", "no_split"
+
+
 def crossval_table(
     df: pd.DataFrame,
     *,
@@ -214,6 +227,8 @@ def crossval_table(
     l2_coefficients: Sequence[float] = L2_COEFFICIENTS,
     skip: int = 1,
     workers: int = 1,
+    form: str = DEFAULT_FORM,
+    keys: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """:func:`stepwise_cv` per group of a table of runs, with a ``dataset`` column (the group value).
 
@@ -221,13 +236,26 @@ def crossval_table(
     is scored on the runs with p > 0 only (and likewise for f); the column ``n_dropped`` says how many
     runs that removed, so forms scored on different runs are visible as such. Runs whose status is not ok
     are left out as by the fit (:func:`transferlaw.law.fit.table_groups`), counted in ``n_excluded``.
+
+    Columns ``status`` and ``message``: a group whose law (of ``form``, the one the study fits) cannot be
+    fitted at all (:func:`transferlaw.law.fit.why_no_law`) gets one row per form of status ``not_fitted`` with
+    the fit's reason, and a (group, form) with no usable split (too few runs to hold some out) one row of
+    status ``no_split`` whose message says why and what runs would give one; their scores are NaN
+    (:func:`scored` keeps the scored rows). ``keys`` names the settings to change, as for the fit.
     """
     l2e, l2c = np.meshgrid(np.asarray(l2_exponents, float), np.asarray(l2_coefficients, float), indexing="ij")
     tasks, labels = [], []
+    slots: list[int | pd.DataFrame] = []  # per (group, form) in order: its task's index, or its one row
     for g in table_groups(df, group=group, p=p, f=f, loss=loss, status=status):
         sub = g.runs
+        no_law = why_no_law(g, form, p=p, f=f, loss=loss, keys=keys)  # the fit's own verdict
+        if no_law is not None:
+            logger.warning("%s: %s, nothing to cross-validate: %s", g.label, NO_LAW, no_law.reason)
         for name in forms:
             law = get_form(name)
+            if no_law is not None:
+                slots.append(_unscored(g, law, len(sub), 0, STATUS_NOT_FITTED, no_law.reason))
+                continue
             keep = np.ones(len(sub), bool)
             if drop_nonpositive:
                 if law.needs_positive_p:
@@ -236,27 +264,83 @@ def crossval_table(
                     keep &= sub[f].to_numpy() > 0
             s = sub[keep]
             arrays = (np.asarray(s[c], float) for c in (p, f, loss))
+            slots.append(len(tasks))
             tasks.append((law.name, *arrays, l2e.ravel(), l2c.ravel(), skip))
-            labels.append((g.key, int((~keep).sum()), g.n_excluded))
+            labels.append((g, law, int((~keep).sum()), s))
     try:
         results = _score_forms(tasks, workers)
     except ValueError as err:
         raise ValueError(f"{group or 'table'}: {err}") from None
     frames = []
-    for (key, dropped, excluded), cv in zip(labels, results, strict=True):
-        if cv is None:
+    for slot in slots:
+        if isinstance(slot, pd.DataFrame):
+            frames.append(slot)
             continue
-        cv.insert(0, "dataset", key)
+        (g, law, dropped, runs), cv = labels[slot], results[slot]
+        if cv is None:
+            message = _no_split(law, runs, p, f, dropped, keys)
+            frames.append(_unscored(g, law, len(runs), dropped, CV_NO_SPLIT, message))
+            continue
+        cv.insert(0, "dataset", g.key)
         cv["n_dropped"] = dropped
-        cv["n_excluded"] = excluded
+        cv["n_excluded"] = g.n_excluded
+        cv["status"] = CV_SCORED
+        cv["message"] = ""
         frames.append(cv)
     if not frames:
         empty = pd.DataFrame({c: pd.Series(dtype=float) for c in CV_COLUMNS}).astype({"form": object})
         empty.insert(0, "dataset", pd.Series(dtype=object))
         empty["n_dropped"] = pd.Series(dtype="int64")
         empty["n_excluded"] = pd.Series(dtype="int64")
+        empty["status"] = pd.Series(dtype=object)
+        empty["message"] = pd.Series(dtype=object)
         return empty
     return pd.concat(frames, ignore_index=True)
+
+
+def _unscored(g: Any, law: LawForm, n_runs: int, dropped: int, status: str, message: str) -> pd.DataFrame:
+    """The one row of a (group, form) that no split scored: NaN scores, its status and message; its
+    ``n_train`` counts the runs the form had (none held out), so that n_train + n_test + n_dropped counts
+    the group's usable runs on every row."""
+    row: dict[str, Any] = {"dataset": g.key, **{c: np.nan for c in CV_COLUMNS}}
+    row.update(form=law.name, n_train=n_runs, n_test=0)
+    row.update(n_dropped=dropped, n_excluded=g.n_excluded, status=status, message=message)
+    return pd.DataFrame([row])
+
+
+def _no_split(
+    law: LawForm, runs: pd.DataFrame, p: str, f: str, dropped: int, keys: Mapping[str, str] | None
+) -> str:
+    """Why a form's cross-validation has no split, in words, and what would give it one."""
+    from transferlaw.law.diagnostics import axis_words
+
+    unit = str(runs["finetune_unit"].iloc[0]) if f == "finetune_size" and "finetune_unit" in runs else None
+    w = axis_words(p, f, unit)
+    keys = keys or {}
+    n_p, n_f = runs[p].nunique(), runs[f].nunique()
+    to = {k: f" to {keys[k]}" if k in keys else "" for k in ("sizes", "revisions")}
+    without = f", without the {dropped} run(s) at {p} or {f} = 0 it cannot predict" if dropped else ""
+    return (
+        f"form {law.name!r}: no split leaves {law.n_params} or more training runs (the form's parameters) "
+        f"below a threshold in both p and f and a run above it to test: {len(runs)} usable run(s) on "
+        f"{n_p} {w['p_nouns']} x {n_f} {w['f_nouns']}{without}; add {w['f_nouns']}{to['sizes']} or "
+        f"{w['p_nouns']}{to['revisions']}"
+    )
+
+
+def scored(cv: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a cross-validation table that hold scores (tables written before ``status`` existed hold
+    nothing else)."""
+    if "status" not in cv.columns:
+        return cv
+    return cv[cv["status"] == CV_SCORED]
+
+
+def unscored(cv: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, form) that nothing scored, its status and message."""
+    if "status" not in cv.columns:
+        return pd.DataFrame(columns=["dataset", "form", "status", "message"])
+    return cv.loc[cv["status"] != CV_SCORED, ["dataset", "form", "status", "message"]].reset_index(drop=True)
 
 
 def best_by_form(cv: pd.DataFrame) -> pd.DataFrame:
@@ -267,6 +351,7 @@ def best_by_form(cv: pd.DataFrame) -> pd.DataFrame:
     """
     if "dataset" not in cv.columns:
         cv = cv.assign(dataset="all")
+    cv = scored(cv)
     if cv.empty:
         return pd.DataFrame(
             {c: pd.Series(dtype=object if c in ("dataset", "form") else float) for c in BEST_COLUMNS}

@@ -138,6 +138,7 @@ def identification(
     low_share = (s_bound & ~top).mean(axis=0)
     high_share = (s_bound & top).mean(axis=0)
     corr = _correlations(sample_free, ~s_bound.any(axis=0) & ~base_bound)
+    low_end = _low_end_at_bound(law, base_free, p, f, summary)
     out: dict[str, dict[str, Any]] = {}
     for i, name in enumerate(law.param_names):
         reasons = []
@@ -146,13 +147,15 @@ def identification(
         ends = [
             end
             for end, hit in (
-                ("low", low_share[i] > BOUND_SHARE),
+                ("low", low_share[i] > BOUND_SHARE or low_end[i]),
                 ("high", high_share[i] > BOUND_SHARE or low_share[i] > 1 - BOUND_SHARE),
             )
             if hit
         ]
-        if ends:
+        if low_share[i] > BOUND_SHARE or "high" in ends:
             reasons.append(f"{low_share[i] + high_share[i]:.0%} of resamples at the bound")
+        elif low_end[i]:
+            reasons.append("the low end of its interval is at the bound (its term negligible at every run)")
         if name in law.exponent_names and summary[name]["ci_low"] <= 0 <= summary[name]["ci_high"]:
             reasons.append("interval spans 0")
         twins = [
@@ -174,6 +177,30 @@ def identification(
                     "identified": False,
                     "why": f"{exponent} not identified: its term is not told apart from {other}",
                 }
+    return out
+
+
+def _low_end_at_bound(
+    law: LawForm,
+    base_free: np.ndarray,
+    p: np.ndarray,
+    f: np.ndarray,
+    summary: Mapping[str, Mapping[str, float]],
+) -> np.ndarray:
+    """(k,): whether a coefficient's interval reaches zero: at its low end, the other parameters at their
+    estimates, its term is below :data:`SHARE_TOL` of the loss at every run (the test the fit's own
+    ``at_bound`` applies). The same one-sided rule for every coefficient: the share of resamples at the bound
+    misses a coefficient whose low resamples come with another parameter that keeps the term alive in them
+    (a tiny A with a steep negative alpha), though at the estimate such an A is zero."""
+    out = np.zeros(law.n_params, bool)
+    base_free = np.asarray(base_free, float)
+    for i, name in enumerate(law.param_names):
+        low = summary.get(name, {}).get("ci_low")
+        if not law.is_log_param[i] or low is None or not np.isfinite(low) or low <= 0:
+            continue
+        free = base_free.copy()
+        free[i] = max(np.log(low), -LOG_CLIP)
+        out[i] = bool(at_bound(law, free, p, f)[0, i])
     return out
 
 
@@ -207,36 +234,120 @@ def _g(x: Any, digits: int) -> str:
     return "nan" if x is None or not np.isfinite(x) else f"{x:.{digits}g}"
 
 
-#: what runs would measure a parameter that is not identified (said once per dataset in the summary)
-NEEDS = {
-    "G": "checkpoints further into pre-training, where A·p^-alpha has flattened, to separate G from it",
-    "A": "earlier checkpoints, where pre-training still moves the loss",
-    "alpha": "checkpoints spread over more orders of magnitude of pre-training",
-    "E": "larger fine-tune sizes, where the loss approaches its floor E",
-    "beta": "fine-tune sizes spread over more orders of magnitude",
-}
+def axis_words(
+    p: str = "pretrain_step", f: str = "finetune_size", f_unit: str | None = None
+) -> dict[str, str]:
+    """How to name the runs along each axis of a table whose law's p is column ``p`` and f column ``f``
+    (``f_unit``: the unit of ``finetune_size``, where known): checkpoints (by steps or tokens), model sizes,
+    or values of whatever column it is; fine-tune sizes in sequences or tokens. Keys ``p_noun``,
+    ``p_nouns``, ``p_axis``, ``p_later``, ``p_earlier``, ``p_spread``, and for f the same but ``f_more``."""
+    if p in ("pretrain_step", "pretrain_tokens"):
+        seen = "" if p == "pretrain_step" else " tokens"
+        words = {
+            "p_noun": "checkpoint",
+            "p_nouns": "checkpoints",
+            "p_axis": f"pre-training{seen}",
+            "p_later": "checkpoints further into pre-training"
+            if not seen
+            else "checkpoints that have seen more pre-training tokens",
+            "p_earlier": "earlier checkpoints" if not seen else "checkpoints that have seen fewer tokens",
+            "p_spread": f"checkpoints spread over more orders of magnitude of pre-training{seen}",
+        }
+    elif p in MODEL_SIZE_COLUMNS:
+        words = {
+            "p_noun": "model size",
+            "p_nouns": "model sizes",
+            "p_axis": "model size",
+            "p_later": "larger models",
+            "p_earlier": "smaller models",
+            "p_spread": "model sizes spread over more orders of magnitude",
+        }
+    else:
+        words = {
+            "p_noun": f"value of {p}",
+            "p_nouns": f"values of {p}",
+            "p_axis": p,
+            "p_later": f"runs at larger {p}",
+            "p_earlier": f"runs at smaller {p}",
+            "p_spread": f"values of {p} spread over more orders of magnitude",
+        }
+    unit = {"finetune_tokens": "tokens", "finetune_sequences": "sequences"}.get(f, f_unit)
+    if f in ("finetune_size", "finetune_tokens", "finetune_sequences"):
+        words |= {
+            "f_noun": "fine-tune size",
+            "f_nouns": "fine-tune sizes",
+            "f_axis": "fine-tuning data",
+            "f_more": "larger fine-tune sizes" + (f" (more {unit})" if unit else ""),
+            "f_spread": "fine-tune sizes" + (f" (in {unit})" if unit else "") + " spread over more orders "
+            "of magnitude",
+        }
+    else:
+        words |= {
+            "f_noun": f"value of {f}",
+            "f_nouns": f"values of {f}",
+            "f_axis": f,
+            "f_more": f"runs at larger {f}",
+            "f_spread": f"values of {f} spread over more orders of magnitude",
+        }
+    return words
 
 
-#: what an exponent below zero over its whole interval says about the runs
-WRONG_WAY = {
-    "alpha": "the loss rises with pre-training (it hurts this dataset), so G is not a gap that more "
-    "pre-training would close",
-    "beta": "the loss rises with fine-tuning data",
-}
+#: columns a table may hold the model's size in, when model size is the law's p
+MODEL_SIZE_COLUMNS = ("n_params", "model_size", "parameters", "params", "N")
 
 
-def needs_sentence(dataset: str, params: Mapping[str, Mapping[str, Any]]) -> str | None:
-    """One sentence: which parameters the runs do not measure and what runs would, and any exponent
-    measured below zero (a loss that rises with p or f); None if every parameter is measured, the right
-    way."""
+def needs(p: str = "pretrain_step", f: str = "finetune_size", f_unit: str | None = None) -> dict[str, str]:
+    """What runs would measure each parameter that is not identified, in the words of the table's axes
+    (:func:`axis_words`)."""
+    w = axis_words(p, f, f_unit)
+    return {
+        "G": f"{w['p_later']}, where A·p^-alpha has flattened, to separate G from it",
+        "A": f"{w['p_earlier']}, where {w['p_axis']} still moves the loss",
+        "alpha": w["p_spread"],
+        "E": f"{w['f_more']}, where the loss approaches its floor E",
+        "beta": w["f_spread"],
+    }
+
+
+#: what runs would measure a parameter that is not identified, for the workflow's default axes
+NEEDS = needs()
+
+
+def wrong_way(
+    p: str = "pretrain_step", f: str = "finetune_size", f_unit: str | None = None
+) -> dict[str, str]:
+    """What an exponent below zero over its whole interval says, in the words of the table's axes."""
+    w = axis_words(p, f, f_unit)
+    return {
+        "alpha": f"the loss rises with {w['p_axis']} (it hurts this dataset), so G is not a gap that more "
+        f"{w['p_axis']} would close",
+        "beta": f"the loss rises with {w['f_axis']}",
+    }
+
+
+#: what an exponent below zero over its whole interval says about the runs (the workflow's default axes)
+WRONG_WAY = wrong_way()
+
+
+def needs_sentence(
+    dataset: str,
+    params: Mapping[str, Mapping[str, Any]],
+    p: str = "pretrain_step",
+    f: str = "finetune_size",
+    f_unit: str | None = None,
+) -> str | None:
+    """One sentence: which parameters the runs do not measure and what runs would (in the words of the
+    table's p and f columns, :func:`needs`), and any exponent measured below zero (a loss that rises with p
+    or f); None if every parameter is measured, the right way."""
     parts = []
+    wanted = needs(p, f, f_unit)
     missing = [n for n, e in params.items() if not e.get("identified", True)]
     if missing:
-        wants = [NEEDS[n] for n in missing if n in NEEDS]
+        wants = [wanted[n] for n in missing if n in wanted]
         what = "; ".join(dict.fromkeys(wants)) if wants else "more runs"
         them = "it" if len(missing) == 1 else "them"
         parts.append(f"{', '.join(missing)} not identified; measuring {them} needs {what}")
-    for name, meaning in WRONG_WAY.items():
+    for name, meaning in wrong_way(p, f, f_unit).items():
         entry = params.get(name, {})
         if entry.get("identified", True) and (entry.get("ci_high") or 0.0) < 0:
             parts.append(f"{name} < 0 over its whole interval: {meaning}")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,7 @@ from transferlaw.defaults import default
 from transferlaw.law import kernels
 from transferlaw.law.diagnostics import fit_diagnostics
 from transferlaw.law.forms import EXPONENT_CLIP, LOG_CLIP, LawForm, PointGrid, get_form
-from transferlaw.schema import STATUS_OK
+from transferlaw.schema import STATUS_DIVERGED, STATUS_MAX_EPOCHS, STATUS_OK
 
 logger = logging.getLogger(__name__)
 
@@ -487,6 +487,14 @@ class RunGroup:
     label: str  # "dataset=foo", or "table": how errors and warnings name it
     runs: pd.DataFrame  # its usable runs
     n_excluded: int  # its runs left out because their status is not "ok"
+    #: every run of the group counted by status (usable ones under "ok")
+    statuses: dict[str, int] = field(default_factory=dict)
+    #: the epochs the runs stopped at the cap had trained (the cap), where the table says
+    cap: int | None = None
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.runs) + self.n_excluded
 
 
 def table_groups(
@@ -500,7 +508,8 @@ def table_groups(
 ) -> list[RunGroup]:
     """The one driver of the fit, bootstrap and cross-validation of a table: checks that the columns exist,
     leaves out the runs whose ``status`` (where the table has one) is not ``"ok"`` with one warning that
-    counts them by status, and splits the rest by ``group`` (``None``: the whole table, keyed ``"all"``)."""
+    counts them by status, and splits the rest by ``group`` (``None``: the whole table, keyed ``"all"``).
+    Whether a group's usable runs can be fitted at all is :func:`why_no_law`'s to say."""
     needed = [c for c in (group, p, f, loss) if c is not None]
     missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
     if missing:
@@ -510,7 +519,8 @@ def table_groups(
         )
     if group is not None and pd.isna(df[group]).any():
         raise ValueError(f"column {group!r} has missing values")
-    ok = (df[status] == STATUS_OK).to_numpy() if status is not None and status in df.columns else None
+    has_status = status is not None and status in df.columns
+    ok = (df[status] == STATUS_OK).to_numpy() if has_status else None
     if ok is not None and (~ok).any():
         counts = df.loc[~ok, status].value_counts()
         detail = ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -523,15 +533,185 @@ def table_groups(
     out = []
     for key in sorted(pd.unique(keys), key=str):
         in_group = keys == key
+        sub = df.loc[in_group]
+        statuses = {STATUS_OK: int(ok[in_group].sum())}
+        if has_status:
+            statuses.update(sub.loc[~ok[in_group], status].astype(str).value_counts().to_dict())
+        capped = sub.loc[~ok[in_group] & (sub[status] == STATUS_MAX_EPOCHS)] if has_status else sub.iloc[:0]
+        cap = int(capped["epochs"].max()) if len(capped) and "epochs" in capped.columns else None
         out.append(
             RunGroup(
                 key=key.item() if isinstance(key, np.generic) else key,
                 label=f"{group}={key!s}" if group is not None else "table",
                 runs=df.loc[in_group & ok],
                 n_excluded=int((in_group & ~ok).sum()),
+                statuses={s: int(n) for s, n in statuses.items()},
+                cap=cap,
             )
         )
     return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# can a table be fitted at all?
+# ----------------------------------------------------------------------------------------------------
+#: the status of every analysis of a group whose law was fitted, and of one whose law could not be
+STATUS_FITTED = "ok"
+STATUS_NOT_FITTED = "not_fitted"
+#: how every result of a group without a law says so, before the reason
+NO_LAW = "no law fitted"
+#: what to change, in words, where the caller does not name its settings (the workflow passes config keys:
+#: :func:`transferlaw.config.remedy_keys`)
+DEFAULT_KEYS: dict[str, str] = {
+    "max_epochs": "the epoch cap (max_epochs)",
+    "lr": "the learning rate (lr)",
+}
+#: where more than this share of a group's runs stopped at the epoch cap, its fit says so even when made
+CAPPED_SHARE = 0.25
+#: usable losses whose whole spread (in log loss) is below this do not move: there is no trend to fit
+FLAT_LOG_SPREAD = 1e-6
+
+
+@dataclass(frozen=True)
+class NoLaw:
+    """Why a group's runs cannot be fitted: ``cause`` (one word, for programs), ``reason`` (a sentence that
+    counts the runs, says which were left out and why, and what to change) and ``keys``, the settings that
+    would change it."""
+
+    cause: str
+    reason: str
+    keys: tuple[str, ...]
+
+    def record(self) -> dict[str, Any]:
+        """The fields every analysis of the group writes instead of a result."""
+        return {
+            "status": STATUS_NOT_FITTED,
+            "cause": self.cause,
+            "reason": self.reason,
+            "keys": list(self.keys),
+        }
+
+
+def fitted(record: Mapping[str, Any]) -> bool:
+    """Whether a fit or bootstrap record (:func:`fit_table`,
+    :func:`transferlaw.law.bootstrap.bootstrap_table`) holds a law; records written before statuses existed
+    always do."""
+    return record.get("status", STATUS_FITTED) == STATUS_FITTED
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
+def _at_cap(g: RunGroup) -> str:
+    """The cap the group's capped runs stopped at, as " (15 epochs)", where the table says ("" if not)."""
+    return f" ({g.cap} epoch{'s' if g.cap != 1 else ''})" if g.cap else ""
+
+
+def _left_out(g: RunGroup, keys: Mapping[str, str]) -> tuple[list[str], list[str], list[str]]:
+    """What happened to a group's excluded runs, in words, the changes that would make them usable, and
+    the keys of those changes."""
+    said, fixes, named = [], [], []
+    capped = g.statuses.get(STATUS_MAX_EPOCHS, 0)
+    if capped:
+        said.append(f"{capped} stopped at the epoch cap{_at_cap(g)} while still improving")
+        fixes.append(f"raise {keys['max_epochs']}")
+        named.append(keys["max_epochs"])
+    diverged = g.statuses.get(STATUS_DIVERGED, 0)
+    if diverged:
+        said.append(f"{diverged} diverged")
+        fixes.append(f"lower {keys['lr']}")
+        named.append(keys["lr"])
+    other = {s: n for s, n in g.statuses.items() if s not in (STATUS_OK, STATUS_MAX_EPOCHS, STATUS_DIVERGED)}
+    said += [f"{n} with status {s!r}" for s, n in other.items()]
+    return said, fixes, named
+
+
+def why_no_law(
+    g: RunGroup,
+    form: str | LawForm = DEFAULT_FORM,
+    *,
+    p: str = "pretrain_step",
+    f: str = "finetune_size",
+    loss: str = "eval_loss",
+    keys: Mapping[str, str] | None = None,
+) -> NoLaw | None:
+    """Whether a group's usable runs can be fitted with ``form``, and if not why (None when they can): the
+    one place every analysis of a table (fit, bootstrap, cross-validation, advice) asks.
+
+    A law cannot be fitted to no usable run (every run stopped at the epoch cap, or diverged), to fewer
+    usable runs than the form has parameters, to runs at a single value of p or of f (the law's bend along
+    that axis is unmeasured), or to losses that do not move. ``keys`` names what would change each
+    (``max_epochs``, ``lr``, ``sizes``, ``revisions``: the workflow's config keys; default
+    :data:`DEFAULT_KEYS`)."""
+    from transferlaw.law.diagnostics import axis_words
+
+    law = get_form(form)
+    keys = {**DEFAULT_KEYS, **(keys or {})}
+    words = axis_words(p, f, _f_unit(g.runs, f))
+    n, usable = g.n_runs, len(g.runs)
+    said, fixes, named = _left_out(g, keys)
+    of = f" of {n} ({'; '.join(said)})" if said else ""  # which runs were left out, and why
+    to = {k: f" to {keys[k]}" if k in keys else "" for k in ("sizes", "revisions")}
+    grid = tuple(keys[k] for k in ("sizes", "revisions") if k in keys)  # the keys that add runs
+    more = f"add {words['f_nouns']}{to['sizes']} or {words['p_nouns']}{to['revisions']}"
+    if usable == 0:
+        if n == 0:
+            return NoLaw("no_runs", f"no runs; {more}", grid)
+        if g.statuses.get(STATUS_MAX_EPOCHS) == n:
+            reason = f"all {_runs(n)} stopped at the epoch cap{_at_cap(g)} while still improving; {fixes[0]}"
+            return NoLaw("max_epochs", reason, (keys["max_epochs"],))
+        if g.statuses.get(STATUS_DIVERGED) == n:
+            reason = f"all {_runs(n)} diverged (their loss became non-finite); {fixes[0]}"
+            return NoLaw("diverged", reason, (keys["lr"],))
+        reason = f"none of the {_runs(n)} is usable ({'; '.join(said)})"
+        reason += f"; {' or '.join(fixes)}" if fixes else ""
+        return NoLaw("no_usable_runs", reason, tuple(named))
+    if usable < law.n_params:
+        reason = (
+            f"only {usable} usable run{'s' if usable != 1 else ''}{of} for the {law.n_params} parameters "
+            f"of form {law.name!r}; {' or '.join([more, *fixes])}"
+        )
+        return NoLaw("too_few_runs", reason, (*grid, *named))
+    for column, axis, key, cause in ((p, "p", "revisions", "one_p"), (f, "f", "sizes", "one_f")):
+        values = pd.unique(g.runs[column])
+        if len(values) < 2:
+            reason = (
+                f"every usable run{of} is at one {words[axis + '_noun']} ({column} = {values[0]}): the law "
+                f"cannot tell how the loss moves along {words[axis + '_axis']}; "
+                + " or ".join([f"add {words[axis + '_nouns']}{to[key]}", *fixes])
+            )
+            return NoLaw(cause, reason, (*([keys[key]] if key in keys else []), *named))
+    values = pd.to_numeric(g.runs[loss], errors="coerce").to_numpy(float)
+    if np.all(np.isfinite(values)) and np.all(values > 0) and np.ptp(np.log(values)) < FLAT_LOG_SPREAD:
+        reason = (
+            f"the losses of all {usable} usable runs{of} are the same ({values.min():.6g} to "
+            f"{values.max():.6g}): they do not move with {words['p_axis']} or {words['f_axis']}, so there is "
+            f"no law to fit; check that the runs train ({keys['lr']})"
+        )
+        return NoLaw("flat", reason, (keys["lr"],))
+    return None
+
+
+def capped_warning(g: RunGroup, keys: Mapping[str, str] | None = None) -> str | None:
+    """A sentence where more than :data:`CAPPED_SHARE` of a group's runs stopped at the epoch cap (None
+    otherwise): they are left out, so the law is fitted without the runs that learn slowest."""
+    keys = {**DEFAULT_KEYS, **(keys or {})}
+    capped, n = g.statuses.get(STATUS_MAX_EPOCHS, 0), g.n_runs
+    if not n or capped <= CAPPED_SHARE * n:
+        return None
+    return (
+        f"{capped} of {_runs(n)} ({capped / n:.0%}) stopped at the epoch cap{_at_cap(g)} while still "
+        f"improving: their losses are not converged (upper bounds) and are left out, so the law is fitted "
+        f"without the cells that learn slowest; raise {keys['max_epochs']}"
+    )
+
+
+def _f_unit(runs: pd.DataFrame, f: str) -> str | None:
+    """The fine-tune size's unit where the table says (its ``finetune_unit`` column)."""
+    if f == "finetune_size" and "finetune_unit" in runs.columns and len(runs):
+        return str(runs["finetune_unit"].iloc[0])
+    return None
 
 
 def fit_table(
@@ -543,13 +723,34 @@ def fit_table(
     f: str = "finetune_size",
     loss: str = "eval_loss",
     status: str | None = "status",
+    keys: Mapping[str, str] | None = None,
+    record_unfitted: bool = False,
     **fit_kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
     """Fit one law per group of a table of runs (:func:`table_groups`); JSON-ready dicts keyed by group
-    value. Extra keyword arguments go to :func:`fit_law`."""
+    value. Extra keyword arguments go to :func:`fit_law`.
+
+    A group whose runs cannot be fitted (:func:`why_no_law`) raises ValueError naming it, or with
+    ``record_unfitted`` gets a record that says so (``status`` ``not_fitted``, ``cause``, ``reason``,
+    ``keys``, and no ``params``) so that the other groups keep their fits. Every record has a ``status``;
+    ``warnings`` lists what a reader of a fitted law should know (:func:`capped_warning`)."""
     law = get_form(form)
     out: dict[str, dict[str, Any]] = {}
     for g in table_groups(df, group=group, p=p, f=f, loss=loss, status=status):
+        record: dict[str, Any] = {"dataset": g.key}
+        if group is not None and group != "dataset":
+            record["group_column"] = group
+        columns = dict(p_column=p, f_column=f, loss_column=loss)
+        if (unit := _f_unit(g.runs, f)) is not None:
+            columns["f_unit"] = unit
+        if (no_law := why_no_law(g, law, p=p, f=f, loss=loss, keys=keys)) is not None:
+            if not record_unfitted:
+                raise ValueError(f"{g.label}: {NO_LAW}: {no_law.reason}")
+            logger.warning("%s: %s: %s", g.label, NO_LAW, no_law.reason)
+            record.update(form=law.name, formula=law.formula, **no_law.record())
+            record.update(n_points=len(g.runs), n_excluded=g.n_excluded, runs_by_status=g.statuses, **columns)
+            out[str(g.key)] = record
+            continue
         try:
             result = fit_law(g.runs[p], g.runs[f], g.runs[loss], law, names=(p, f, loss), **fit_kwargs)
         except ValueError as err:
@@ -571,10 +772,11 @@ def fit_table(
                 "it" if len(result.diagnostics["at_bound"]) == 1 else "them",
                 "zero (or the search box)",
             )
-        record = {"dataset": g.key}
-        if group is not None and group != "dataset":
-            record["group_column"] = group
+        record["status"] = STATUS_FITTED
         record.update(result.to_dict())
-        record.update(n_excluded=g.n_excluded, p_column=p, f_column=f, loss_column=loss)
+        record.update(n_excluded=g.n_excluded, **columns)
+        if warning := capped_warning(g, keys):
+            logger.warning("%s: %s", g.label, warning)
+            record["warnings"] = [warning]
         out[str(g.key)] = record
     return out

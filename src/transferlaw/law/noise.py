@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transferlaw.law.fit import NO_LAW, fitted
 from transferlaw.law.forms import get_form
 from transferlaw.schema import STATUS_OK
 
@@ -85,8 +86,11 @@ def noise_vs_residuals(
         p_col, f_col = fit.get("p_column", "pretrain_step"), fit.get("f_column", "finetune_size")
         law = get_form(fit["form"])
         y = np.log(sub[loss].to_numpy(float))
-        y_hat = np.log(law.predict(fit["params"], sub[p_col].to_numpy(float), sub[f_col].to_numpy(float)))
-        cell = sub.groupby([p_col, f_col], sort=False).ngroup().to_numpy()
+        if fitted(fit):
+            y_hat = np.log(law.predict(fit["params"], sub[p_col].to_numpy(float), sub[f_col].to_numpy(float)))
+        else:  # no law to miss the runs by: the run noise alone
+            y_hat = np.full(y.size, np.nan)
+        cell = sub.groupby([p_col, f_col], sort=False).ngroup().to_numpy().astype(np.int64)
         n, c, k = y.size, int(cell.max() + 1) if y.size else 0, law.n_params
         means = np.bincount(cell, weights=y, minlength=c) / np.maximum(np.bincount(cell, minlength=c), 1)
         counts = np.bincount(cell, minlength=c)
@@ -121,7 +125,9 @@ def noise_vs_residuals(
                 f"{row['n_identical_cells']} of {row['n_replicated_cells']} replicated cells gave identical "
                 "losses: their seeds changed nothing, so they add no noise"
             )
-        if df_pe <= 0:
+        if not fitted(fit):
+            row["verdict"] = f"{NO_LAW}: {fit.get('reason', '')}"
+        elif df_pe <= 0:
             row["verdict"] = "no replicates: run noise not measured"
         elif df_lof <= 0:
             row["verdict"] = f"{c} cells for {k} parameters: no lack of fit to test"

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.law.fit import DEFAULT_FORM, FitResult
+from transferlaw.law.fit import DEFAULT_FORM, FitResult, fitted
 from transferlaw.law.forms import get_form
 
 
@@ -78,6 +78,13 @@ def effective_data_table(runs: pd.DataFrame, fit: Mapping[str, Any]) -> pd.DataF
     return out
 
 
+#: the effective-data table of a study none of whose datasets could be fitted: its columns, no rows
+EMPTY_EFFECTIVE_DATA = pd.DataFrame(
+    columns=["dataset", "model", "n_params", "pretrain_step", "finetune_size", "eval_loss", "effective_f",
+             "ratio", "transferred"]
+)  # fmt: skip
+
+
 def fit_hernandez(d_f: Any, n: Any, d_t: Any) -> dict[str, float]:
     """Hernandez et al.'s D_T = k·D_F^α·N^β by least squares on log D_T (rows with D_T > 0 only)."""
     d_f, n, d_t = (np.asarray(x, float).ravel() for x in (d_f, n, d_t))
@@ -124,13 +131,19 @@ def hernandez_fit_table(
         if "n_params" not in sub.columns or sub["n_params"].nunique() < 2:
             entry[str(method)] = {"skipped": "runs have fewer than two distinct n_params"}
             continue
-        frames = []
+        frames, unfitted = [], []
         for model, runs_m in sub.groupby("model" if "model" in sub.columns else "n_params", sort=True):
             rec = (fits or {}).get((str(dataset), str(model), str(method)))
             if rec is None:
                 form = fit_config.get("form", DEFAULT_FORM)
-                rec = fit_table(runs_m, form=form, p=p_col, f=f_col)[str(dataset)]
+                rec = fit_table(runs_m, form=form, p=p_col, f=f_col, record_unfitted=True)[str(dataset)]
+            if not fitted(rec):  # no law, no effective data: the fit uses the other sizes
+                unfitted.append(f"{model}: no law fitted ({rec.get('reason', '')})")
+                continue
             frames.append(effective_data_table(runs_m, rec))
+        if not frames:
+            entry[str(method)] = {"skipped": "; ".join(unfitted)}
+            continue
         eff = pd.concat(frames, ignore_index=True)
         try:
             entry[str(method)] = fit_hernandez(eff[f_col], eff["n_params"], eff["transferred"])
@@ -144,4 +157,6 @@ def hernandez_fit_table(
             "alpha is fixed by the law's form (D_T is proportional to f + c_f under a separable law), not "
             "measured; beta and k are"
         )
+        if unfitted:
+            entry[str(method)]["left_out"] = unfitted
     return out

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
 from transferlaw.io import write_with  # noqa: E402
+from transferlaw.law.fit import NO_LAW, STATUS_NOT_FITTED, fitted  # noqa: E402
 from transferlaw.law.forms import get_form  # noqa: E402
 
 LOSS_LABEL = "eval loss (nats/token)"
@@ -146,19 +147,102 @@ def _band(fit: Mapping[str, Any], samples: pd.DataFrame | None, p: np.ndarray, f
 
 
 # ----- per dataset -----------------------------------------------------------------------------------
+#: how a figure marks the runs that stopped at the epoch cap (their loss is an upper bound, not fitted)
+CAPPED_MARKER = {"marker": "o", "facecolors": "none", "s": 40, "linewidths": 1.2}
+
+
+def _capped(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs stopped at the epoch cap with a finite loss: drawn (open markers), never fitted."""
+    if "status" not in runs.columns:
+        return runs.iloc[:0]
+    capped = runs[runs["status"] == "max_epochs"]
+    return capped[np.isfinite(capped["eval_loss"].to_numpy(float))]
+
+
+def _not_drawn(runs: pd.DataFrame) -> str:
+    """The runs a figure of losses cannot show (diverged, or without a finite loss), in words; "" if none."""
+    status = runs["status"] if "status" in runs.columns else pd.Series("ok", index=runs.index)
+    gone = ((status != "ok") & (status != "max_epochs")) | ~np.isfinite(runs["eval_loss"].to_numpy(float))
+    if not gone.any():
+        return ""
+    counts = status[gone].value_counts()
+    return "not drawn: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " run(s)"
+
+
+def _say(ax: Any, text: str, y: float = 0.5) -> None:
+    """A sentence across the middle of an axes (what a figure cannot show, and why), wrapped."""
+    import textwrap
+
+    ax.text(
+        0.5,
+        y,
+        textwrap.fill(text, 70),
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize="small",
+        color="firebrick",
+        bbox={"facecolor": "white", "edgecolor": "firebrick", "alpha": 0.9, "boxstyle": "round"},
+    )
+
+
+def _capped_and_missing(ax: Any, runs: pd.DataFrame, p_column: str, colours: Mapping[Any, Any]) -> None:
+    """Draw the runs stopped at the epoch cap (open markers) and say, in a corner, which runs cannot be
+    drawn (diverged)."""
+    capped = _capped(runs)
+    for size, grp in capped.groupby("finetune_size"):
+        label = f"{size:g} (stopped at the epoch cap)"
+        ax.scatter(
+            grp[p_column] + 1, grp["eval_loss"], edgecolors=colours[size], label=label, **CAPPED_MARKER
+        )
+    notes = ["open markers: stopped at the epoch cap, not fitted"] if len(capped) else []
+    notes += [n for n in (_not_drawn(runs),) if n]
+    if notes:
+        corner = dict(xycoords="axes fraction", fontsize="x-small", color="grey")
+        ax.annotate("; ".join(notes), (0.01, 0.01), **corner)
+
+
+def _size_colours(runs: pd.DataFrame) -> dict[Any, Any]:
+    """A colour per fine-tune size of the runs that can be drawn (usable or stopped at the cap)."""
+    return _hue_colours(pd.concat([_ok(runs)["finetune_size"], _capped(runs)["finetune_size"]]))
+
+
 def plot_raw_data(runs: pd.DataFrame, p_column: str = "pretrain_step", dataset: str | None = None) -> Figure:
-    """Fig. 5: eval loss against pre-training, one line per fine-tune size; how much pre-training buys."""
+    """Fig. 5: eval loss against pre-training, one line per fine-tune size; how much pre-training buys.
+    Runs stopped at the epoch cap are open markers (upper bounds, not fitted)."""
     set_style()
     df = _ok(runs)
     fig, ax = plt.subplots(figsize=(7, 5))
-    colours = _hue_colours(df["finetune_size"])
+    colours = _size_colours(runs)
     for size, grp in df.groupby("finetune_size"):
         grp = grp.groupby(p_column, as_index=False)["eval_loss"].mean().sort_values(p_column)
         ax.plot(grp[p_column] + 1, grp["eval_loss"], "o-", color=colours[size], label=f"{size:g}")
+    _capped_and_missing(ax, runs, p_column, colours)
     ax.set(xscale="log", yscale="log", xlabel=p_label(p_column), ylabel=LOSS_LABEL)
     _tidy_log(ax)
-    ax.legend(title=f_label(_f_unit(runs)), fontsize="small", title_fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(title=f_label(_f_unit(runs)), fontsize="small", title_fontsize="small")
     _title(fig, dataset, "loss against pre-training")
+    return fig
+
+
+def plot_no_law(runs: pd.DataFrame, fit: Mapping[str, Any], what: str, dataset: str | None = None) -> Figure:
+    """A figure of the fitted law where none could be fitted: the runs that exist (loss against
+    pre-training per fine-tune size; open markers where they stopped at the epoch cap) and why there is no
+    law, with the setting to change (the fit record's ``reason``)."""
+    set_style()
+    pc = fit.get("p_column", "pretrain_step")
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    colours = _size_colours(runs)
+    for size, grp in _ok(runs).groupby("finetune_size"):
+        ax.scatter(grp[pc] + 1, grp["eval_loss"], color=colours[size], s=40, label=f"{size:g}")
+    _capped_and_missing(ax, runs, pc, colours)
+    ax.set(xscale="log", yscale="log", xlabel=p_label(pc), ylabel=LOSS_LABEL)
+    _tidy_log(ax)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(title=f_label(_f_unit(runs)), fontsize="small", title_fontsize="small", loc="upper right")
+    _say(ax, f"no law fitted: {fit.get('reason', '')}")
+    _title(fig, dataset, f"{what}: no law fitted")
     return fig
 
 
@@ -341,8 +425,9 @@ def plot_parameters(intervals: Mapping[str, Mapping[str, Any]]) -> Figure:
     set_style()
     datasets = list(intervals)
     names: list[str] = []
-    for summary in intervals.values():
-        names += [n for n in summary["params"] if n not in names]
+    for summary in intervals.values():  # a dataset without a law has its form's names
+        own = list(summary["params"]) or list(get_form(summary["form"]).param_names)
+        names += [n for n in own if n not in names]
     names.sort(key=lambda n: (n != "G", n))
     fig, axes = plt.subplots(
         1, len(names), figsize=(3.2 * len(names) + 1.5, 0.55 * len(datasets) + 2), sharey=True, squeeze=False
@@ -351,6 +436,17 @@ def plot_parameters(intervals: Mapping[str, Mapping[str, Any]]) -> Figure:
     for ax, name in zip(axes[0], names, strict=True):
         shown = []  # the values that set the axis: measured intervals and upper limits, never the bound
         for i, ds in enumerate(datasets):
+            if not fitted(intervals[ds]):
+                ax.annotate(
+                    NO_LAW,
+                    (0.5, i),
+                    xycoords=("axes fraction", "data"),
+                    ha="center",
+                    va="center",
+                    fontsize="small",
+                    color="firebrick",
+                )
+                continue
             par = intervals[ds]["params"].get(name)
             if par is None:
                 continue
@@ -408,12 +504,25 @@ def plot_law_forms(crossval: pd.DataFrame) -> Figure:
     For each (dataset, form) the regularisation setting with the lowest mean RMSE is shown, so a form is
     judged at its best; the number in each cell is that RMSE.
     """
+    from transferlaw.law.crossval import scored, unscored
+
     set_style()
-    mean = crossval.groupby(["dataset", "form", "l2_exponents", "l2_coefficients"], as_index=False)[
+    scores = scored(crossval)
+    if scores.empty:  # nothing to draw: say why, per dataset
+        fig, ax = plt.subplots(figsize=(9, 0.6 * max(crossval["dataset"].nunique(), 1) + 2.5))
+        ax.set_axis_off()
+        why = unscored(crossval).drop_duplicates("dataset")
+        lines = [f"{r.dataset}: {r.message}" for r in why.itertuples()] or ["no runs to cross-validate"]
+        _say(ax, "no cross-validation split was scored. " + " | ".join(lines))
+        fig.suptitle("cross-validation of law forms: nothing scored", fontweight="bold")
+        return fig
+    mean = scores.groupby(["dataset", "form", "l2_exponents", "l2_coefficients"], as_index=False)[
         "rmse"
     ].mean()
     best = mean.groupby(["dataset", "form"], as_index=False)["rmse"].min()
     table = best.pivot(index="dataset", columns="form", values="rmse")
+    # datasets nothing scored stay in the figure as a blank row (their reason is in results/crossval/)
+    table = table.reindex(sorted(set(table.index) | set(crossval["dataset"].astype(str))))
     fig, ax = plt.subplots(figsize=(1.6 * table.shape[1] + 3, 0.7 * table.shape[0] + 2.5))
     sns.heatmap(
         table,
@@ -423,9 +532,13 @@ def plot_law_forms(crossval: pd.DataFrame) -> Figure:
         ax=ax,
         cbar_kws={"label": f"held-out RMSE, {LOSS_LABEL}"},
     )
+    why = unscored(crossval).astype({"dataset": str}).drop_duplicates("dataset").set_index("dataset")
     for row, ds in enumerate(table.index):
         row_values = table.loc[ds].to_numpy(dtype=float)
-        if not np.isfinite(row_values).any():  # every form failed on this dataset: nothing to outline
+        if not np.isfinite(row_values).any():  # nothing scored on this dataset: say so, nothing to outline
+            status = str(why["status"].get(ds, "")) if ds in why.index else ""
+            text = NO_LAW if status == STATUS_NOT_FITTED else "no split to score (results/crossval/ says why)"
+            ax.text(table.shape[1] / 2, row + 0.5, text, ha="center", va="center", color="grey")
             continue
         col = int(np.nanargmin(row_values))
         ax.add_patch(plt.Rectangle((col, row), 1, 1, fill=False, edgecolor="tab:blue", linewidth=3))
@@ -437,9 +550,14 @@ def plot_law_forms(crossval: pd.DataFrame) -> Figure:
     return fig
 
 
-def _allocation(sweeps: Mapping[str, pd.DataFrame], x: str, xlabel: str, title: str) -> Figure:
+def _allocation(
+    sweeps: Mapping[str, pd.DataFrame], x: str, xlabel: str, title: str, no_law: Sequence[str] = ()
+) -> Figure:
     set_style()
     fig, ax = plt.subplots(figsize=(7.5, 5))
+    if no_law:  # datasets without a law have no allocation to draw
+        ax.annotate(f"{NO_LAW}: {', '.join(no_law)}", (0.01, 0.01), xycoords="axes fraction",
+                    fontsize="x-small", color="firebrick")  # fmt: skip
     colours = dict(zip(sweeps, sns.color_palette(CATEGORICAL, len(sweeps)), strict=True))
     for ds, df in sweeps.items():
         df = df.sort_values(x)
@@ -452,23 +570,28 @@ def _allocation(sweeps: Mapping[str, pd.DataFrame], x: str, xlabel: str, title: 
             ax.plot([g], [y], "o", color=colours[ds], markersize=8, markeredgecolor="black")
     ax.set(xscale="log", xlabel=xlabel, ylabel="budget on fine-tuning data (%)", ylim=(-3, 103))
     _tidy_log(ax)
-    ax.legend(title="law fitted to", fontsize="small", title_fontsize="small")
+    if sweeps:
+        ax.legend(title="law fitted to", fontsize="small", title_fontsize="small")
+    else:
+        _say(ax, "no dataset's law could be fitted: nothing to allocate")
     fig.suptitle(title, fontweight="bold")
     return fig
 
 
-def plot_allocation_gap(sweeps: Mapping[str, pd.DataFrame]) -> Figure:
-    """Fig. 2a: optimal share of budget on fine-tuning data as the transfer gap G grows (dot: fitted G)."""
-    return _allocation(sweeps, "G", "transfer gap G", "optimal allocation as the transfer gap grows")
+def plot_allocation_gap(sweeps: Mapping[str, pd.DataFrame], no_law: Sequence[str] = ()) -> Figure:
+    """Fig. 2a: optimal share of budget on fine-tuning data as the transfer gap G grows (dot: fitted G).
+    ``no_law`` names the datasets whose law could not be fitted (said in a corner)."""
+    return _allocation(sweeps, "G", "transfer gap G", "optimal allocation as the transfer gap grows", no_law)
 
 
-def plot_allocation_cost(sweeps: Mapping[str, pd.DataFrame]) -> Figure:
+def plot_allocation_cost(sweeps: Mapping[str, pd.DataFrame], no_law: Sequence[str] = ()) -> Figure:
     """Fig. 2b: optimal share of budget on fine-tuning data as the cost ratio C_f/C_p grows."""
     return _allocation(
         sweeps,
         "cost_ratio",
         "cost ratio C_f / C_p (fine-tune example / pre-training step)",
         "optimal allocation as fine-tuning data gets dearer",
+        no_law,
     )
 
 

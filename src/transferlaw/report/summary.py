@@ -13,7 +13,9 @@ from typing import Any
 import pandas as pd
 
 from transferlaw.law.advise import ADVICE_COLUMNS
+from transferlaw.law.crossval import scored, unscored
 from transferlaw.law.diagnostics import describe, needs_sentence
+from transferlaw.law.fit import NO_LAW, fitted
 from transferlaw.law.forms import get_form
 
 #: recommendations per dataset the summary shows (results/advice/<dataset>.csv has them all)
@@ -40,7 +42,9 @@ def advice_sentences(advice: Mapping[str, pd.DataFrame], top: int = TOP_ADVICE) 
 
 
 def crossval_winner(crossval: pd.DataFrame) -> tuple[str, float]:
-    """The form with the lowest mean held-out RMSE (each form at its best regularisation)."""
+    """The form with the lowest mean held-out RMSE (each form at its best regularisation), among the rows
+    that were scored (:func:`transferlaw.law.crossval.scored`)."""
+    crossval = scored(crossval)
     mean = crossval.groupby(["form", "l2_exponents", "l2_coefficients"])["rmse"].mean()
     best = mean.groupby("form").min().sort_values()
     return str(best.index[0]), float(best.iloc[0])
@@ -49,8 +53,10 @@ def crossval_winner(crossval: pd.DataFrame) -> tuple[str, float]:
 def parameter_cells(fit: Mapping[str, Any], interval: Mapping[str, Any] | None) -> dict[str, str]:
     """Each parameter as a reader should read it: with the bootstrap, its interval, one-sided limit or "not
     identified" (:func:`transferlaw.law.diagnostics.describe`); without, the estimate, or "at bound" where
-    the fit sits at the optimiser's bound."""
+    the fit sits at the optimiser's bound; "no law fitted" (G) where the runs could not be fitted at all."""
     law = get_form(fit["form"])
+    if not fitted(fit):
+        return {name: NO_LAW if name == "G" else "" for name in law.param_names}
     at_bound = set(fit.get("diagnostics", {}).get("at_bound", []))
     cells = {}
     for name in law.param_names:
@@ -64,6 +70,96 @@ def parameter_cells(fit: Mapping[str, Any], interval: Mapping[str, Any] | None) 
     return cells
 
 
+def not_fitted_sentences(fits: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Per dataset whose law could not be fitted: "<dataset>: no law fitted: <why, and what to change>"."""
+    return [
+        f"{ds}: {NO_LAW}: {fit.get('reason', '(no reason recorded)')}"
+        for ds, fit in fits.items()
+        if not fitted(fit)
+    ]
+
+
+def study_check(fits: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> tuple[bool, str]:
+    """The study's final check over every fitted law, keyed (dataset, model, method): whether each has one,
+    and the text that says so, or names each that has none with why and the setting to change (the first
+    line sums it up)."""
+    several = len({(m, me) for _, m, me in fits}) > 1
+    missing = []
+    for (dataset, model, method), fit in sorted(fits.items()):
+        if not fitted(fit):
+            which = f"{dataset} (model {model}, method {method})" if several else dataset
+            missing.append(f"- {which}: {NO_LAW}: {fit.get('reason', '')}")
+    if missing:
+        head = (
+            f"study check failed: {len(missing)} of {len(fits)} law(s) could not be fitted; every other "
+            "result is written (results/summary.md lists them first). Change what is named and run again:"
+        )
+        return False, "\n".join([head, *missing])
+    warnings = [f"- {ds}: {w}" for (ds, _, _), fit in sorted(fits.items()) for w in fit.get("warnings", [])]
+    text = f"study check passed: all {len(fits)} law(s) fitted."
+    return True, "\n".join([text, *(["Warnings:", *warnings] if warnings else [])])
+
+
+#: how the summary says what the study's final check does (rule check_study, README "Exit status")
+CHECK_NOTE = (
+    "The other datasets' results are complete; the study's final check (`results/study_check.txt`) fails, "
+    "and with it the workflow's exit status, until every dataset is analysed: change what is named and run "
+    "the workflow again."
+)
+
+
+def _winner(ds: str, fit: Mapping[str, Any], crossval: Mapping[str, pd.DataFrame]) -> tuple[str, str | None]:
+    """The cross-validation cell of a dataset's row, and why it is empty where it is (None otherwise)."""
+    cv = crossval.get(ds)
+    if cv is None or not len(cv):
+        return "(no cross-validation)", None
+    if len(scored(cv)):
+        form, rmse = crossval_winner(cv)
+        return f"{form} ({rmse:.4g})", None
+    if not fitted(fit):
+        return "(no cross-validation)", None  # the reason is the fit's, said already
+    why = unscored(cv)
+    main = why[why["form"] == fit["form"]]
+    message = str((main if len(main) else why)["message"].iloc[0])
+    return "(no cross-validation split)", f"{ds}: no cross-validation: {message}."
+
+
+def _rows(
+    fits: Mapping[str, Mapping[str, Any]],
+    intervals: Mapping[str, Mapping[str, Any]],
+    crossval: Mapping[str, pd.DataFrame],
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """The summary table (parameter names, G first; one row per dataset, those without a law first) and the
+    sentences of what the runs cannot tell."""
+    names = list(dict.fromkeys(n for fit in fits.values() for n in get_form(fit["form"]).param_names))
+    names.sort(key=lambda n: n != "G")
+    rows, needs = [], []
+    for ds, fit in sorted(fits.items(), key=lambda item: fitted(item[1])):  # stable: unfitted first
+        interval = intervals.get(ds)
+        if interval is not None and not fitted(interval):
+            interval = None
+        cells = parameter_cells(fit, interval)
+        winner, why_no_cv = _winner(ds, fit, crossval)
+        rows.append([ds, fit["form"], *(cells.get(n, "") for n in names), winner])
+        if not fitted(fit):
+            continue
+        needs += [f"{ds}: {w}." for w in fit.get("warnings", [])]  # e.g. runs stopped at the epoch cap
+        axes = {"p": fit.get("p_column", "pretrain_step"), "f": fit.get("f_column", "finetune_size")}
+        axes["f_unit"] = fit.get("f_unit")
+        if interval is not None:
+            sentence = needs_sentence(ds, interval["params"], **axes)
+        else:
+            at_bound = fit.get("diagnostics", {}).get("at_bound", [])
+            sentence = needs_sentence(ds, {n: {"identified": False} for n in at_bound}, **axes)
+        if sentence:
+            needs.append(sentence)
+        if why_no_cv:
+            needs.append(why_no_cv)
+        if ds not in intervals:
+            needs.append(f"{ds}: no bootstrap yet, so no intervals (`results/bootstrap/{ds}.json`).")
+    return names, rows, needs
+
+
 def summary_markdown(
     fits: Mapping[str, Mapping[str, Any]],
     intervals: Mapping[str, Mapping[str, Any]] | None = None,
@@ -71,15 +167,17 @@ def summary_markdown(
     title: str = "transferlaw study",
     advice: Mapping[str, pd.DataFrame] | None = None,
 ) -> str:
-    """The landing page: per dataset the form, G first, then the other parameters (each with its 95%
-    interval, its one-sided limit, or "not identified"), the cross-validation winner, one sentence per
-    dataset saying what runs would measure what these runs do not, and the first advised runs."""
+    """The landing page: first the datasets whose law could not be fitted, each with why and the setting
+    to change; then per dataset the form, G first, then the other parameters (each with its 95% interval,
+    its one-sided limit, or "not identified"), the cross-validation winner, one sentence per dataset saying
+    what runs would measure what these runs do not (and where over a quarter stopped at the epoch cap), and
+    the first advised runs."""
     intervals, crossval = intervals or {}, crossval or {}
-    names = list(dict.fromkeys(n for fit in fits.values() for n in get_form(fit["form"]).param_names))
-    names.sort(key=lambda n: n != "G")
-    lines = [
-        f"# {title}: summary",
-        "",
+    names, rows, needs = _rows(fits, intervals, crossval)
+    lines = [f"# {title}: summary", ""]
+    if unfitted := not_fitted_sentences(fits):
+        lines += ["## Not analysed", "", *(f"- {s}" for s in unfitted), "", CHECK_NOTE, ""]
+    lines += [
         "L(p, f) = (A·p^-alpha + G)·f^-beta + E (Barnett 2024, eq. 2), or the form named per dataset; "
         "**G is the transfer gap**. Each parameter shows its estimate and bootstrap 95% percentile interval; "
         '"G < x" when the runs bound it only from above (its interval reaches the optimiser\'s bound, zero), '
@@ -89,28 +187,8 @@ def summary_markdown(
         + " | ".join("G (transfer gap)" if n == "G" else n for n in names)
         + " | CV winner (RMSE) |",
         "|---|---|" + "---|" * len(names) + "---|",
+        *("| " + " | ".join(row) + " |" for row in rows),
     ]
-    needs = []
-    for ds, fit in fits.items():
-        interval = intervals.get(ds)
-        cells = parameter_cells(fit, interval)
-        if ds in crossval and len(crossval[ds]):
-            form, rmse = crossval_winner(crossval[ds])
-            winner = f"{form} ({rmse:.4g})"
-        else:
-            winner = "(no cross-validation)"
-        row = [ds, fit["form"], *(cells.get(n, "") for n in names), winner]
-        lines.append("| " + " | ".join(row) + " |")
-        if interval is not None:
-            sentence = needs_sentence(ds, interval["params"])
-        else:
-            sentence = needs_sentence(
-                ds, {n: {"identified": False} for n in fit.get("diagnostics", {}).get("at_bound", [])}
-            )
-        if sentence:
-            needs.append(sentence)
-        if interval is None:
-            needs.append(f"{ds}: no bootstrap yet, so no intervals (`results/bootstrap/{ds}.json`).")
     if needs:
         lines += ["", "## What these runs cannot tell", "", *(f"- {s}" for s in needs)]
     if next_runs := advice_sentences(advice or {}):
@@ -207,31 +285,20 @@ def summary_rst(
     description: str = "",
     advice: Mapping[str, pd.DataFrame] | None = None,
 ) -> str:
-    """The report's landing page: ``description`` (the workflow's own text) after the summary table, what
-    the runs cannot tell and the first advised runs, as reStructuredText (a csv-table)."""
+    """The report's landing page: the datasets that could not be analysed, then ``description`` (the
+    workflow's own text) after the summary table, what the runs cannot tell and the first advised runs, as
+    reStructuredText (a csv-table)."""
     intervals, crossval = intervals or {}, crossval or {}
-    names = list(dict.fromkeys(n for fit in fits.values() for n in get_form(fit["form"]).param_names))
-    names.sort(key=lambda n: n != "G")
+    names, rows, needs = _rows(fits, intervals, crossval)
     header = ["dataset", "form", *("G (transfer gap)" if n == "G" else n for n in names), "CV winner (RMSE)"]
-    rows = []
-    needs = []
-    for ds, fit in fits.items():
-        cells = parameter_cells(fit, intervals.get(ds))
-        winner = "(no cross-validation)"
-        if ds in crossval and len(crossval[ds]):
-            form, rmse = crossval_winner(crossval[ds])
-            winner = f"{form} ({rmse:.4g})"
-        rows.append([ds, fit["form"], *(cells.get(n, "") for n in names), winner])
-        if ds in intervals and (sentence := needs_sentence(ds, intervals[ds]["params"])):
-            needs.append(sentence)
 
     def quote(cell: str) -> str:
         return '"' + cell.replace('"', '""') + '"'
 
-    lines = [
-        "Summary",
-        "=======",
-        "",
+    lines = ["Summary", "=======", ""]
+    if unfitted := not_fitted_sentences(fits):
+        lines += ["**Not analysed.**", "", *(f"- {s}" for s in unfitted), "", CHECK_NOTE, ""]
+    lines += [
         ".. csv-table:: G, the transfer gap, and the other parameters, with bootstrap 95% intervals",
         "   :header: " + ", ".join(quote(h) for h in header),
         "",

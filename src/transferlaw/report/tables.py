@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from transferlaw.law.diagnostics import describe
+from transferlaw.law.fit import NO_LAW, fitted
+from transferlaw.law.forms import get_form
 
 CV_ROW = "coefficient of variation"
 
@@ -30,7 +32,18 @@ def _params(summary: Mapping[str, Any]) -> Mapping[str, Mapping[str, float]]:
 
 
 def _names(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(n for s in summaries.values() for n in _params(s)))
+    """The parameters of every summary's law (of its form where no law was fitted)."""
+    names: list[str] = []
+    for s in summaries.values():
+        names += list(_params(s)) or ([*get_form(s["form"]).param_names] if "form" in s else [])
+    return list(dict.fromkeys(names))
+
+
+def _no_law_row(dataset: str, s: Mapping[str, Any], names: list[str]) -> dict[str, Any] | None:
+    """The row of a dataset whose law could not be fitted (None where it was): "no law fitted" throughout."""
+    if fitted(s):
+        return None
+    return {"dataset": dataset, **dict.fromkeys(names, NO_LAW)}
 
 
 def parameter_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) -> pd.DataFrame:
@@ -41,6 +54,9 @@ def parameter_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3)
     names = _names(summaries)
     rows = []
     for dataset, s in summaries.items():
+        if (no_law := _no_law_row(dataset, s, names)) is not None:
+            rows.append(no_law)
+            continue
         ps = _params(s)
         row: dict[str, Any] = {"dataset": dataset}
         for n in names:
@@ -71,6 +87,9 @@ def interval_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) 
     names = _names(summaries)
     rows = []
     for dataset, s in summaries.items():
+        if (no_law := _no_law_row(dataset, s, names)) is not None:
+            rows.append(no_law)
+            continue
         ps = _params(s)
         row: dict[str, Any] = {"dataset": dataset}
         for n in names:
@@ -84,14 +103,17 @@ def interval_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) 
     return pd.DataFrame(rows, columns=["dataset", *names])
 
 
-def law_forms_table(best: pd.DataFrame) -> pd.DataFrame:
+def law_forms_table(best: pd.DataFrame, notes: pd.DataFrame | None = None) -> pd.DataFrame:
     """Table 5: per dataset and form, the lowest RMSE and MAE and the penalties that gave them,
-    with the form's formula; sorted by dataset then RMSE so the best form comes first."""
-    from transferlaw.law.forms import get_form
-
+    with the form's formula; sorted by dataset then RMSE so the best form comes first. ``notes``
+    (:func:`transferlaw.law.crossval.unscored`) adds the (dataset, form) pairs nothing scored, with NaN scores
+    and their message in a ``note`` column."""
     out = best.copy()
+    if notes is not None and len(notes):
+        extra = notes.rename(columns={"message": "note"})[["dataset", "form", "note"]]
+        out = pd.concat([out.assign(note=""), extra], ignore_index=True)
     out.insert(2, "formula", [get_form(f).formula for f in out["form"]])
-    return out.sort_values(["dataset", "rmse"], kind="stable").reset_index(drop=True)
+    return out.sort_values(["dataset", "rmse"], kind="stable", na_position="last").reset_index(drop=True)
 
 
 def to_markdown(df: pd.DataFrame) -> str:
