@@ -4,9 +4,11 @@ once per test session and shared by every test (and every pytest-xdist worker) t
 Two tiers (README, "Tests"): `make test-fast` runs the pure tests (`-m "not slow"`: estimator, config,
 schema, sources, tables, figures on fixtures); `make test` runs everything, Snakemake, the small model, the
 real Slurm and the browser included. A test is `slow` when it builds or runs a study, runs Snakemake, trains
-or loads a model, or starts Slurm or a browser: marked by hand, or automatically when it uses a fixture of
-``SLOW_FIXTURES``. A test that is not marked and still runs Snakemake through this module, or imports one of
-``HEAVY_MODULES``, fails with a message saying to mark it, so that nothing slow lands in the fast tier.
+or loads a model, starts Slurm, a browser or another Python process, or checks the estimator against a
+reference that takes seconds (a plain scipy multistart, an exhaustive search): marked by hand, or
+automatically when it uses a fixture of ``SLOW_FIXTURES``. A test that is not marked and still runs
+Snakemake through this module, or imports one of ``HEAVY_MODULES``, fails with a message saying to mark it,
+so that nothing slow lands in the fast tier.
 """
 
 from __future__ import annotations
@@ -37,20 +39,14 @@ SLOW_FIXTURES = {
     "tiny_model",  # a real GPT-NeoX (torch)
     "slurm",  # a real single-node Slurm
 }
-#: what only slow tests may import: 4-5 s of start-up each (torch, transformers), or Snakemake itself
-HEAVY_MODULES = ("torch", "transformers", "peft", "snakemake", "datasets")
+#: what only slow tests may import: seconds of start-up each (torch, transformers). Snakemake's validator
+#: (under a second) is how the config is checked, so the config's tests import it; running Snakemake is
+#: slow (:func:`snakemake` requires the mark)
+HEAVY_MODULES = ("torch", "transformers", "peft", "datasets")
 
 
 # ---- tiers ------------------------------------------------------------------------------------------------
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "slow: builds or runs a study, runs Snakemake, trains or loads a model, starts Slurm or a browser: "
-        "in the full suite (`make test`), not in `make test-fast`",
-    )
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
@@ -117,9 +113,9 @@ def pytest_make_collect_report(collector):
 
 
 # ---- scheduling under pytest-xdist -----------------------------------------------------------------------
-#: tests to start first, in this order: each heads a long chain (a study built, then the tests reading it),
-#: so that the two workers build different studies at once and never wait for each other's. The rest keep
-#: the order they were collected in.
+#: modules to start first, in this order: each heads a long chain (a study built, then the tests reading
+#: it), so that the two workers build different studies at once. The rest keep the order they were
+#: collected in.
 FIRST = [
     "test_slurm.py",  # the small study, then its runs again through Slurm: the longest chain
     "multi_study",  # test_beyond's study of two models x two methods x two seeds
@@ -135,23 +131,16 @@ def rank(item: pytest.Item) -> int:
     return next((i for i, name in enumerate(FIRST) if name in names), len(FIRST))
 
 
-def uses_module_fixture(item: pytest.Item) -> bool:
-    defs = item._fixtureinfo.name2fixturedefs
-    return any(d[-1].scope == "module" for d in defs.values() if d)
-
-
 def schedule(config, items: list[pytest.Item]) -> None:
-    """Order the items: long chains first (``FIRST``), a module's items together within each rank. Under
-    ``--dist loadgroup`` every item is a work unit of its own (so that both workers share, say, the tests of
-    the small study), except a module's items that share a module-scoped fixture (a Slurm cluster, the plan
-    of the paper's study): those run in one worker, one after another, with one set-up."""
+    """Order the items: long chains first (``FIRST``), the rest in the order they were collected. `make test`
+    runs ``--dist loadfile --no-loadscope-reorder``: a module is a work unit (its module-scoped fixtures, a
+    Slurm cluster or the plan of the paper's study, are set up once) and the units start in this order.
+    (Not ``--dist loadgroup``: pytest-xdist 3.8 groups by a node id suffix that pytest 9.2 no longer reads,
+    so its groups are silently split.)"""
     first = {}
     for i, item in enumerate(items):
         first.setdefault(item.path.name, i)
     items.sort(key=lambda item: (rank(item), first[item.path.name]))
-    for item in items:
-        if uses_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 # ---- studies built once ------------------------------------------------------------------------------------

@@ -137,6 +137,7 @@ def test_missing_table_and_bad_form(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert exc.value.code == 2
 
 
+@pytest.mark.slow  # a new Python process
 def test_module_entry_point(tmp_path: Path) -> None:
     table = tmp_path / "runs.parquet"
     write_runs(table)

@@ -112,6 +112,7 @@ def test_training_is_deterministic(tiny_tokenizer):
     assert outs[0]["eval_curve"] == pytest.approx(outs[1]["eval_curve"], rel=1e-6)
 
 
+@pytest.mark.slow  # imports torch
 def test_numerics_on_the_cpu_keep_fp32_and_plain_adamw():
     from transferlaw.train.finetune import Numerics
 

@@ -114,6 +114,7 @@ def scipy_multistart(p, f, loss, form, starts, **kw) -> float:
     return best
 
 
+@pytest.mark.slow  # a plain scipy multistart: seconds per case
 @pytest.mark.parametrize(
     ("form", "seed"), [("mikami", 0), ("mikami", 1), ("mikami_shifted", 2), ("mikami_no_e", 3)]
 )
@@ -132,6 +133,7 @@ def test_fast_no_worse_than_plain_scipy_multistart(form: str, seed: int) -> None
     assert same_starts.objective <= plain + tol
 
 
+@pytest.mark.slow  # an exhaustive search: seconds per case
 @pytest.mark.parametrize(("form", "seed"), [("mikami", 0), ("mikami", 1), ("mikami_p_shift", 0)])
 def test_pruning_finds_the_exhaustive_optimum(form: str, seed: int) -> None:
     p, f = grid_points(7, 6)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import REPO
 
 PKG = REPO / "src" / "transferlaw"
@@ -154,6 +155,7 @@ sys.exit(max(codes) if codes else 0)
 """
 
 
+@pytest.mark.slow  # new Python processes
 def test_the_command_line_estimator_runs_without_torch_transformers_peft_or_snakemake(tmp_path):
     """Every estimator command of the CLI on a table of runs, with the training stack made uninstallable."""
     rng = np.random.default_rng(0)

@@ -343,6 +343,7 @@ def hub_repo(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow  # the datasets library (seconds to import)
 def test_hub_dataset_from_a_local_repo_folder(tmp_path):
     repo = hub_repo(tmp_path / "repo")
     cache = str(tmp_path / "cache")
@@ -358,6 +359,7 @@ def test_hub_dataset_from_a_local_repo_folder(tmp_path):
         load_hub_text(str(repo), split="validation", cache_dir=cache)
 
 
+@pytest.mark.slow  # the datasets library (seconds to import)
 def test_hub_dataset_jsonl_repo(tmp_path):
     repo = tmp_path / "jsonrepo"
     repo.mkdir()
