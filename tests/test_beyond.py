@@ -283,7 +283,7 @@ def pinned_checkpoint(tmp_path_factory):
 
 
 def _run(pinned, data, cache, method, **over):
-    from transferlaw.train.finetune import run
+    from transferlaw.train.finetune import FinetuneSettings, run
 
     settings = {
         **finetune_defaults(),
@@ -304,7 +304,7 @@ def _run(pinned, data, cache, method, **over):
         model_settings={"model": "tiny", "tokens_per_step": 64},
         pin=pinned,
         size=12,
-        settings=settings,
+        settings=FinetuneSettings.from_config(settings),
         data_path=data,
         cache=cache,
         method=method,
