@@ -135,7 +135,7 @@ def _timed(fn, device: str, repeats: int) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-def measure(pin: dict, settings: dict, steps: int) -> dict:
+def measure(pin: dict, config: dict, steps: int) -> dict:
     """In a fresh process: load the checkpoint as a job does and time its pieces of a run."""
     import psutil
 
@@ -143,18 +143,19 @@ def measure(pin: dict, settings: dict, steps: int) -> dict:
     import numpy as np
     import torch
 
-    from transferlaw.train.finetune import CheckpointCache, Numerics, evaluate, token_losses
+    from transferlaw.train.finetune import CheckpointCache, FinetuneSettings, Numerics, evaluate, token_losses
     from transferlaw.train.hub import use_offline_mode
 
     use_offline_mode(True)
+    settings = FinetuneSettings.from_config(config)
     from transformers import AutoModelForCausalLM  # noqa: F401 (imported here, not inside the load's timing)
 
     numerics = Numerics.resolve(settings)
     dev = numerics.device
     if not dev.startswith("cuda"):
-        torch.set_num_threads(settings["threads"])
+        torch.set_num_threads(settings.threads)
     cache = CheckpointCache()
-    kwargs = {"dtype": getattr(torch, settings["dtype"]), "attn_implementation": settings["attention"]}
+    kwargs = {"dtype": getattr(torch, settings.dtype), "attn_implementation": settings.attention}
     t0 = time.time()
     model = cache.load(pin, **kwargs).to(dev)
     load_s = time.time() - t0
@@ -163,7 +164,7 @@ def measure(pin: dict, settings: dict, steps: int) -> dict:
     opt = numerics.optimizer(model.parameters(), settings)
     rng = np.random.default_rng(0)
     vocab = model.get_input_embeddings().num_embeddings
-    ctx, mb = settings["context_length"], settings["micro_batch"]
+    ctx, mb = settings.context_length, settings.micro_batch
 
     def batch(n: int, length: int):
         ids = torch.as_tensor(rng.integers(0, vocab, size=(n, length)), device=dev)
@@ -199,8 +200,8 @@ def measure(pin: dict, settings: dict, steps: int) -> dict:
     fb_small = _timed(lambda: fwd_bwd(small), dev, steps)
     fb_largest = _timed(lambda: fwd_bwd(largest), dev, steps)
     opt.zero_grad(set_to_none=True)
-    eval_seqs = rng.integers(0, vocab, size=(settings["eval_sequences"], ctx))
-    eval_s = _timed(lambda: evaluate(model, eval_seqs, settings["eval_batch"], dev, numerics), dev, 1)
+    eval_seqs = rng.integers(0, vocab, size=(settings.eval_sequences, ctx))
+    eval_s = _timed(lambda: evaluate(model, eval_seqs, settings.eval_batch, dev, numerics), dev, 1)
     restore_s = _timed(lambda: cache.load(pin, **kwargs), dev, 1)
     if dev.startswith("cuda"):
         peak_mb = torch.cuda.max_memory_allocated() / 2**20

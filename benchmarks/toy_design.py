@@ -150,6 +150,7 @@ def main() -> None:
         for name, over in VARIANTS.items():
             print(f"{name}: {over}")
         return
+    from transferlaw.law.bootstrap import BootstrapSummary
     from transferlaw.law.diagnostics import describe
 
     cfg = variant_config(args.variant)
@@ -177,8 +178,8 @@ def main() -> None:
         grids[ds] = {str(k): {str(c): v for c, v in row.items()} for k, row in grid.iterrows()}
         print(f"{ds}: eval loss by pre-training step (rows) and fine-tune size (columns)")
         print(grid.round(3).to_string())
-        rec = json.loads((work / f"results/bootstrap/{ds}.json").read_text())
-        rows[ds] = {n: {**e, "text": describe(n, e)} for n, e in rec["params"].items()}
+        rec = BootstrapSummary.read(work / f"results/bootstrap/{ds}.json")
+        rows[ds] = {n: {**e, "text": describe(n, e)} for n, e in rec.params.items()}
         print(
             f"{ds:18s} " + "  ".join(f"{n}: {rows[ds][n]['text']}" for n in ("G", "alpha", "beta", "E", "A"))
         )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from transferlaw.law.bootstrap import BootstrapSummary
+from transferlaw.law.fit import FitRecord
 from transferlaw.law.forms import get_form
 
 PARAMS = {"A": 3.0, "alpha": 0.35, "G": 0.4, "beta": 0.25, "E": 1.2}
@@ -56,6 +58,11 @@ def fit(dataset: str = "toy", params=PARAMS) -> dict:
     }
 
 
+def fit_record(dataset: str = "toy", params=PARAMS, **changes) -> FitRecord:
+    """:func:`fit` (with ``changes`` to its JSON) as every reader loads it."""
+    return FitRecord.from_json({**fit(dataset, params), **changes})
+
+
 def bootstrap_samples(params=PARAMS, n: int = 60, seed: int = 1) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = []
@@ -83,6 +90,11 @@ def bootstrap_summary(dataset: str, samples: pd.DataFrame, params=PARAMS) -> dic
         "n_points": 25,
         "params": out,
     }
+
+
+def bootstrap_record(dataset: str, samples: pd.DataFrame, params=PARAMS) -> BootstrapSummary:
+    """:func:`bootstrap_summary` as every reader loads it."""
+    return BootstrapSummary.from_json(bootstrap_summary(dataset, samples, params))
 
 
 def crossval(dataset: str, seed: int = 0) -> pd.DataFrame:

@@ -127,11 +127,15 @@ def test_resampling_cells_keeps_replicates_together_and_one_run_cells_as_before(
 
 # ---- tables ---------------------------------------------------------------------------------------------
 def _summary(g, lo, hi, identified=True, cells=((0, 4), (8, 4))):
+    from transferlaw.law.bootstrap import BootstrapSummary
+
     params = {
         n: {"estimate": 1.0, "se": 0.1, "ci_low": 0.9, "ci_high": 1.1, "identified": True} for n in "AE"
     }
     params["G"] = {"estimate": g, "se": 0.1, "ci_low": lo, "ci_high": hi, "identified": identified}
-    return {"params": params, "seed": 0, "n_samples": 400, "cells": [list(c) for c in cells], "n_points": 4}
+    return BootstrapSummary(
+        dataset="d", form="mikami_shifted", params=params, seed=0, n_samples=400, cells=cells, n_points=4
+    )
 
 
 def test_method_table_gives_the_difference_in_g_with_a_paired_interval():
@@ -164,8 +168,8 @@ def test_method_table_gives_the_difference_in_g_with_a_paired_interval():
     lora = method_table(summaries, samples, reference="full").iloc[1]
     assert lora["G_diff_high"] < 0 and lora["G_diff_verdict"] == "not resolved: G not identified for lora"
     # an interval above the other's upper limit is a difference, though that G is not identified
-    summaries[("d", "m", "full")] = _summary(1e-3, 8.8e-27, 0.2, identified=False) | {}
-    summaries[("d", "m", "full")]["params"]["G"]["bound"] = ["low"]
+    summaries[("d", "m", "full")] = _summary(1e-3, 8.8e-27, 0.2, identified=False)
+    summaries[("d", "m", "full")].params["G"]["bound"] = ["low"]
     summaries[("d", "m", "lora")] = _summary(0.8, 0.6, 1.0)
     samples[("d", "m", "lora")] = pd.DataFrame({"G": 0.8 + shared})
     lora = method_table(summaries, samples, reference="full").iloc[1]
@@ -201,8 +205,8 @@ def test_gap_trend_recovers_a_power_law_in_model_size():
     assert gap_trend(table[table["model"] != "l"], samples).iloc[0]["status"].startswith("skipped: 2 model")
     table.loc[table["model"] == "m", "G_identified"] = False
     assert "identified at 2 of 3" in gap_trend(table, samples).iloc[0]["status"]
-    limited = summaries[("d", "m", "full")]["params"]["G"] | {"identified": False, "bound": ["low"]}
-    summaries[("d", "m", "full")]["params"]["G"] = limited
+    limited = summaries[("d", "m", "full")].params["G"] | {"identified": False, "bound": ["low"]}
+    summaries[("d", "m", "full")].params["G"] = limited
     row = gap_table(summaries, sizes).iloc[1]
     assert row["G_upper_limit"] == limited["ci_high"] and row["G_text"].startswith("G < ")
 
@@ -234,7 +238,7 @@ def _noise_runs(misfit: float, seed: int = 0):
     from transferlaw.law.fit import fit_table
 
     runs = pd.DataFrame(rows)
-    fit = fit_table(runs, form="mikami_shifted", group="dataset")["d"]  # the law as the workflow fits it
+    fit = fit_table(runs, form="mikami_shifted")["d"]  # the law as the workflow fits it (one per dataset)
     return runs, {("d", "m", "full"): fit}
 
 
@@ -280,7 +284,7 @@ def pinned_checkpoint(tmp_path_factory):
 
 
 def _run(pinned, data, cache, method, **over):
-    from transferlaw.train.finetune import run
+    from transferlaw.train.finetune import FinetuneSettings, run
 
     settings = {
         **finetune_defaults(),
@@ -301,7 +305,7 @@ def _run(pinned, data, cache, method, **over):
         model_settings={"model": "tiny", "tokens_per_step": 64},
         pin=pinned,
         size=12,
-        settings=settings,
+        settings=FinetuneSettings.from_config(settings),
         data_path=data,
         cache=cache,
         method=method,

@@ -75,7 +75,7 @@ def test_bootstrap_table_groups_and_errors():
     )
     summaries, samples = bootstrap_table(df, form="mikami", n_samples=20, seed=0)
     assert set(summaries) == {"a", "b"} and set(samples) == {"a", "b"}
-    rec = summaries["a"]
+    rec = summaries["a"].to_json()
     assert {"dataset", "form", "n_samples", "seed", "n_points", "params"} <= set(rec)
     assert rec["n_points"] == p.size and rec["n_samples"] == 20
     with pytest.raises(ValueError, match="missing column"):

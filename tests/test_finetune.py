@@ -25,6 +25,7 @@ def test_early_stopping_patience_one():
 
 def settings(**over):
     from transferlaw.config import finetune_defaults
+    from transferlaw.train.finetune import FinetuneSettings
 
     base = {
         **finetune_defaults(),
@@ -40,7 +41,35 @@ def settings(**over):
         "seed": 0,
     }
     base.update(over)
-    return base
+    return FinetuneSettings.from_config(base)
+
+
+def test_a_run_s_settings_come_from_the_resolved_config_and_say_what_is_wrong():
+    import dataclasses
+
+    import yaml
+
+    from transferlaw.config import finetune_defaults, job_params, resolve, run_settings
+    from transferlaw.train.finetune import SIZING_KEYS, FinetuneSettings
+
+    cfg = resolve(yaml.safe_load((REPO / "tests/config/small.yaml").read_text()))
+    block = {**job_params(run_settings(cfg, "devils-dictionary", "full")), "threads": 1}  # what a job passes
+    s = FinetuneSettings.from_config(block)
+    assert (s.lr, s.max_epochs, s.betas, s.method, s.threads) == (1e-2, 40, (0.9, 0.999), "full", 1)
+    assert FinetuneSettings.from_config(s.asdict()) == s
+    assert FinetuneSettings.from_config(finetune_defaults()) == FinetuneSettings()  # the schema's defaults
+    assert isinstance(FinetuneSettings().lora_alpha, float)
+    assert set(SIZING_KEYS) == {"mem_mb", "runtime", "gpus", "worker"}  # accepted, and left out
+    with pytest.raises(ValueError, match=r"unknown key\(s\) 'learning_rate'"):
+        FinetuneSettings.from_config({**block, "learning_rate": 1e-3})
+    with pytest.raises(ValueError, match=r"missing key\(s\) 'patience'"):
+        FinetuneSettings.from_config({k: v for k, v in block.items() if k != "patience"})
+    with pytest.raises(ValueError, match=r"missing key\(s\) 'lora_rank'.*LoRA run"):
+        FinetuneSettings.from_config({**block, "method": "lora"})
+    with pytest.raises(ValueError, match="'max_epochs': expected int, got 2.5"):
+        FinetuneSettings.from_config({**block, "max_epochs": 2.5})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.lr = 1.0
 
 
 def corpus(tokenizer, n, ctx=32):

@@ -11,10 +11,12 @@ import pytest
 from scipy.optimize import minimize
 
 from transferlaw.law.fit import (
+    Columns,
     check_fit_input,
     fit_batch,
     fit_law,
     fit_table,
+    fits_json,
     objective,
     objective_and_gradient,
 )
@@ -259,7 +261,7 @@ def test_non_convergence_is_reported(caplog: pytest.LogCaptureFixture) -> None:
     assert not fit_law(p, f, loss, "mikami", max_iter=2).converged
     df = pd.DataFrame({"dataset": "d", "pretrain_step": p, "finetune_size": f, "eval_loss": loss})
     with caplog.at_level(logging.WARNING, logger="transferlaw.law.fit"):
-        out = fit_table(df, form="mikami", max_iter=2)
+        out = fits_json(fit_table(df, form="mikami", max_iter=2))
     assert out["d"]["converged"] is False
     assert "did not converge" in caplog.text
 
@@ -292,7 +294,7 @@ def test_fit_table_fits_each_group_and_excludes_bad_status(caplog: pytest.LogCap
     df.loc[[0, 1, 40], "status"] = ["diverged", "max_epochs", "diverged"]
     df.loc[[0, 1, 40], "eval_loss"] = [np.nan, -1.0, np.inf]  # would be rejected if not excluded
     with caplog.at_level(logging.WARNING, logger="transferlaw.law.fit"):
-        out = fit_table(df, form="mikami", p="pretrain_tokens")
+        out = fits_json(fit_table(df, form="mikami", columns=Columns(p="pretrain_tokens")))
     assert "excluding 3 run(s)" in caplog.text
     assert set(out) == {"enc", "cat"}
     enc = out["enc"]
@@ -312,7 +314,7 @@ def test_fit_table_missing_column_is_named() -> None:
     with pytest.raises(ValueError, match="'eval_loss'"):
         fit_table(df, form="mikami")
     with pytest.raises(ValueError, match="'model'"):
-        fit_table(runs_table(), form="mikami", group="model")
+        fit_table(runs_table(), form="mikami", columns=Columns(group="model"))
 
 
 def test_fit_table_too_few_points_names_group() -> None:

@@ -28,6 +28,8 @@ from transferlaw.law.crossval import best_by_form, crossval_table, scored, unsco
 from transferlaw.law.diagnostics import describe, identification, needs_sentence
 from transferlaw.law.fit import (
     STATUS_NOT_FITTED,
+    Columns,
+    FitRecord,
     fit_table,
     fitted,
     table_groups,
@@ -77,8 +79,8 @@ def flat(df):
 
 
 def no_law(df):
-    return why_no_law(table_groups(df, group="dataset", p="pretrain_step", f="finetune_size",
-                                   loss="eval_loss")[0], "mikami_shifted", keys=KEYS)  # fmt: skip
+    columns = Columns(group="dataset", p="pretrain_step", f="finetune_size", loss="eval_loss")
+    return why_no_law(table_groups(df, columns)[0], "mikami_shifted", columns=columns, keys=KEYS)
 
 
 @pytest.mark.parametrize(
@@ -173,15 +175,19 @@ def test_every_analysis_and_reader_keeps_the_other_datasets_and_says_why_one_has
     ):
         fit_table(table, keys=KEYS)  # a table from elsewhere: an error, as any bad input
     fits = fit_table(table, keys=KEYS, record_unfitted=True)
-    assert fitted(fits["good"]) and set(fits["good"]["params"]) == {"A", "alpha", "G", "beta", "E"}
-    rec = fits["mail"]
+    assert fits["good"].fitted and set(fits["good"].params) == {"A", "alpha", "G", "beta", "E"}
+    rec = fits["mail"].to_json()  # as the workflow writes it
     assert (rec["status"], rec["cause"], rec["n_excluded"]) == (STATUS_NOT_FITTED, "max_epochs", 25)
     assert "params" not in rec and rec["keys"] == [KEYS["max_epochs"]]
+    assert not fitted(rec) and not fits["mail"].fitted and fits["mail"].reason == rec["reason"]
 
     summaries, samples = bootstrap_table(table, n_samples=20, keys=KEYS, record_unfitted=True)
-    assert summaries["mail"]["params"] == {} and summaries["mail"]["reason"] == rec["reason"]
+    assert summaries["mail"].params == {} and summaries["mail"].reason == rec["reason"]
+    assert (
+        summaries["mail"].to_json()["params"] == {} and summaries["mail"].to_json()["reason"] == rec["reason"]
+    )
     assert samples["mail"].empty and list(samples["mail"].columns) == list(samples["good"].columns)
-    assert set(summaries["good"]["params"]) == set(fits["good"]["params"])
+    assert set(summaries["good"].params) == set(fits["good"].params)
 
     cv = crossval_table(table, forms=["mikami_shifted", "mikami"], l2_exponents=[0.0], l2_coefficients=[0.0],
                         keys=KEYS)  # fmt: skip
@@ -212,7 +218,7 @@ def test_every_analysis_and_reader_keeps_the_other_datasets_and_says_why_one_has
     )
     assert noise.set_index("dataset").loc["mail", "verdict"].startswith("no law fitted: all 25 runs")
     for fig in (
-        plot_no_law(table[table["dataset"] == "mail"], rec, "fitted law", dataset="mail"),
+        plot_no_law(table[table["dataset"] == "mail"], fits["mail"], "fitted law", dataset="mail"),
         plot_raw_data(table[table["dataset"] == "mail"], dataset="mail"),
         plot_parameters(summaries),
         plot_law_forms(cv[cv["dataset"] == "mail"]),  # nothing scored at all
@@ -227,10 +233,11 @@ def test_every_analysis_and_reader_keeps_the_other_datasets_and_says_why_one_has
 
 def test_more_than_a_quarter_of_runs_at_the_cap_is_said_even_when_the_law_is_fitted():
     many = fit_table(mail(lambda df: capped(df, df.index % 5 == 0)), keys=KEYS)["mail"]  # 5 of 25: 20%
-    assert fitted(many) and "warnings" not in many
+    assert many.fitted and "warnings" not in many.to_json()
     many = fit_table(mail(lambda df: capped(df, df.index % 3 == 0)), keys=KEYS)["mail"]  # 9 of 25: 36%
-    assert fitted(many)
-    (warning,) = many["warnings"]
+    assert many.fitted
+    (warning,) = many.warnings
+    assert many.to_json()["warnings"] == [warning]
     assert warning.startswith("9 of 25 runs (36%) stopped at the epoch cap (15 epochs) while still improving")
     assert warning.endswith(f"raise {KEYS['max_epochs']}")
     assert f"- mail: {warning}." in summary_markdown({"mail": many})
@@ -294,6 +301,7 @@ def test_what_would_measure_a_parameter_is_said_in_the_words_of_the_table_s_axes
     # through the summary: the fit record says what its axes are
     fit = {**S.fit("mail"), "p_column": p, "f_column": f, "f_unit": unit}
     fit["diagnostics"] = {"at_bound": ["A"]}
+    fit = FitRecord.from_json(fit)
     assert needs_sentence("mail", {"A": {"identified": False}}, p, f, unit) in summary_markdown({"mail": fit})
 
 
@@ -301,7 +309,7 @@ def test_a_study_too_small_to_hold_runs_out_is_fitted_and_says_why_it_is_not_cro
     runs = S.runs("pilot")
     runs = runs[runs["pretrain_step"].isin([0, 64, 1024]) & runs["finetune_size"].isin([4, 16])]
     fit = fit_table(runs, keys=KEYS)["pilot"]
-    assert fitted(fit) and fit["n_points"] == 6
+    assert fit.fitted and fit.n_points == 6 and fit.to_json()["n_points"] == 6
     cv = crossval_table(runs, l2_exponents=[0.0], l2_coefficients=[0.0], keys=KEYS)
     assert scored(cv).empty and best_by_form(cv).empty
     assert (cv["n_train"] + cv["n_test"] + cv["n_dropped"] == 6).all()  # every row counts the runs it had

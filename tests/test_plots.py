@@ -11,6 +11,7 @@ import synthetic as S
 from conftest import snakemake
 
 from transferlaw.law.allocate import sweep_cost_ratio, sweep_gap
+from transferlaw.law.forms import get_form
 from transferlaw.report import plots
 
 DATASETS = ["devils-dictionary", "chloroplast-dna"]
@@ -30,13 +31,13 @@ def assert_pdf(path):
 
 
 def figures():
-    runs, fit, samples = S.runs(), S.fit(), S.bootstrap_samples()
-    intervals = {ds: S.bootstrap_summary(ds, samples) for ds in DATASETS}
+    runs, fit, samples = S.runs(), S.fit_record(), S.bootstrap_samples()
+    intervals = {ds: S.bootstrap_record(ds, samples) for ds in DATASETS}
     crossval = pd.concat([S.crossval(ds, i) for i, ds in enumerate(DATASETS)])
     gap = {
-        "toy": sweep_gap(S.PARAMS, fit["form"], 1088.0, 1.0, 1.0, np.geomspace(1e-3, 10, 9)).assign(G_fit=0.4)
+        "toy": sweep_gap(S.PARAMS, fit.form, 1088.0, 1.0, 1.0, np.geomspace(1e-3, 10, 9)).assign(G_fit=0.4)
     }
-    cost = {"toy": sweep_cost_ratio(S.PARAMS, fit["form"], 1088.0, 1.0, np.geomspace(1e-2, 1e2, 9))}
+    cost = {"toy": sweep_cost_ratio(S.PARAMS, fit.form, 1088.0, 1.0, np.geomspace(1e-2, 1e2, 9))}
     return {
         "raw_data": lambda: plots.plot_raw_data(runs, dataset="toy"),
         "cross_section": lambda: plots.plot_cross_section(runs, fit, dataset="toy"),
@@ -63,7 +64,7 @@ def test_figure_function_draws_an_image(name, tmp_path):
 
 def test_unshifted_law_is_drawn_without_step_zero_curve_points(tmp_path):
     """p = 0 runs are shown at p + 1; a law undefined at p = 0 is drawn from the smallest positive p."""
-    fit = {**S.fit(), "form": "mikami"}
+    fit = S.fit_record(form="mikami", formula=get_form("mikami").formula)
     for fig in (plots.plot_cross_section(S.runs(), fit), plots.plot_iso_loss(S.runs(), fit)):
         plots.save(fig, tmp_path / "x.png")
         assert_image(tmp_path / "x.png")

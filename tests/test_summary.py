@@ -3,13 +3,14 @@
 import pandas as pd
 import synthetic as S
 
+from transferlaw.law.bootstrap import BootstrapSummary
 from transferlaw.report.summary import crossval_winner, summary_markdown, summary_rst
 
 
 def test_summary_lists_law_gap_interval_and_winner():
     samples = S.bootstrap_samples()
-    fits = {"a": S.fit("a"), "b": S.fit("b")}
-    text = summary_markdown(fits, {"a": S.bootstrap_summary("a", samples)}, {"a": S.crossval("a")})
+    fits = {"a": S.fit_record("a"), "b": S.fit_record("b")}
+    text = summary_markdown(fits, {"a": S.bootstrap_record("a", samples)}, {"a": S.crossval("a")})
     lines = {
         line.split(" | ")[0].strip("| "): line
         for line in text.splitlines()
@@ -29,7 +30,7 @@ def test_summary_shows_an_upper_limit_or_not_identified_and_what_would_measure_i
     g = summary["params"]["G"]
     g.update(ci_low=8.8e-27, identified=False, why="30% of resamples at the bound", bound=["low"])
     summary["params"]["E"].update(identified=False, why="estimate at the bound", bound=["low", "high"])
-    text = summary_markdown({"a": S.fit("a")}, {"a": summary})
+    text = summary_markdown({"a": S.fit_record("a")}, {"a": BootstrapSummary.from_json(summary)})
     row = next(line for line in text.splitlines() if line.startswith("| a "))
     assert f"| G < {g['ci_high']:.3g} |" in row and "not identified (at bound)" in row
     assert "8.8e-27" not in text and f"{g['estimate']:.3g} [" not in row
@@ -55,7 +56,7 @@ def test_summary_shows_the_first_advised_runs_and_what_the_advice_expects():
     sparse = advice.assign(
         dataset="b", status="space_filling", expected_width=float("nan"), message="too few"
     )
-    fits = {"a": S.fit("a"), "b": S.fit("b")}
+    fits = {"a": S.fit_record("a"), "b": S.fit_record("b")}
     text = summary_markdown(fits, advice={"a": advice, "b": sparse})
     assert "## Next runs (advice, `results/advice/`)" in text
     section = text.split("## Next runs")[1].splitlines()

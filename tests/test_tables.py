@@ -7,17 +7,22 @@ import pandas as pd
 import pytest
 
 import transferlaw.report.tables as tables
+from transferlaw.law.bootstrap import BootstrapSummary
 from transferlaw.report.tables import CV_ROW, interval_table, law_forms_table, parameter_table, to_markdown
 
 
-def summary(a: float, alpha: float) -> dict:
-    return {
-        "dataset": "x",
-        "params": {
+def boot(params: dict, dataset: str = "x") -> BootstrapSummary:
+    """A bootstrap summary of per-parameter entries (as :meth:`BootstrapResult.summary` makes them)."""
+    return BootstrapSummary(dataset=dataset, form="mikami", params=params)
+
+
+def summary(a: float, alpha: float) -> BootstrapSummary:
+    return boot(
+        {
             "A": {"estimate": a, "se": 0.1 * a, "ci_low": 0.8 * a, "ci_high": 1.2 * a},
             "alpha": {"estimate": alpha, "se": 0.02, "ci_low": alpha - 0.04, "ci_high": alpha + 0.04},
-        },
-    }
+        }
+    )
 
 
 SUMMARIES = {"enc": summary(284.766, 0.730), "math": summary(317.966, 0.756), "cat": summary(43.556, 0.718)}
@@ -33,12 +38,12 @@ def test_parameter_table_rows_columns_and_cv():
 
 
 def test_parameter_table_accepts_bare_summaries_and_one_dataset():
-    t = parameter_table({"only": summary(1.0, 0.5)["params"]})
+    t = parameter_table({"only": boot(summary(1.0, 0.5).params, "only")})
     assert list(t["dataset"]) == ["only", CV_ROW] and t.loc[1, "A"] == ""
 
 
 def test_huge_values_use_significant_digits():
-    t = parameter_table({"x": {"A": {"estimate": 0.133, "se": 1.4e25, "ci_low": 0, "ci_high": 1}}})
+    t = parameter_table({"x": boot({"A": {"estimate": 0.133, "se": 1.4e25, "ci_low": 0, "ci_high": 1}})})
     assert t.loc[0, "A"] == "0.133 (1.4e+25)"
 
 
@@ -117,8 +122,8 @@ def test_tables_show_limits_not_meaningless_numbers():
     from transferlaw.report.tables import interval_table, parameter_table
 
     s = {
-        "a": {
-            "params": {
+        "a": boot(
+            {
                 "G": {
                     "estimate": 8.8e-27,
                     "se": 1e-30,
@@ -129,10 +134,8 @@ def test_tables_show_limits_not_meaningless_numbers():
                     "bound": ["low"],
                 }
             }
-        },
-        "b": {
-            "params": {"G": {"estimate": 0.5, "se": 0.1, "ci_low": 0.3, "ci_high": 0.7, "identified": True}}
-        },
+        ),
+        "b": boot({"G": {"estimate": 0.5, "se": 0.1, "ci_low": 0.3, "ci_high": 0.7, "identified": True}}),
     }
     params, intervals = parameter_table(s), interval_table(s)
     assert params.loc[0, "G"] == intervals.loc[0, "G"] == "G < 0.03"

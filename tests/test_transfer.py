@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from transferlaw.law.fit import FitRecord
 from transferlaw.law.forms import get_form
 from transferlaw.law.transfer import effective_data, effective_data_table, fit_hernandez
 
@@ -21,7 +22,7 @@ def test_from_scratch_model_reaches_the_same_loss(form, extra, p0):
     law = get_form(form)
     p = np.array([1.0, 10.0, 100.0, 5000.0])
     f = np.array([10.0, 40.0, 100.0, 7.0])
-    f2 = effective_data({"form": form, "params": params}, p, f)
+    f2 = effective_data(params, form, p, f)
     # eq. 9: L(p, f1) = L(no pre-training, f2)
     np.testing.assert_allclose(law.predict(params, np.full(4, p0), f2), law.predict(params, p, f), rtol=1e-10)
     assert np.all(f2 >= f - 1e-9)  # pre-training never hurts under the law
@@ -29,20 +30,22 @@ def test_from_scratch_model_reaches_the_same_loss(form, extra, p0):
 
 def test_no_pretraining_transfers_nothing():
     f = np.array([3.0, 30.0])
-    np.testing.assert_allclose(effective_data({"form": "mikami_shifted", "params": PARAMS}, 0.0, f), f)
-    np.testing.assert_allclose(effective_data(PARAMS, 1.0, f), f)  # bare params: eq. 5, p = steps + 1
+    np.testing.assert_allclose(effective_data(PARAMS, "mikami_shifted", 0.0, f), f)
+    np.testing.assert_allclose(effective_data(PARAMS, "mikami", 1.0, f), f)  # eq. 5: p = steps + 1
 
 
 def test_effective_data_table_columns():
     runs = pd.DataFrame(
         dict(dataset="d", pretrain_step=[0, 16, 256], finetune_size=[4, 8, 16], eval_loss=[3.0, 2.5, 2.0])
     )
-    fit = {
-        "form": "mikami_shifted",
-        "params": PARAMS,
-        "p_column": "pretrain_step",
-        "f_column": "finetune_size",
-    }
+    fit = FitRecord.from_json(
+        {
+            "form": "mikami_shifted",
+            "params": PARAMS,
+            "p_column": "pretrain_step",
+            "f_column": "finetune_size",
+        }
+    )
     out = effective_data_table(runs, fit)
     assert {"dataset", "pretrain_step", "finetune_size", "eval_loss", "effective_f", "ratio"} <= set(
         out.columns

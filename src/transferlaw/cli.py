@@ -20,7 +20,7 @@ from transferlaw.law.advise import DEFAULT_SAMPLES as ADVICE_SAMPLES
 from transferlaw.law.advise import DEFAULT_SEED as ADVICE_SEED
 from transferlaw.law.bootstrap import DEFAULT_SAMPLES
 from transferlaw.law.crossval import CV_FORMS, L2_COEFFICIENTS, L2_EXPONENTS
-from transferlaw.law.fit import DEFAULT_FORM, HUBER_DELTA
+from transferlaw.law.fit import DEFAULT_FORM, HUBER_DELTA, Columns, FitRecord
 from transferlaw.law.forms import FORMS
 
 #: exit status for bad input (argparse uses the same for bad arguments)
@@ -39,21 +39,22 @@ def add_table_options(
     parser.add_argument(
         "--form", default=DEFAULT_FORM, choices=sorted(FORMS), help="law form (default: %(default)s)"
     )
+    default = Columns()
     parser.add_argument(
         "--group",
-        default="dataset",
-        help="column to fit one law per value of (default: dataset); '' fits the whole table as one",
+        default=default.group,
+        help="column to fit one law per value of (default: %(default)s); '' fits the whole table as one",
     )
     parser.add_argument(
-        "--p", default="pretrain_step", help="pre-training column, e.g. pretrain_tokens (default %(default)s)"
+        "--p", default=default.p, help="pre-training column, e.g. pretrain_tokens (default %(default)s)"
     )
-    parser.add_argument("--f", default="finetune_size", help="fine-tuning size column (default %(default)s)")
-    parser.add_argument("--loss", default="eval_loss", help="loss column (default: eval_loss)")
+    parser.add_argument("--f", default=default.f, help="fine-tuning size column (default %(default)s)")
+    parser.add_argument("--loss", default=default.loss, help="loss column (default: %(default)s)")
 
 
-def table_columns(args: argparse.Namespace) -> dict[str, str | None]:
-    """The column options of :func:`add_table_options` as keyword arguments of the ``*_table`` functions."""
-    return {"group": args.group or None, "p": args.p, "f": args.f, "loss": args.loss}
+def table_columns(args: argparse.Namespace) -> Columns:
+    """The column options of :func:`add_table_options`, as every ``*_table`` function takes them."""
+    return Columns(group=args.group or None, p=args.p, f=args.f, loss=args.loss)
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -72,32 +73,31 @@ def _cmd_config_docs(args: argparse.Namespace) -> int:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from transferlaw.io import read_table, write_json
-    from transferlaw.law.fit import fit_table
+    from transferlaw.law.fit import fit_table, fits_json
 
     df = read_table(args.table)
     fits = fit_table(
         df,
         form=args.form,
-        **table_columns(args),
+        columns=table_columns(args),
         huber_delta=args.huber_delta,
         l2_exponents=args.l2_exponents,
         l2_coefficients=args.l2_coefficients,
     )
-    write_json(fits, args.output)
+    write_json(fits_json(fits), args.output)
     for key, fit in fits.items():
-        bound = fit["diagnostics"]["at_bound"]
-        params = ", ".join(
-            f"{n}=at bound" if n in bound else f"{n}={v:.4g}" for n, v in fit["params"].items()
-        )
-        flag = "" if fit["converged"] else "  [NOT CONVERGED]"
-        print(f"{key}: {params}  objective={fit['objective']:.6g}  ({fit['fit_seconds']:.2f} s){flag}")
+        law = fit.result  # every group has one: a group without raises ValueError above
+        bound = fit.at_bound
+        params = ", ".join(f"{n}=at bound" if n in bound else f"{n}={v:.4g}" for n, v in fit.params.items())
+        flag = "" if law.converged else "  [NOT CONVERGED]"
+        print(f"{key}: {params}  objective={law.objective:.6g}  ({law.fit_seconds:.2f} s){flag}")
         if bound:
             print(
                 f"  not identified: {', '.join(bound)} at the optimiser's bound "
                 "(the runs cannot tell it from zero)"
             )
-        if fit["diagnostics"]["flat"]:
-            print(f"  flat direction: {fit['diagnostics']['flattest']}")
+        if fit.diagnostics["flat"]:
+            print(f"  flat direction: {fit.diagnostics['flattest']}")
     return 0
 
 
@@ -109,21 +109,22 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
     from transferlaw.law.diagnostics import describe, needs_sentence
 
     df = read_table(args.table)
+    columns = table_columns(args)
     summaries, samples = bootstrap_table(
         df,
         form=args.form,
-        **table_columns(args),
+        columns=columns,
         n_samples=args.samples,
         seed=args.seed,
     )
-    write_json(summaries, args.output)
+    write_json({key: rec.to_json() for key, rec in summaries.items()}, args.output)
     if args.samples_dir:
         for key, frame in samples.items():
             write_parquet(frame, Path(args.samples_dir) / f"{key}.parquet")
     for key, rec in summaries.items():
-        cells = ", ".join(f"{n}: {describe(n, v)}" for n, v in rec["params"].items())
+        cells = ", ".join(f"{n}: {describe(n, v)}" for n, v in rec.params.items())
         print(f"{key}: {cells}")
-        if sentence := needs_sentence(str(key), rec["params"], args.p, args.f):
+        if sentence := needs_sentence(str(key), rec.params, columns.p, columns.f):
             print(f"  {sentence}")
     return 0
 
@@ -136,7 +137,7 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
     cv = crossval_table(
         df,
         forms=args.forms,
-        **table_columns(args),
+        columns=table_columns(args),
         skip=args.skip,
         l2_exponents=args.l2_exponents,
         l2_coefficients=args.l2_coefficients,
@@ -154,19 +155,20 @@ def _cmd_advise(args: argparse.Namespace) -> int:
 
     df = read_table(args.table)
     candidates = read_table(args.candidates)
+    columns = table_columns(args)
     advice = advise_table(
         df,
         candidates,
         args.runs,
         form=args.form,
-        **table_columns(args),
+        columns=columns,
         target=args.target,
         cost=args.cost,
         n_samples=args.samples,
         seed=args.seed,
     )
     write_csv(advice, args.output)
-    key = args.group or None
+    key = columns.group
     for _, rows in advice.groupby(key, sort=False) if key else [(None, advice)]:
         first = rows.iloc[0]
         flag = "" if first["status"] == STATUS_OK else f" [{first['status']}]"
@@ -174,33 +176,26 @@ def _cmd_advise(args: argparse.Namespace) -> int:
         for row in rows.head(args.show).to_dict("records"):
             width = row["expected_width"]
             after = f", {args.target} width -> {width:.3g}" if width == width else ""  # NaN: no width to tell
-            cell = f"{args.p} {row[args.p]:g}, {args.f} {row[args.f]:g}"
+            cell = f"{columns.p} {row[columns.p]:g}, {columns.f} {row[columns.f]:g}"
             print(f"  {row['rank']}. {cell} (cost {row['cost']:.3g}{after})")
     return 0
 
 
-def _load_fit(path: str, dataset: str | None) -> dict:
-    """One fit from a single-fit JSON (the workflow's) or a multi-group one (``transferlaw fit``'s)."""
-    import json
+def _load_fit(path: str, dataset: str | None) -> FitRecord:
+    """One fitted law from a single-fit JSON (the workflow's) or a multi-group one (``transferlaw fit``'s)."""
+    from transferlaw.law.fit import NO_LAW, read_fits
 
-    from transferlaw.law.fit import NO_LAW, fitted
-
-    obj = json.loads(open(path).read())
-    if "form" in obj and ("params" in obj or "status" in obj):  # one fit (the workflow's)
-        if dataset is not None and obj.get("dataset") not in (None, dataset):
-            raise ValueError(f"{path} holds the fit of {obj.get('dataset')!r}, not {dataset!r}")
-    else:
-        if dataset is None:
-            if len(obj) != 1:
-                names = ", ".join(map(str, obj))
-                raise ValueError(f"{path} holds fits of {names}; choose one with --dataset")
-            dataset = next(iter(obj))
-        if dataset not in obj:
-            raise ValueError(f"{path}: no fit for dataset {dataset!r}; it has {', '.join(map(str, obj))}")
-        obj = {"dataset": dataset, **obj[dataset]}
-    if not fitted(obj):
-        raise ValueError(f"{path}: {obj.get('dataset')}: {NO_LAW}: {obj.get('reason', '')}")
-    return obj
+    fits = read_fits(path)
+    if dataset is None:
+        if len(fits) != 1:
+            raise ValueError(f"{path} holds fits of {', '.join(fits)}; choose one with --dataset")
+        dataset = next(iter(fits))
+    if dataset not in fits:
+        raise ValueError(f"{path}: no fit for dataset {dataset!r}; it has {', '.join(fits)}")
+    fit = fits[dataset]
+    if not fit.fitted:
+        raise ValueError(f"{path}: {dataset}: {NO_LAW}: {fit.reason}")
+    return fit
 
 
 def _cmd_allocate(args: argparse.Namespace) -> int:
@@ -211,28 +206,28 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
     from transferlaw.law.allocate import allocate, allocate_samples, summarise_samples
 
     fit = _load_fit(args.fit, args.dataset)
-    alloc = allocate(fit["params"], fit["form"], args.budget, args.cost_pretrain, args.cost_finetune)
-    p_name, f_name = fit.get("p_column", "p"), fit.get("f_column", "f")
+    alloc = allocate(fit.params, fit.form, args.budget, args.cost_pretrain, args.cost_finetune)
+    p_name, f_name = fit.columns.p, fit.columns.f
     where = {
         None: "interior optimum",
         "pretrain": "corner: all budget on pre-training",
         "finetune": "corner: all budget on fine-tuning data",
     }[alloc.corner]
-    print(f"dataset: {fit.get('dataset', '?')}  form: {fit['form']}  ({where})")
+    print(f"dataset: {fit.dataset}  form: {fit.form}  ({where})")
     print(f"optimal {p_name}: {alloc.p:.6g}")
     print(f"optimal {f_name}: {alloc.f:.6g}")
     print(f"spend on pre-training: {alloc.share_pretrain:.2%}  on fine-tuning: {alloc.share_finetune:.2%}")
     print(f"predicted loss: {alloc.loss:.6g}")
     # by convention the bootstrap samples of results/fits/D.json are results/bootstrap/D.parquet
     samples = Path(args.samples) if args.samples else None
-    if samples is None and fit.get("dataset"):
-        guess = Path(args.fit).resolve().parent.parent / "bootstrap" / f"{fit['dataset']}.parquet"
+    if samples is None and fit.dataset:
+        guess = Path(args.fit).resolve().parent.parent / "bootstrap" / f"{fit.dataset}.parquet"
         samples = guess if guess.exists() else None
     if samples is not None:
         if not samples.exists():
             raise FileNotFoundError(f"bootstrap samples not found: {samples}")
         spread = allocate_samples(
-            pd.read_parquet(samples), fit["form"], args.budget, args.cost_pretrain, args.cost_finetune
+            pd.read_parquet(samples), fit.form, args.budget, args.cost_pretrain, args.cost_finetune
         )
         summary = summarise_samples(spread)
         print(f"bootstrap ({len(spread)} samples from {samples}), median [2.5%, 97.5%]:")

@@ -20,6 +20,7 @@ import yaml
 
 from transferlaw.defaults import SCHEMA_PATH, _schema, load_schema
 from transferlaw.schema import revision_step as _record_revision_step
+from transferlaw.train.finetune import LORA_FIELDS
 
 
 class ConfigError(ValueError):
@@ -169,8 +170,8 @@ def finetune_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
 #: settings a method cannot override: they make the dataset's prepared data and fine-tune subsets, which
 #: every method and replicate of a cell shares (so that they differ only in how they train)
 METHOD_DATA_KEYS = ("unit", "context_length", "eval_sequences", "seed")
-#: settings of a LoRA run that a full fine-tune ignores
-LORA_KEYS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules")
+#: settings of a LoRA run that a full fine-tune ignores (defined with the run's settings)
+LORA_KEYS = LORA_FIELDS
 
 
 def methods(cfg: Mapping[str, Any]) -> list[str]:

@@ -23,13 +23,25 @@ def _schema() -> dict[str, Any]:
     return load_schema()
 
 
-def default(key: str) -> Any:
-    """The schema's default of a config key, e.g. ``default("fit.form")``: the one place each default of
-    the study lives (the command line and the library read theirs from here)."""
+def _node(key: str) -> dict[str, Any]:
+    """The schema of a config key, e.g. ``finetune.lr``, with references followed."""
     schema = _schema()
     node: Any = schema
     for part in key.split("."):
         if "$ref" in node:  # "#/definitions/finetune"
             node = schema["definitions"][node["$ref"].rsplit("/", 1)[1]]
         node = node["properties"][part]
-    return copy.deepcopy(node["default"])
+    if "$ref" in node:
+        node = {**schema["definitions"][node["$ref"].rsplit("/", 1)[1]], **node}
+    return node
+
+
+def default(key: str) -> Any:
+    """The schema's default of a config key, e.g. ``default("fit.form")``: the one place each default of
+    the study lives (the command line and the library read theirs from here)."""
+    return copy.deepcopy(_node(key)["default"])
+
+
+def keys(block: str) -> tuple[str, ...]:
+    """The keys a config block may hold, e.g. ``keys("finetune")``, in the schema's order."""
+    return tuple(_node(block)["properties"])

@@ -232,14 +232,38 @@ def _read_parquet(path: str) -> pd.DataFrame:
         ) from err
 
 
+def fit_uses(
+    runs: pd.DataFrame,
+    *,
+    dataset: Any = None,
+    model: str | None = None,
+    method: str | None = None,
+    status: str | None = "status",
+    usable: bool = True,
+) -> np.ndarray:
+    """Which runs of a table a law is fitted to, as a boolean mask: the one place that decides it, for the
+    fit, its bootstrap, cross-validation and advice, its figures, tables and effective data.
+
+    A law of (``dataset``, ``model``, ``method``) uses that dataset's, model's and method's runs (each where
+    given and where the table has the column: a table of runs from elsewhere may lack them), and of those
+    the usable ones: ``status`` ``"ok"`` where the table has the ``status`` column (a run stopped at the
+    epoch cap has only an upper bound, a diverged one no loss). ``usable=False`` keeps every run of the
+    selection, whatever its status: what figures draw (capped runs as open markers) and messages count."""
+    keep = np.ones(len(runs), bool)
+    for column, value in (("dataset", dataset), ("model", model), ("method", method)):
+        if value is not None and column in runs.columns:
+            keep &= (runs[column] == value).to_numpy()
+    if usable and status is not None and status in runs.columns:
+        keep &= (runs[status] == STATUS_OK).to_numpy()
+    return keep
+
+
 def read_model_runs(path: str, model: str, method: str | None = None) -> pd.DataFrame:
     """The validated runs of one model (and method, where given) from a per-dataset table: what its law is
-    fitted to (and what the bootstrap, cross-validation and figures of that fit use), every replicate."""
+    fitted to (and what the bootstrap, cross-validation and figures of that fit use), every replicate, of
+    every status (:func:`fit_uses`)."""
     runs = read_records(path)
-    keep = runs["model"] == model
-    if method is not None:
-        keep &= runs["method"] == method
-    return runs[keep].reset_index(drop=True)
+    return runs[fit_uses(runs, model=model, method=method, usable=False)].reset_index(drop=True)
 
 
 def _empty_dtypes() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from transferlaw.io import write_csv
 from transferlaw.law.advise import advise_table, grid_candidates
+from transferlaw.law.fit import Columns
 from transferlaw.runlog import log_to
 from transferlaw.schema import read_model_runs
 
@@ -13,10 +14,7 @@ with log_to(snakemake.log[0]):
         grid_candidates(table, grid["steps"], grid["sizes"], fit["p"], fit["f"]),
         analysis["advice_runs"],
         form=fit["form"],
-        group="dataset",
-        p=fit["p"],
-        f=fit["f"],
-        loss="eval_loss",
+        columns=Columns(p=fit["p"], f=fit["f"]),
         target=analysis["advice_target"],
         cost=analysis["advice_cost"],
         n_samples=analysis["advice_samples"],

@@ -2,16 +2,16 @@
 have a law; where one could not be fitted the job fails, naming it and the setting to change, after every
 other output has been written (README, "Exit status")."""
 
-import json
 import sys
 
 from transferlaw.io import write_text
 from transferlaw.law.compare import keyed
+from transferlaw.law.fit import FitRecord
 from transferlaw.report.summary import study_check
 from transferlaw.runlog import log_to
 
 with log_to(snakemake.log[0]):
-    fits = keyed(snakemake.params.fitted, [json.loads(open(p).read()) for p in snakemake.input.fits])
+    fits = keyed(snakemake.params.fitted, [FitRecord.read(p) for p in snakemake.input.fits])
     passed, text = study_check(fits)
     print(text)
     if not passed:

@@ -6,6 +6,7 @@ split to score, or that cannot be fitted to the runs, gets one row whose `status
 
 from transferlaw.io import write_csv
 from transferlaw.law.crossval import best_by_form, crossval_table
+from transferlaw.law.fit import Columns
 from transferlaw.runlog import log_to
 from transferlaw.schema import read_model_runs
 
@@ -15,10 +16,7 @@ with log_to(snakemake.log[0]):
     cv = crossval_table(
         table,
         forms=analysis["crossval_forms"],
-        group="dataset",
-        p=fit["p"],
-        f=fit["f"],
-        loss="eval_loss",
+        columns=Columns(p=fit["p"], f=fit["f"]),
         skip=analysis["crossval_skip"],
         l2_exponents=analysis["l2_exponents"],
         l2_coefficients=analysis["l2_coefficients"],

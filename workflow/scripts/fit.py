@@ -1,7 +1,7 @@
 """Snakemake entry point: fit the transfer law to the runs of one (dataset, model, method)."""
 
 from transferlaw.io import write_json
-from transferlaw.law.fit import fit_table
+from transferlaw.law.fit import Columns, fit_table
 from transferlaw.runlog import log_to
 from transferlaw.schema import read_model_runs
 
@@ -13,15 +13,15 @@ with log_to(snakemake.log[0]):
     result = fit_table(
         table,
         form=f["form"],
-        group="dataset",
-        p=f["p"],
-        f=f["f"],
-        loss="eval_loss",
+        columns=Columns(p=f["p"], f=f["f"]),
         keys=snakemake.params.remedies,
         record_unfitted=True,
     )[dataset]
-    result["model"], result["method"] = model, method
-    result["n_seeds"] = int(table["seed"].nunique())
-    result["model_n_params"] = int(table["n_params"].iloc[0]) if len(table) else 0
-    write_json(result, snakemake.output[0])
-    print(result)
+    result = result.with_runs(
+        model=model,
+        method=method,
+        n_seeds=int(table["seed"].nunique()),
+        model_n_params=int(table["n_params"].iloc[0]) if len(table) else 0,
+    )
+    write_json(result.to_json(), snakemake.output[0])
+    print(result.to_json())

@@ -1,20 +1,20 @@
 """Snakemake entry point: G against model size N per dataset and method, and the trend G(N) where it can be
 fitted."""
 
-import json
-
 import pandas as pd
 
 from transferlaw.io import write_csv, write_text
+from transferlaw.law.bootstrap import BootstrapSummary
 from transferlaw.law.compare import gap_markdown, gap_table, gap_trend, keyed
+from transferlaw.law.fit import FitRecord
 from transferlaw.runlog import log_to
 
 with log_to(snakemake.log[0]):
     keys = snakemake.params.fitted
-    summaries = keyed(keys, [json.loads(open(p).read()) for p in snakemake.input.summaries])
+    summaries = keyed(keys, [BootstrapSummary.read(p) for p in snakemake.input.summaries])
     samples = keyed(keys, [pd.read_parquet(p) for p in snakemake.input.samples])
-    fits = keyed(keys, [json.loads(open(p).read()) for p in snakemake.input.fits])
-    n_params = {model: fit["model_n_params"] for (_, model, _), fit in fits.items()}
+    fits = keyed(keys, [FitRecord.read(p) for p in snakemake.input.fits])
+    n_params = {model: fit.model_n_params for (_, model, _), fit in fits.items()}
     table = gap_table(summaries, n_params)
     trend = gap_trend(table, samples)
     write_csv(table, snakemake.output.table)

@@ -1,11 +1,9 @@
 """Snakemake entry point: one per-dataset figure (which one: ``params.figure``), as PNG and PDF."""
 
-import json
-
 import pandas as pd
 
 from transferlaw.io import read_table
-from transferlaw.law.fit import fitted
+from transferlaw.law.fit import Columns, FitRecord
 from transferlaw.report import plots
 from transferlaw.runlog import log_to
 
@@ -13,17 +11,15 @@ with log_to(snakemake.log[0]):
     name = snakemake.params.figure
     dataset = snakemake.wildcards.dataset
     inp = snakemake.input
-    fit = json.loads(open(inp.fit).read()) if "fit" in inp.keys() else {}
+    fit = FitRecord.read(inp.fit) if "fit" in inp.keys() else None
     runs = read_table(inp.runs) if "runs" in inp.keys() else None
-    if runs is not None and fit.get("model"):  # the figures show the runs the law was fitted to
-        runs = runs[runs["model"] == fit["model"]]
-        if fit.get("method") and "method" in runs.columns:
-            runs = runs[runs["method"] == fit["method"]]
+    if runs is not None and fit is not None:  # the runs the law was fitted to, and those it left out
+        runs = fit.runs(runs, usable=False)
     samples = pd.read_parquet(inp.samples) if "samples" in inp.keys() and inp.samples else None
-    p_column = fit.get("p_column", "pretrain_step")
+    p_column = (fit.columns if fit is not None else Columns()).p
     what = {"cross_section": "fitted law through the data", "iso_loss": "iso-loss contours",
             "surface": "fitted surface", "bootstrap": "bootstrap distributions"}  # fmt: skip
-    if name in what and not fitted(fit):  # the runs that exist, and why there is no law
+    if name in what and not fit.fitted:  # the runs that exist, and why there is no law
         fig = plots.plot_no_law(runs, fit, what[name], dataset=dataset)
     elif name == "raw_data":
         fig = plots.plot_raw_data(runs, p_column, dataset=dataset)

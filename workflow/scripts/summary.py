@@ -1,11 +1,11 @@
 """Snakemake entry point: results/summary.md from the fits, bootstrap, cross-validation and advice, and the
 tables of a study with several methods, models or seeds."""
 
-import json
-
 import pandas as pd
 
 from transferlaw.io import write_text
+from transferlaw.law.bootstrap import BootstrapSummary
+from transferlaw.law.fit import FitRecord
 from transferlaw.report.summary import beyond_markdown, summary_markdown, summary_rst
 from transferlaw.runlog import log_to
 
@@ -19,8 +19,8 @@ def table(name):
 with log_to(snakemake.log[0]):
     datasets = snakemake.params.datasets
     inp = snakemake.input
-    fits = {ds: json.loads(open(p).read()) for ds, p in zip(datasets, inp.fits, strict=True)}
-    intervals = {json.loads(open(p).read())["dataset"]: json.loads(open(p).read()) for p in inp.intervals}
+    fits = {ds: FitRecord.read(p) for ds, p in zip(datasets, inp.fits, strict=True)}
+    intervals = {s.dataset: s for s in map(BootstrapSummary.read, inp.intervals)}
     crossval = {}
     for path in inp.crossval:
         df = pd.read_csv(path)

@@ -5,8 +5,9 @@ import json
 import pandas as pd
 
 from transferlaw.io import read_table, write_csv, write_json, write_text
+from transferlaw.law.bootstrap import BootstrapSummary
 from transferlaw.law.crossval import best_by_form, unscored
-from transferlaw.law.fit import fitted
+from transferlaw.law.fit import Columns, FitRecord
 from transferlaw.law.transfer import EMPTY_EFFECTIVE_DATA, effective_data_table, hernandez_fit_table
 from transferlaw.report.tables import interval_table, law_forms_table, parameter_table, to_markdown
 from transferlaw.runlog import log_to
@@ -15,8 +16,8 @@ with log_to(snakemake.log[0]):
     out = snakemake.output
     summaries = {}
     for path in snakemake.input.bootstrap:
-        rec = json.loads(open(path).read())
-        summaries[str(rec["dataset"])] = rec
+        rec = BootstrapSummary.read(path)
+        summaries[str(rec.dataset)] = rec
     crossval = pd.concat(map(pd.read_csv, snakemake.input.crossval), ignore_index=True)
     for table, csv, md in (
         (parameter_table(summaries), out.parameters_csv, out.parameters_md),
@@ -30,18 +31,16 @@ with log_to(snakemake.log[0]):
     main = snakemake.params.fit
     frames = []
     for path in snakemake.input.fits:  # the main model and method's law, where one was fitted
-        fit = json.loads(open(path).read())
-        if not fitted(fit):
-            print(f"{fit['dataset']}: no law fitted, so no effective data: {fit['reason']}")
+        fit = FitRecord.read(path)
+        if not fit.fitted:
+            print(f"{fit.dataset}: no law fitted, so no effective data: {fit.reason}")
             continue
-        keep = (runs["dataset"] == fit["dataset"]) & (runs["model"] == main["model"])
-        keep &= runs["method"] == main["method"]
-        frames.append(effective_data_table(runs[keep], fit))
+        frames.append(effective_data_table(runs, fit))  # the runs of its dataset, model and method
     write_csv(pd.concat(frames, ignore_index=True) if frames else EMPTY_EFFECTIVE_DATA, out.effective_data)
     fits = {}
     for path in [*snakemake.input.fits, *snakemake.input.all_fits]:  # each model's own law, where fitted
-        fit = json.loads(open(path).read())
-        fits[(str(fit["dataset"]), fit["model"], fit.get("method", main["method"]))] = fit
-    hernandez = hernandez_fit_table(runs, main, fits)
+        fit = FitRecord.read(path)
+        fits[(str(fit.dataset), fit.model, fit.method or main["method"])] = fit
+    hernandez = hernandez_fit_table(runs, fits, form=main["form"], columns=Columns(p=main["p"], f=main["f"]))
     write_json(hernandez, out.hernandez)
     print(json.dumps(hernandez, indent=2))

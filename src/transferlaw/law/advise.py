@@ -76,6 +76,7 @@ from transferlaw.law.fit import (
     DEFAULT_FORM,
     NO_LAW,
     STATUS_NOT_FITTED,
+    Columns,
     check_fit_input,
     fit_law,
     table_groups,
@@ -451,11 +452,7 @@ def advise_table(
     n_runs: int = DEFAULT_RUNS,
     *,
     form: str = DEFAULT_FORM,
-    group: str | None = "dataset",
-    p: str = "pretrain_step",
-    f: str = "finetune_size",
-    loss: str = "eval_loss",
-    status: str | None = "status",
+    columns: Columns = Columns(),
     target: str = DEFAULT_TARGET,
     cost: str | None = DEFAULT_COST,
     n_samples: int = DEFAULT_SAMPLES,
@@ -472,8 +469,9 @@ def advise_table(
     space-filling first batch of status ``not_fitted`` whose message says why no law was fitted and what to
     change (``keys`` names the settings, as the fit's)."""
     law = _checked_request(form, target, n_runs)
+    group, (p, f, loss) = columns.group, columns.names
     _check_candidates(candidates, law, p, f)
-    groups = table_groups(df, group=group, p=p, f=f, loss=loss, status=status)
+    groups = table_groups(df, columns)
     per_group = group is not None and group in candidates.columns
     if per_group:
         unknown = sorted(set(map(str, candidates[group])) - {str(g.key) for g in groups})
@@ -485,11 +483,11 @@ def advise_table(
         if cands.empty:
             raise ValueError(f"candidates: none for {g.label}")
         cands = cands.drop_duplicates(subset=[p, f]).reset_index(drop=True)
-        no_law = why_no_law(g, law, p=p, f=f, loss=loss, keys=keys)
+        no_law = why_no_law(g, law, columns=columns, keys=keys)
         try:
             # with no usable run there is no nearest run to price a cell by: every cell costs the same
             costs = candidate_costs(cands, g.runs, cost, p, f) if len(g.runs) else np.ones(len(cands))
-            check_fit_input(g.runs[p], g.runs[f], g.runs[loss], law, names=(p, f, loss), count=False)
+            check_fit_input(g.runs[p], g.runs[f], g.runs[loss], law, names=columns.names, count=False)
         except ValueError as err:
             raise ValueError(f"{g.label}: {err}") from None
         plans.append((g, cands, costs, no_law))
@@ -520,7 +518,7 @@ def advise_table(
                 cost=costs,
                 n_samples=n_samples,
                 seed=seed,
-                names=(p, f, loss),
+                names=columns.names,
             )
         logger.info("%s: %s", g.label, advice.message)
         rows = cands.iloc[advice.picks].reset_index(drop=True)

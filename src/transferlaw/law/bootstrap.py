@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,11 @@ from transferlaw.law.fit import (
     DEFAULT_FORM,
     NO_LAW,
     STATUS_FITTED,
+    STATUS_NOT_FITTED,
+    Columns,
     FitResult,
+    NoLaw,
+    _read_json,
     check_fit_input,
     fit_batch,
     fit_law,
@@ -227,69 +232,177 @@ def verify_refits(
     }
 
 
+#: every key a bootstrap summary's JSON may hold (:meth:`BootstrapSummary.to_json`)
+SUMMARY_KEYS = frozenset(
+    ["dataset", "form", "status", "n_samples", "seed", "n_points", "n_cells", "cells", "n_excluded", "cause",
+     "reason", "keys", "n_converged", "params", "model", "method"]
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BootstrapSummary:
+    """A group's bootstrap as :func:`bootstrap_table` makes it and the tables, figures, summary and method
+    comparisons read it: per parameter of the law its ``estimate``, ``se``, 95% interval (``ci_low``,
+    ``ci_high``) and ``identified`` (with ``why`` and ``bound`` where not: the entries
+    :meth:`BootstrapResult.summary` makes, which :func:`transferlaw.law.diagnostics.describe` reads), and how
+    the resamples were drawn; or, where the group has no law (``no_law``), why, and no parameters.
+
+    Its JSON (``results/bootstrap/<dataset>.json``) is :meth:`to_json`, key for key and in the order the
+    bootstrap has always written it; :meth:`from_json` and :meth:`read` read it back."""
+
+    dataset: Any  # the group's value
+    form: str
+    params: Mapping[str, Mapping[str, Any]]  # {} without a law
+    no_law: NoLaw | None = None  # why there is no law (None: there is one)
+    n_samples: int | None = None  # resamples asked for
+    seed: int | None = None  # their seed
+    n_points: int | None = None  # usable runs
+    n_cells: int | None = None  # distinct (p, f) cells, each resampled with all its runs
+    cells: tuple[tuple[float, float], ...] | None = None  # the cells, in the order resampled
+    n_excluded: int | None = None  # runs left out for their status
+    n_converged: int | None = None  # refits that converged
+    model: str | None = None  # the workflow's: whose runs
+    method: str | None = None
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the group has a law (and so intervals)."""
+        return self.no_law is None
+
+    @property
+    def status(self) -> str:
+        return STATUS_FITTED if self.fitted else STATUS_NOT_FITTED
+
+    @property
+    def reason(self) -> str:
+        """Why there is no law ("" where there is one)."""
+        return self.no_law.reason if self.no_law is not None else ""
+
+    @property
+    def names(self) -> list[str]:
+        """The parameters of the law (of its form, where there is none)."""
+        return list(self.params) or list(get_form(self.form).param_names)
+
+    def paired_with(self, other: BootstrapSummary) -> bool:
+        """Whether resample i of this bootstrap drew the same cells as resample i of ``other``: same seed,
+        same count, same cells in the same order."""
+        return (
+            self.seed == other.seed
+            and self.n_samples == other.n_samples
+            and self.cells is not None
+            and self.cells == other.cells
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as JSON-ready data, in the order :func:`bootstrap_table` writes it."""
+        out: dict[str, Any] = {"dataset": self.dataset, "form": self.form, "status": self.status}
+        cells = None if self.cells is None else [list(c) for c in self.cells]
+        for key, value in (
+            ("n_samples", self.n_samples),
+            ("seed", self.seed),
+            ("n_points", self.n_points),
+            ("n_cells", self.n_cells),
+            ("cells", cells),
+            ("n_excluded", self.n_excluded),
+        ):
+            if value is not None:
+                out[key] = value
+        if self.no_law is not None:
+            out.update({k: v for k, v in self.no_law.record().items() if k != "status"})
+        if self.n_converged is not None:
+            out["n_converged"] = self.n_converged
+        out["params"] = {name: dict(entry) for name, entry in self.params.items()}
+        for key in ("model", "method"):
+            if (value := getattr(self, key)) is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], source: str = "bootstrap summary") -> BootstrapSummary:
+        """A summary from its JSON (:meth:`to_json`); ValueError names ``source`` and what is wrong."""
+        if not isinstance(d, Mapping) or "form" not in d or "params" not in d:
+            raise ValueError(f"{source}: not a bootstrap summary (no 'form' or 'params')")
+        if unknown := [k for k in d if k not in SUMMARY_KEYS]:
+            raise ValueError(
+                f"{source}: unknown key(s) {', '.join(map(repr, unknown))} in a bootstrap summary"
+            )
+        status = d.get("status", STATUS_FITTED)
+        if status not in (STATUS_FITTED, STATUS_NOT_FITTED):
+            raise ValueError(
+                f"{source}: status {status!r} is neither {STATUS_FITTED!r} nor {STATUS_NOT_FITTED!r}"
+            )
+        no_law = None
+        if status == STATUS_NOT_FITTED:
+            no_law = NoLaw(str(d.get("cause", "")), str(d.get("reason", "")), tuple(d.get("keys", ())))
+        cells = d.get("cells")
+        return cls(
+            dataset=d.get("dataset"),
+            form=get_form(d["form"]).name,
+            params={str(name): dict(entry) for name, entry in d["params"].items()},
+            no_law=no_law,
+            cells=None if cells is None else tuple(tuple(c) for c in cells),
+            **{
+                k: d.get(k) for k in ("n_samples", "seed", "n_points", "n_cells", "n_excluded", "n_converged")
+            },
+            **{k: d.get(k) for k in ("model", "method")},
+        )
+
+    @classmethod
+    def read(cls, path: str | Path) -> BootstrapSummary:
+        """The summary of one law's bootstrap from its JSON file (``results/bootstrap/<dataset>.json``)."""
+        return cls.from_json(_read_json(path), str(path))
+
+
 def bootstrap_table(
     df: pd.DataFrame,
     *,
     form: str = DEFAULT_FORM,
-    group: str | None = "dataset",
-    p: str = "pretrain_step",
-    f: str = "finetune_size",
-    loss: str = "eval_loss",
+    columns: Columns = Columns(),
     n_samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
-    status: str | None = "status",
     keys: Mapping[str, str] | None = None,
     record_unfitted: bool = False,
     **kwargs: Any,
-) -> tuple[dict[str, dict[str, Any]], dict[str, pd.DataFrame]]:
+) -> tuple[dict[str, BootstrapSummary], dict[str, pd.DataFrame]]:
     """Bootstrap one law per group of a table of runs (:func:`transferlaw.law.fit.table_groups`).
 
     Resamples draw cells, the distinct (p, f) of the runs, each with all its runs (its seed replicates).
 
-    Returns (summaries, samples): JSON-ready dicts keyed by group value with keys ``dataset, form, status,
-    n_samples, seed, n_points, n_cells, cells, n_excluded, params`` (``cells``: the (p, f) of each cell in
-    the order resampled; ``params[name]`` = ``estimate, se, ci_low, ci_high, identified`` and, when not
-    identified, ``why``), and the resample refits per group. A group whose law cannot be fitted
-    (:func:`transferlaw.law.fit.why_no_law`) raises ValueError naming it, or with ``record_unfitted`` gets a
-    summary with status ``not_fitted``, its ``cause``, ``reason`` and ``keys`` and empty ``params``, and
-    no resamples (a frame with the columns alone).
+    Returns (summaries, samples), keyed by group value: a :class:`BootstrapSummary` per group (``cells``:
+    the (p, f) of each cell in the order resampled), and the resample refits per group. A group whose law
+    cannot be fitted (:func:`transferlaw.law.fit.why_no_law`) raises ValueError naming it, or with
+    ``record_unfitted`` gets a summary that says why (``no_law``) with empty ``params``, and no resamples (a
+    frame with the columns alone).
     """
     law = get_form(form)
-    summaries: dict[str, dict[str, Any]] = {}
+    p, f, loss = columns.names
+    summaries: dict[str, BootstrapSummary] = {}
     samples: dict[str, pd.DataFrame] = {}
-    for g in table_groups(df, group=group, p=p, f=f, loss=loss, status=status):
+    for g in table_groups(df, columns):
         sub = g.runs
         cells = sub.groupby([p, f], sort=False).ngroup().to_numpy()  # numbered in order of first appearance
         record: dict[str, Any] = {
             "dataset": g.key,
             "form": law.name,
-            "status": STATUS_FITTED,
             "n_samples": int(n_samples),
             "seed": int(seed),
             "n_points": int(len(sub)),
             "n_cells": int(cells.max() + 1) if cells.size else 0,
-            "cells": sub[[p, f]].drop_duplicates().to_numpy(float).tolist(),
+            "cells": tuple(tuple(c) for c in sub[[p, f]].drop_duplicates().to_numpy(float).tolist()),
             "n_excluded": g.n_excluded,
         }
-        if (no_law := why_no_law(g, law, p=p, f=f, loss=loss, keys=keys)) is not None:
+        if (no_law := why_no_law(g, law, columns=columns, keys=keys)) is not None:
             if not record_unfitted:
                 raise ValueError(f"{g.label}: {NO_LAW}: {no_law.reason}")
             logger.warning("%s: no law fitted, nothing to bootstrap: %s", g.label, no_law.reason)
-            summaries[str(g.key)] = record | no_law.record() | {"n_converged": 0, "params": {}}
+            summaries[str(g.key)] = BootstrapSummary(**record, no_law=no_law, n_converged=0, params={})
             samples[str(g.key)] = empty_samples(law)
             continue
         try:
             res = bootstrap_fit(
-                sub[p],
-                sub[f],
-                sub[loss],
-                law,
-                n_samples=n_samples,
-                seed=seed,
-                names=(p, f, loss),
-                cells=cells,
-                **kwargs,
-            )
+                sub[p], sub[f], sub[loss], law, n_samples=n_samples, seed=seed, names=columns.names,
+                cells=cells, **kwargs,
+            )  # fmt: skip
         except ValueError as err:
             raise ValueError(f"{g.label}: {err}") from None
         params = res.summary()
@@ -301,8 +414,8 @@ def bootstrap_table(
                 ", ".join(missing),
                 "; ".join(f"{n}: {params[n]['why']}" for n in missing),
             )
-        record.update(n_converged=int(res.samples["converged"].sum()), params=params)
-        summaries[str(g.key)] = record
+        n_converged = int(res.samples["converged"].sum())
+        summaries[str(g.key)] = BootstrapSummary(**record, n_converged=n_converged, params=params)
         samples[str(g.key)] = res.samples
     return summaries, samples
 

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transferlaw.law.bootstrap import BootstrapSummary
 from transferlaw.law.diagnostics import describe
-from transferlaw.law.fit import NO_LAW, fitted
-from transferlaw.law.forms import get_form
+from transferlaw.law.fit import NO_LAW
 
 #: percentile interval of the differences and trends (the bootstrap's)
 LEVEL = 0.95
@@ -44,16 +44,6 @@ def _interval(x: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
         return float("nan"), float("nan")
     lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
     return float(np.percentile(x, lo)), float(np.percentile(x, hi))
-
-
-def _paired(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Whether two bootstraps drew the same cells in each resample: same seed, same count, same cells."""
-    return (
-        a.get("seed") == b.get("seed")
-        and a.get("n_samples") == b.get("n_samples")
-        and a.get("cells") is not None
-        and a.get("cells") == b.get("cells")
-    )
 
 
 def _bounds(entry: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -97,7 +87,7 @@ def _verdict(low: float, high: float, what: str, larger: str, smaller: str) -> s
 
 
 def method_table(
-    summaries: Mapping[Key, Mapping[str, Any]],
+    summaries: Mapping[Key, BootstrapSummary],
     samples: Mapping[Key, pd.DataFrame],
     reference: str,
 ) -> pd.DataFrame:
@@ -112,21 +102,21 @@ def method_table(
             "dataset": dataset,
             "model": model,
             "method": method,
-            "n_points": s.get("n_points"),
-            "n_cells": s.get("n_cells"),
+            "n_points": s.n_points,
+            "n_cells": s.n_cells,
         }
-        if not fitted(s):  # no law: every parameter says so, and there is no difference to take
-            row["status"], row["reason"] = s.get("status"), s.get("reason", "")
-            for name in get_form(s["form"]).param_names:
+        if not s.fitted:  # no law: every parameter says so, and there is no difference to take
+            row["status"], row["reason"] = s.status, s.reason
+            for name in s.names:
                 row[f"{name}_identified"], row[f"{name}_text"] = False, NO_LAW
-        for name, entry in s["params"].items():
+        for name, entry in s.params.items():
             row[name] = entry["estimate"]
             row[f"{name}_low"], row[f"{name}_high"] = entry["ci_low"], entry["ci_high"]
             row[f"{name}_identified"] = bool(entry.get("identified", True))
             row[f"{name}_text"] = describe(name, entry)
         ref = (dataset, model, reference)
-        if method != reference and ref in summaries and not (fitted(s) and fitted(summaries[ref])):
-            unfitted = [m for m, rec in ((method, s), (reference, summaries[ref])) if not fitted(rec)]
+        if method != reference and ref in summaries and not (s.fitted and summaries[ref].fitted):
+            unfitted = [m for m, rec in ((method, s), (reference, summaries[ref])) if not rec.fitted]
             row.update(
                 G_diff_vs=reference,
                 G_diff=float("nan"),
@@ -137,7 +127,7 @@ def method_table(
             )
         elif method != reference and ref in summaries:
             base = summaries[ref]
-            paired = _paired(s, base)
+            paired = s.paired_with(base)
             a = samples[key]["G"].to_numpy(float)
             b = samples[ref]["G"].to_numpy(float)
             if paired:
@@ -148,12 +138,12 @@ def method_table(
             low, high = _interval(diff)
             row.update(
                 G_diff_vs=reference,
-                G_diff=s["params"]["G"]["estimate"] - base["params"]["G"]["estimate"],
+                G_diff=s.params["G"]["estimate"] - base.params["G"]["estimate"],
                 G_diff_low=low,
                 G_diff_high=high,
                 pairing="paired by cell" if paired else "independent",
                 G_diff_verdict=_difference_verdict(
-                    method, reference, s["params"]["G"], base["params"]["G"], low, high
+                    method, reference, s.params["G"], base.params["G"], low, high
                 ),
             )
         rows.append(row)
@@ -181,17 +171,17 @@ def method_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
-def gap_table(summaries: Mapping[Key, Mapping[str, Any]], n_params: Mapping[str, int]) -> pd.DataFrame:
+def gap_table(summaries: Mapping[Key, BootstrapSummary], n_params: Mapping[str, int]) -> pd.DataFrame:
     """G and its interval against the model's size: one row per (dataset, method, model), sorted by N.
 
     ``n_params`` maps each model to its N (parameters of the checkpoint, as the records say)."""
     rows = []
     for (dataset, model, method), s in summaries.items():
-        if not fitted(s):  # no law: G is not measured at all, and the reason says why
+        if not s.fitted:  # no law: G is not measured at all, and the reason says why
             g = {"estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "identified": False}
-            g |= {"text": NO_LAW, "why": f"{NO_LAW}: {s.get('reason', '')}"}
+            g |= {"text": NO_LAW, "why": f"{NO_LAW}: {s.reason}"}
         else:
-            g = s["params"]["G"]
+            g = s.params["G"]
         rows.append(
             {
                 "dataset": dataset,

@@ -29,6 +29,7 @@ from transferlaw.law.fit import (
     DEFAULT_FORM,
     NO_LAW,
     STATUS_NOT_FITTED,
+    Columns,
     fit_batch,
     fit_law,
     table_groups,
@@ -217,11 +218,7 @@ def crossval_table(
     df: pd.DataFrame,
     *,
     forms: Sequence[str] = CV_FORMS,
-    group: str | None = "dataset",
-    p: str = "pretrain_step",
-    f: str = "finetune_size",
-    loss: str = "eval_loss",
-    status: str | None = "status",
+    columns: Columns = Columns(),
     drop_nonpositive: bool = True,
     l2_exponents: Sequence[float] = L2_EXPONENTS,
     l2_coefficients: Sequence[float] = L2_COEFFICIENTS,
@@ -244,11 +241,12 @@ def crossval_table(
     (:func:`scored` keeps the scored rows). ``keys`` names the settings to change, as for the fit.
     """
     l2e, l2c = np.meshgrid(np.asarray(l2_exponents, float), np.asarray(l2_coefficients, float), indexing="ij")
+    p, f, loss = columns.names
     tasks, labels = [], []
     slots: list[int | pd.DataFrame] = []  # per (group, form) in order: its task's index, or its one row
-    for g in table_groups(df, group=group, p=p, f=f, loss=loss, status=status):
+    for g in table_groups(df, columns):
         sub = g.runs
-        no_law = why_no_law(g, form, p=p, f=f, loss=loss, keys=keys)  # the fit's own verdict
+        no_law = why_no_law(g, form, columns=columns, keys=keys)  # the fit's own verdict
         if no_law is not None:
             logger.warning("%s: %s, nothing to cross-validate: %s", g.label, NO_LAW, no_law.reason)
         for name in forms:
@@ -270,7 +268,7 @@ def crossval_table(
     try:
         results = _score_forms(tasks, workers)
     except ValueError as err:
-        raise ValueError(f"{group or 'table'}: {err}") from None
+        raise ValueError(f"{columns.group or 'table'}: {err}") from None
     frames = []
     for slot in slots:
         if isinstance(slot, pd.DataFrame):

@@ -26,11 +26,14 @@ BFGS loop over the same grid.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +43,7 @@ from transferlaw.defaults import default
 from transferlaw.law import kernels
 from transferlaw.law.diagnostics import fit_diagnostics
 from transferlaw.law.forms import EXPONENT_CLIP, LOG_CLIP, LawForm, PointGrid, get_form
-from transferlaw.schema import STATUS_DIVERGED, STATUS_MAX_EPOCHS, STATUS_OK
+from transferlaw.schema import STATUS_DIVERGED, STATUS_MAX_EPOCHS, STATUS_OK, fit_uses
 
 logger = logging.getLogger(__name__)
 
@@ -358,6 +361,31 @@ class FitResult:
             "diagnostics": self.diagnostics,
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FitResult:
+        """The fit of a record :meth:`to_dict` wrote (keys it lacks, in records older than them, get the
+        values such a fit had: no diagnostics, no penalties)."""
+        law = get_form(d["form"])
+        params = {str(name): float(value) for name, value in d["params"].items()}
+        if missing := [n for n in law.param_names if n not in params]:
+            raise ValueError(f"fit of form {law.name!r}: missing parameter(s) {', '.join(missing)}")
+        free = np.asarray(d["free"], float) if "free" in d else law.to_free(params)
+        return cls(
+            form=law.name,
+            params=params,
+            free=free,
+            objective=float(d.get("objective", np.nan)),
+            converged=bool(d.get("converged", True)),
+            n_points=int(d.get("n_points", 0)),
+            fit_seconds=float(d.get("fit_seconds", 0.0)),
+            n_starts=int(d.get("n_starts", 0)),
+            n_iter=int(d.get("n_iter", 0)),
+            huber_delta=float(d.get("huber_delta", HUBER_DELTA)),
+            l2_exponents=float(d.get("l2_exponents", 0.0)),
+            l2_coefficients=float(d.get("l2_coefficients", 0.0)),
+            diagnostics=dict(d.get("diagnostics", {})),
+        )
+
 
 def check_fit_input(
     p: Any,
@@ -480,6 +508,29 @@ def fit_law(
 # tables of runs
 # ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class Columns:
+    """The columns of a table of runs that every analysis of it reads, named once (by the command line's
+    options, :func:`transferlaw.cli.table_columns`, or a workflow script) and passed to every table driver
+    (:func:`fit_table`, :func:`transferlaw.law.bootstrap.bootstrap_table`, ...)."""
+
+    #: one law per value of this column; None: the whole table is one group (keyed "all")
+    group: str | None = "dataset"
+    #: the law's p and f: the config's ``fit.p`` and ``fit.f`` (pre-training steps, fine-tune size)
+    p: str = default("fit.p")
+    f: str = default("fit.f")
+    #: the loss the law predicts: the record's eval loss (the minimum over epochs)
+    loss: str = "eval_loss"
+    #: runs whose status here is not "ok" are left out (:func:`transferlaw.schema.fit_uses`); None, or a
+    #: table without the column: every run is used
+    status: str | None = "status"
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        """(p, f, loss): how error messages name the law's inputs (:func:`fit_law`'s ``names``)."""
+        return (self.p, self.f, self.loss)
+
+
+@dataclass(frozen=True)
 class RunGroup:
     """One group of a table of runs, as every analysis of a table sees it (:func:`table_groups`)."""
 
@@ -497,20 +548,14 @@ class RunGroup:
         return len(self.runs) + self.n_excluded
 
 
-def table_groups(
-    df: pd.DataFrame,
-    *,
-    group: str | None,
-    p: str,
-    f: str,
-    loss: str,
-    status: str | None = "status",
-) -> list[RunGroup]:
-    """The one driver of the fit, bootstrap and cross-validation of a table: checks that the columns exist,
-    leaves out the runs whose ``status`` (where the table has one) is not ``"ok"`` with one warning that
-    counts them by status, and splits the rest by ``group`` (``None``: the whole table, keyed ``"all"``).
-    Whether a group's usable runs can be fitted at all is :func:`why_no_law`'s to say."""
-    needed = [c for c in (group, p, f, loss) if c is not None]
+def table_groups(df: pd.DataFrame, columns: Columns = Columns()) -> list[RunGroup]:
+    """The one driver of the fit, bootstrap, cross-validation and advice of a table: checks that the columns
+    exist, leaves out the runs a law does not use (:func:`transferlaw.schema.fit_uses`: those whose status,
+    where the table has one, is not ``"ok"``) with one warning that counts them by status, and splits the
+    rest by ``columns.group`` (``None``: the whole table, keyed ``"all"``). Whether a group's usable runs
+    can be fitted at all is :func:`why_no_law`'s to say."""
+    group, status = columns.group, columns.status
+    needed = [c for c in (group, columns.p, columns.f, columns.loss) if c is not None]
     missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
     if missing:
         raise ValueError(
@@ -520,15 +565,13 @@ def table_groups(
     if group is not None and pd.isna(df[group]).any():
         raise ValueError(f"column {group!r} has missing values")
     has_status = status is not None and status in df.columns
-    ok = (df[status] == STATUS_OK).to_numpy() if has_status else None
-    if ok is not None and (~ok).any():
+    ok = fit_uses(df, status=status)
+    if (~ok).any():
         counts = df.loc[~ok, status].value_counts()
         detail = ", ".join(f"{n} {s}" for s, n in counts.items())
         logger.warning(
             "excluding %d run(s) whose %r is not %r (%s)", int((~ok).sum()), status, STATUS_OK, detail
         )
-    if ok is None:
-        ok = np.ones(len(df), bool)
     keys = df[group].to_numpy() if group is not None else np.full(len(df), "all", dtype=object)
     out = []
     for key in sorted(pd.unique(keys), key=str):
@@ -593,9 +636,9 @@ class NoLaw:
 
 
 def fitted(record: Mapping[str, Any]) -> bool:
-    """Whether a fit or bootstrap record (:func:`fit_table`,
-    :func:`transferlaw.law.bootstrap.bootstrap_table`) holds a law; records written before statuses existed
-    always do."""
+    """Whether the JSON of a fit or bootstrap record holds a law; records written before statuses existed
+    always do. Typed records say it themselves (:attr:`FitRecord.fitted`,
+    :attr:`transferlaw.law.bootstrap.BootstrapSummary.fitted`)."""
     return record.get("status", STATUS_FITTED) == STATUS_FITTED
 
 
@@ -631,9 +674,7 @@ def why_no_law(
     g: RunGroup,
     form: str | LawForm = DEFAULT_FORM,
     *,
-    p: str = "pretrain_step",
-    f: str = "finetune_size",
-    loss: str = "eval_loss",
+    columns: Columns = Columns(),
     keys: Mapping[str, str] | None = None,
 ) -> NoLaw | None:
     """Whether a group's usable runs can be fitted with ``form``, and if not why (None when they can): the
@@ -647,6 +688,7 @@ def why_no_law(
     from transferlaw.law.diagnostics import axis_words
 
     law = get_form(form)
+    p, f, loss = columns.names
     keys = {**DEFAULT_KEYS, **(keys or {})}
     words = axis_words(p, f, _f_unit(g.runs, f))
     n, usable = g.n_runs, len(g.runs)
@@ -714,45 +756,246 @@ def _f_unit(runs: pd.DataFrame, f: str) -> str | None:
     return None
 
 
+#: every key a fit record's JSON may hold (:meth:`FitRecord.to_json`)
+FIT_KEYS = frozenset(
+    ["dataset", "group_column", "status", "form", "formula", "params", "free", "objective", "converged",
+     "n_points", "fit_seconds", "n_starts", "n_iter", "huber_delta", "l2_exponents", "l2_coefficients",
+     "diagnostics", "n_excluded", "p_column", "f_column", "loss_column", "f_unit", "warnings", "cause",
+     "reason", "keys", "runs_by_status", "model", "method", "n_seeds", "model_n_params"]
+)  # fmt: skip
+#: what the workflow adds to a fit record: which model's and method's runs, how many seeds, the model's N
+RUN_KEYS = ("model", "method", "n_seeds", "model_n_params")
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    """A group's law as :func:`fit_table` makes it and every analysis downstream reads it (figures, tables,
+    summary, effective data, allocation, run noise, the command line): the law (``result``), or why there is
+    none (``no_law``), with the columns it was fitted on and the runs it left out.
+
+    Its JSON (``results/fits/<dataset>.json``, one group of ``transferlaw fit``'s output) is :meth:`to_json`,
+    key for key and in the order the fit has always written it; :meth:`from_json` and :meth:`read` read it
+    back (a record written before statuses existed holds a law)."""
+
+    dataset: Any  # the group's value: the dataset's name; "all" for a whole table
+    form: str  # the law's form (:mod:`transferlaw.law.forms`)
+    columns: Columns = Columns()  # p, f and loss the law was fitted on; the group column
+    result: FitResult | None = None  # the law; None where the runs cannot be fitted
+    no_law: NoLaw | None = None  # why they cannot, and what to change (exactly one of the two is set)
+    n_points: int = 0  # the usable runs the law was (or would have been) fitted to
+    n_excluded: int = 0  # runs left out for their status
+    runs_by_status: Mapping[str, int] = field(default_factory=dict)  # without a law: every run, by status
+    f_unit: str | None = None  # the unit of the fine-tune size, where the table says
+    warnings: tuple[str, ...] = ()  # what a reader of the law should know (:func:`capped_warning`)
+    model: str | None = None  # the workflow's: the model and method whose runs these are,
+    method: str | None = None
+    n_seeds: int | None = None  # their seeds,
+    model_n_params: int | None = None  # and the model's size N
+
+    def __post_init__(self) -> None:
+        if (self.result is None) == (self.no_law is None):
+            raise ValueError(f"fit of {self.dataset!r}: give either the law or why there is none, not both")
+
+    # ----- what readers ask -----
+    @property
+    def fitted(self) -> bool:
+        """Whether the group has a law."""
+        return self.result is not None
+
+    @property
+    def status(self) -> str:
+        return STATUS_FITTED if self.fitted else STATUS_NOT_FITTED
+
+    @property
+    def law(self) -> LawForm:
+        return get_form(self.form)
+
+    @property
+    def params(self) -> dict[str, float]:
+        """The law's natural parameters ({} without a law)."""
+        return dict(self.result.params) if self.result is not None else {}
+
+    @property
+    def diagnostics(self) -> dict[str, Any]:
+        """What the fit cannot tell (:func:`transferlaw.law.diagnostics.fit_diagnostics`; {} without a law,
+        or in a record older than diagnostics)."""
+        return self.result.diagnostics if self.result is not None else {}
+
+    @property
+    def at_bound(self) -> tuple[str, ...]:
+        """The parameters at the optimiser's bound: the runs cannot tell them from zero."""
+        return tuple(self.diagnostics.get("at_bound", ()))
+
+    @property
+    def reason(self) -> str:
+        """Why there is no law, and what to change ("" where there is one)."""
+        return self.no_law.reason if self.no_law is not None else ""
+
+    def predict(self, p: Any, f: Any) -> np.ndarray:
+        """The law's predicted loss at (p, f)."""
+        if self.result is None:
+            raise ValueError(f"{self.dataset}: {NO_LAW}: {self.reason}")
+        return self.law.predict(self.result.params, p, f)
+
+    def runs(self, table: pd.DataFrame, *, usable: bool = True) -> pd.DataFrame:
+        """The runs of ``table`` this law is fitted to (:func:`transferlaw.schema.fit_uses`): its dataset's
+        (where it is grouped by dataset), model's and method's usable runs; ``usable=False``: every run of
+        theirs, whatever its status (what figures draw and messages count)."""
+        mask = fit_uses(
+            table,
+            dataset=self.dataset if self.columns.group == "dataset" else None,
+            model=self.model,
+            method=self.method,
+            status=self.columns.status,
+            usable=usable,
+        )
+        return table[mask]
+
+    # ----- the JSON -----
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-ready data, in the order :func:`fit_table` writes it."""
+        out: dict[str, Any] = {"dataset": self.dataset}
+        if self.columns.group not in (None, "dataset"):
+            out["group_column"] = self.columns.group
+        columns: dict[str, Any] = {
+            "p_column": self.columns.p,
+            "f_column": self.columns.f,
+            "loss_column": self.columns.loss,
+        }
+        if self.f_unit is not None:
+            columns["f_unit"] = self.f_unit
+        if self.result is not None:
+            out["status"] = STATUS_FITTED
+            out.update(self.result.to_dict())
+            out.update(n_excluded=self.n_excluded, **columns)
+        else:
+            assert self.no_law is not None
+            out.update(form=self.form, formula=self.law.formula, **self.no_law.record())
+            out.update(n_points=self.n_points, n_excluded=self.n_excluded)
+            out.update(runs_by_status=dict(self.runs_by_status), **columns)
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        for key in RUN_KEYS:
+            if (value := getattr(self, key)) is not None:
+                out[key] = value
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any], source: str = "fit") -> FitRecord:
+        """A record from its JSON (:meth:`to_json`); ValueError names ``source`` and what is wrong."""
+        if not isinstance(d, Mapping) or "form" not in d:
+            raise ValueError(f"{source}: not a fit record (no 'form')")
+        if unknown := [k for k in d if k not in FIT_KEYS]:
+            raise ValueError(f"{source}: unknown key(s) {', '.join(map(repr, unknown))} in a fit record")
+        status = d.get("status", STATUS_FITTED)
+        if status not in (STATUS_FITTED, STATUS_NOT_FITTED):
+            raise ValueError(
+                f"{source}: status {status!r} is neither {STATUS_FITTED!r} nor {STATUS_NOT_FITTED!r}"
+            )
+        try:
+            result = FitResult.from_dict(d) if status == STATUS_FITTED else None
+        except (KeyError, ValueError) as err:
+            raise ValueError(f"{source}: {err}") from None
+        no_law = None
+        if result is None:
+            no_law = NoLaw(str(d.get("cause", "")), str(d.get("reason", "")), tuple(d.get("keys", ())))
+        default = Columns()  # a record older than its columns was fitted on the defaults
+        columns = Columns(
+            group=d.get("group_column", "dataset"),
+            p=d.get("p_column", default.p),
+            f=d.get("f_column", default.f),
+            loss=d.get("loss_column", default.loss),
+        )
+        return cls(
+            dataset=d.get("dataset"),
+            form=get_form(d["form"]).name,
+            columns=columns,
+            result=result,
+            no_law=no_law,
+            n_points=int(d.get("n_points", result.n_points if result is not None else 0)),
+            n_excluded=int(d.get("n_excluded", 0)),
+            runs_by_status={str(k): int(v) for k, v in d.get("runs_by_status", {}).items()},
+            f_unit=d.get("f_unit"),
+            warnings=tuple(d.get("warnings", ())),
+            **{key: d.get(key) for key in RUN_KEYS},
+        )
+
+    @classmethod
+    def read(cls, path: str | Path) -> FitRecord:
+        """The record of one law from its JSON file (the workflow's ``results/fits/<dataset>.json``)."""
+        return cls.from_json(_read_json(path), str(path))
+
+    def with_runs(self, **run: Any) -> FitRecord:
+        """The record with the workflow's :data:`RUN_KEYS` (model, method, n_seeds, model_n_params) set."""
+        if unknown := [k for k in run if k not in RUN_KEYS]:
+            raise TypeError(
+                f"unknown run key(s) {', '.join(unknown)}; a fit record has {', '.join(RUN_KEYS)}"
+            )
+        return dataclasses.replace(self, **run)
+
+
+def _read_json(path: str | Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not JSON ({err})") from None
+
+
+def read_fits(path: str | Path) -> dict[str, FitRecord]:
+    """Every law of a JSON file, keyed by group: one fit (the workflow's ``results/fits/<dataset>.json``)
+    or one per group (``transferlaw fit``'s output, keyed by group value)."""
+    obj = _read_json(path)
+    if isinstance(obj, Mapping) and "form" in obj:  # one fit (the workflow's)
+        record = FitRecord.from_json(obj, str(path))
+        return {str(record.dataset): record}
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{path}: not a fit record nor fits keyed by group")
+    # a group's record names its group; one that does not is the group its key says
+    return {
+        str(key): FitRecord.from_json(
+            {"dataset": key, **rec} if isinstance(rec, Mapping) else rec, f"{path}: {key}"
+        )
+        for key, rec in obj.items()
+    }
+
+
+def fits_json(fits: Mapping[str, FitRecord]) -> dict[str, dict[str, Any]]:
+    """Fits keyed by group as JSON-ready data (what ``transferlaw fit`` writes)."""
+    return {key: fit.to_json() for key, fit in fits.items()}
+
+
 def fit_table(
     df: pd.DataFrame,
     *,
     form: str = DEFAULT_FORM,
-    group: str | None = "dataset",
-    p: str = "pretrain_step",
-    f: str = "finetune_size",
-    loss: str = "eval_loss",
-    status: str | None = "status",
+    columns: Columns = Columns(),
     keys: Mapping[str, str] | None = None,
     record_unfitted: bool = False,
     **fit_kwargs: Any,
-) -> dict[str, dict[str, Any]]:
-    """Fit one law per group of a table of runs (:func:`table_groups`); JSON-ready dicts keyed by group
-    value. Extra keyword arguments go to :func:`fit_law`.
+) -> dict[str, FitRecord]:
+    """Fit one law per group of a table of runs (:func:`table_groups`), keyed by group value. Extra keyword
+    arguments go to :func:`fit_law`.
 
     A group whose runs cannot be fitted (:func:`why_no_law`) raises ValueError naming it, or with
-    ``record_unfitted`` gets a record that says so (``status`` ``not_fitted``, ``cause``, ``reason``,
-    ``keys``, and no ``params``) so that the other groups keep their fits. Every record has a ``status``;
-    ``warnings`` lists what a reader of a fitted law should know (:func:`capped_warning`)."""
+    ``record_unfitted`` gets a record that says so (``no_law``: its cause, reason and keys) so that the
+    other groups keep their fits. ``warnings`` lists what a reader of a fitted law should know
+    (:func:`capped_warning`)."""
     law = get_form(form)
-    out: dict[str, dict[str, Any]] = {}
-    for g in table_groups(df, group=group, p=p, f=f, loss=loss, status=status):
-        record: dict[str, Any] = {"dataset": g.key}
-        if group is not None and group != "dataset":
-            record["group_column"] = group
-        columns = dict(p_column=p, f_column=f, loss_column=loss)
-        if (unit := _f_unit(g.runs, f)) is not None:
-            columns["f_unit"] = unit
-        if (no_law := why_no_law(g, law, p=p, f=f, loss=loss, keys=keys)) is not None:
+    p, f, loss = columns.names
+    out: dict[str, FitRecord] = {}
+    for g in table_groups(df, columns):
+        base = dict(dataset=g.key, form=law.name, columns=columns, n_excluded=g.n_excluded)
+        base["f_unit"] = _f_unit(g.runs, f)
+        if (no_law := why_no_law(g, law, columns=columns, keys=keys)) is not None:
             if not record_unfitted:
                 raise ValueError(f"{g.label}: {NO_LAW}: {no_law.reason}")
             logger.warning("%s: %s: %s", g.label, NO_LAW, no_law.reason)
-            record.update(form=law.name, formula=law.formula, **no_law.record())
-            record.update(n_points=len(g.runs), n_excluded=g.n_excluded, runs_by_status=g.statuses, **columns)
-            out[str(g.key)] = record
+            out[str(g.key)] = FitRecord(
+                **base, no_law=no_law, n_points=len(g.runs), runs_by_status=g.statuses
+            )
             continue
         try:
-            result = fit_law(g.runs[p], g.runs[f], g.runs[loss], law, names=(p, f, loss), **fit_kwargs)
+            result = fit_law(g.runs[p], g.runs[f], g.runs[loss], law, names=columns.names, **fit_kwargs)
         except ValueError as err:
             extra = f" after excluding {g.n_excluded} run(s)" if g.n_excluded else ""
             raise ValueError(f"{g.label}{extra}: {err}") from None
@@ -772,11 +1015,10 @@ def fit_table(
                 "it" if len(result.diagnostics["at_bound"]) == 1 else "them",
                 "zero (or the search box)",
             )
-        record["status"] = STATUS_FITTED
-        record.update(result.to_dict())
-        record.update(n_excluded=g.n_excluded, **columns)
-        if warning := capped_warning(g, keys):
+        warning = capped_warning(g, keys)
+        if warning:
             logger.warning("%s: %s", g.label, warning)
-            record["warnings"] = [warning]
-        out[str(g.key)] = record
+        out[str(g.key)] = FitRecord(
+            **base, result=result, n_points=result.n_points, warnings=(warning,) if warning else ()
+        )
     return out

@@ -27,32 +27,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.law.fit import NO_LAW, fitted
-from transferlaw.law.forms import get_form
-from transferlaw.schema import STATUS_OK
+from transferlaw.law.fit import NO_LAW, Columns, FitRecord
+from transferlaw.schema import fit_uses
 
 #: the lack-of-fit test's level: below it the misfit is called model error
 ALPHA = 0.05
 GROUP = ("dataset", "model", "method")
 
 
-def _usable(runs: pd.DataFrame, loss: str) -> pd.DataFrame:
-    ok = runs["status"] == STATUS_OK if "status" in runs.columns else np.ones(len(runs), bool)
-    return runs[ok & np.isfinite(runs[loss].to_numpy(float))]
+def _finite(runs: pd.DataFrame, loss: str) -> pd.DataFrame:
+    """The runs with a finite loss: a table from elsewhere, without statuses, may hold a diverged one."""
+    return runs[np.isfinite(runs[loss].to_numpy(float))]
 
 
 def cell_noise(
-    runs: pd.DataFrame,
-    *,
-    p: str = "pretrain_step",
-    f: str = "finetune_size",
-    loss: str = "eval_loss",
-    group: Sequence[str] = GROUP,
+    runs: pd.DataFrame, *, columns: Columns = Columns(), group: Sequence[str] = GROUP
 ) -> pd.DataFrame:
-    """Per cell (group, p, f): its usable runs' count, seeds, mean, standard deviation (ddof 1; NaN with one
-    run), range, and the standard deviation of log loss, the law's space."""
+    """Per cell (group, p, f): its usable runs' (those a law uses: :func:`transferlaw.schema.fit_uses`)
+    count, seeds, mean, standard deviation (ddof 1; NaN with one run), range, and the standard deviation of
+    log loss, the law's space."""
+    p, f, loss = columns.names
     keys = [*group, p, f]
-    runs = _usable(runs, loss).assign(log_loss=lambda d: np.log(d[loss].to_numpy(float)))
+    runs = _finite(runs[fit_uses(runs, status=columns.status)], loss)
+    runs = runs.assign(log_loss=lambda d: np.log(d[loss].to_numpy(float)))
     g = runs.groupby(keys, sort=True)
     out = g[loss].agg(n_runs="count", mean="mean", sd=lambda x: x.std(ddof=1), min="min", max="max")
     out["range"] = out["max"] - out["min"]
@@ -65,29 +62,24 @@ def cell_noise(
 
 
 def noise_vs_residuals(
-    runs: pd.DataFrame,
-    fits: Mapping[tuple[str, str, str], Mapping[str, Any]],
-    *,
-    loss: str = "eval_loss",
-    alpha: float = ALPHA,
+    runs: pd.DataFrame, fits: Mapping[tuple[str, str, str], FitRecord], *, alpha: float = ALPHA
 ) -> pd.DataFrame:
-    """Per (dataset, model, method) with a fit: the pooled run noise (pure-error RMS of log loss, and the
-    pooled standard deviation in nats), the law's residual RMS over every run, the lack-of-fit RMS of the
-    cell means, the F test between them, and a verdict: is the misfit noise or model error?"""
+    """Per (dataset, model, method) with a fit: over the runs its law uses (:func:`fit_uses`), the pooled
+    run noise (pure-error RMS of log loss, and the pooled standard deviation in nats), the law's residual
+    RMS over every run, the lack-of-fit RMS of the cell means, the F test between them, and a verdict: is
+    the misfit noise or model error?"""
     from scipy import stats
 
     rows = []
-    usable = _usable(runs, loss)
     for key, fit in sorted(fits.items()):
         dataset, model, method = key
-        sub = usable[
-            (usable["dataset"] == dataset) & (usable["model"] == model) & (usable["method"] == method)
-        ]
-        p_col, f_col = fit.get("p_column", "pretrain_step"), fit.get("f_column", "finetune_size")
-        law = get_form(fit["form"])
+        p_col, f_col, loss = fit.columns.names
+        mine = fit_uses(runs, dataset=dataset, model=model, method=method, status=fit.columns.status)
+        sub = _finite(runs[mine], loss)
+        law = fit.law
         y = np.log(sub[loss].to_numpy(float))
-        if fitted(fit):
-            y_hat = np.log(law.predict(fit["params"], sub[p_col].to_numpy(float), sub[f_col].to_numpy(float)))
+        if fit.fitted:
+            y_hat = np.log(fit.predict(sub[p_col].to_numpy(float), sub[f_col].to_numpy(float)))
         else:  # no law to miss the runs by: the run noise alone
             y_hat = np.full(y.size, np.nan)
         cell = sub.groupby([p_col, f_col], sort=False).ngroup().to_numpy().astype(np.int64)
@@ -125,8 +117,8 @@ def noise_vs_residuals(
                 f"{row['n_identical_cells']} of {row['n_replicated_cells']} replicated cells gave identical "
                 "losses: their seeds changed nothing, so they add no noise"
             )
-        if not fitted(fit):
-            row["verdict"] = f"{NO_LAW}: {fit.get('reason', '')}"
+        if not fit.fitted:
+            row["verdict"] = f"{NO_LAW}: {fit.reason}"
         elif df_pe <= 0:
             row["verdict"] = "no replicates: run noise not measured"
         elif df_lof <= 0:

@@ -23,24 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from transferlaw.law.fit import DEFAULT_FORM, FitResult, fitted
-from transferlaw.law.forms import get_form
+from transferlaw.law.fit import DEFAULT_FORM, Columns, FitRecord
+from transferlaw.law.forms import LawForm, get_form
 
 
-def _form_and_params(fit: Any) -> tuple[str, dict[str, float]]:
-    """(form name, natural params) from a FitResult, a fit record ({form, params}) or bare params
-    (taken as eq. 5, form ``mikami``)."""
-    if isinstance(fit, FitResult):
-        return fit.form, dict(fit.params)
-    if isinstance(fit, Mapping) and "params" in fit:
-        return str(fit.get("form", DEFAULT_FORM)), dict(fit["params"])
-    return "mikami", dict(fit)
-
-
-def effective_data(fit_params: Any, p: Any, f: Any) -> np.ndarray:
-    """Eq. 9-10 solved for f2: the from-scratch fine-tune size matching the loss at (p, f)."""
-    form_name, params = _form_and_params(fit_params)
-    law = get_form(form_name)
+def effective_data(params: Mapping[str, float], form: str | LawForm, p: Any, f: Any) -> np.ndarray:
+    """Eq. 9-10 solved for f2: the from-scratch fine-tune size matching the loss at (p, f) under the law of
+    ``form`` with natural parameters ``params`` (a fit's: :attr:`FitRecord.params` and ``form``)."""
+    law = get_form(form)
     p_arr, f_arr = np.broadcast_arrays(np.asarray(p, float), np.asarray(f, float))
     A, G, alpha, beta = params["A"], params["G"], params["alpha"], params["beta"]
     c_p = {"none": 0.0, "one": 1.0}.get(law.p_shift) if law.p_shift != "free" else params[law.p_shift_name]
@@ -52,14 +42,14 @@ def effective_data(fit_params: Any, p: Any, f: Any) -> np.ndarray:
         return (f_arr + c_f) * (bracket_0 / bracket_p) ** (1.0 / beta) - c_f
 
 
-def effective_data_table(runs: pd.DataFrame, fit: Mapping[str, Any]) -> pd.DataFrame:
-    """Per run: ``effective_f`` (eq. 9-11), ``ratio`` = effective_f / f and ``transferred`` = effective_f − f.
-
-    ``fit`` is a fit record as written by :func:`transferlaw.law.fit.fit_table` (its ``p_column`` and
-    ``f_column`` name the columns the law was fitted on; defaults ``pretrain_step``, ``finetune_size``).
-    """
-    p_col = fit.get("p_column", "pretrain_step")
-    f_col = fit.get("f_column", "finetune_size")
+def effective_data_table(runs: pd.DataFrame, fit: FitRecord) -> pd.DataFrame:
+    """Per run of the law's (:meth:`FitRecord.runs`: its dataset's, model's and method's, whatever their
+    status, as the law predicts at every cell): ``effective_f`` (eq. 9-11), ``ratio`` = effective_f / f
+    and ``transferred`` = effective_f − f, along the columns the law was fitted on."""
+    if not fit.fitted:
+        raise ValueError(f"{fit.dataset}: no law fitted, so no effective data: {fit.reason}")
+    runs = fit.runs(runs, usable=False)
+    p_col, f_col = fit.columns.p, fit.columns.f
     keep = [
         c
         for c in dict.fromkeys(
@@ -69,8 +59,9 @@ def effective_data_table(runs: pd.DataFrame, fit: Mapping[str, Any]) -> pd.DataF
     ]
     out = runs[keep].reset_index(drop=True).copy()
     if "dataset" not in out.columns:
-        out.insert(0, "dataset", fit.get("dataset", "all"))
-    out["effective_f"] = effective_data(fit, runs[p_col].to_numpy(float), runs[f_col].to_numpy(float))
+        out.insert(0, "dataset", "all" if fit.dataset is None else fit.dataset)
+    p, f = runs[p_col].to_numpy(float), runs[f_col].to_numpy(float)
+    out["effective_f"] = effective_data(fit.params, fit.form, p, f)
     f_vals = runs[f_col].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["ratio"] = out["effective_f"].to_numpy() / f_vals
@@ -110,20 +101,22 @@ def fit_hernandez(d_f: Any, n: Any, d_t: Any) -> dict[str, float]:
 
 def hernandez_fit_table(
     runs: pd.DataFrame,
-    fit_config: Mapping[str, Any],
-    fits: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None,
+    fits: Mapping[tuple[str, str, str], FitRecord] | None = None,
+    *,
+    form: str = DEFAULT_FORM,
+    columns: Columns = Columns(),
 ) -> dict[str, dict[str, Any]]:
     """Per dataset and method, Hernandez et al.'s D_T = k·D_F^α·N^β when its runs span ≥ 2 model sizes.
 
     Effective data must come from a law fitted to each model's own runs: ``fits`` maps (dataset, model,
-    method) to those fit records (the workflow's), and a missing one is refitted here with the form and
-    columns of ``fit_config``. Returns ``{dataset: {method: result}}``; a method with one model size gets
+    method) to those fits (the workflow's), and a missing one is refitted here with ``form`` on
+    ``columns``. Returns ``{dataset: {method: result}}``; a method with one model size gets
     ``{"skipped": reason}``.
     """
     from transferlaw.law.fit import fit_table
 
     out: dict[str, dict[str, Any]] = {}
-    p_col, f_col = fit_config.get("p", "pretrain_step"), fit_config.get("f", "finetune_size")
+    f_col = columns.f
     if "method" not in runs.columns:  # a table of runs from elsewhere: one method
         runs = runs.assign(method="full")
     for (dataset, method), sub in runs.groupby(["dataset", "method"], sort=True):
@@ -135,10 +128,9 @@ def hernandez_fit_table(
         for model, runs_m in sub.groupby("model" if "model" in sub.columns else "n_params", sort=True):
             rec = (fits or {}).get((str(dataset), str(model), str(method)))
             if rec is None:
-                form = fit_config.get("form", DEFAULT_FORM)
-                rec = fit_table(runs_m, form=form, p=p_col, f=f_col, record_unfitted=True)[str(dataset)]
-            if not fitted(rec):  # no law, no effective data: the fit uses the other sizes
-                unfitted.append(f"{model}: no law fitted ({rec.get('reason', '')})")
+                rec = fit_table(runs_m, form=form, columns=columns, record_unfitted=True)[str(dataset)]
+            if not rec.fitted:  # no law, no effective data: the fit uses the other sizes
+                unfitted.append(f"{model}: no law fitted ({rec.reason})")
                 continue
             frames.append(effective_data_table(runs_m, rec))
         if not frames:

@@ -29,8 +29,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
 from transferlaw.io import write_with  # noqa: E402
-from transferlaw.law.fit import NO_LAW, STATUS_NOT_FITTED, fitted  # noqa: E402
+from transferlaw.law.bootstrap import BootstrapSummary  # noqa: E402
+from transferlaw.law.fit import NO_LAW, STATUS_NOT_FITTED, FitRecord  # noqa: E402
 from transferlaw.law.forms import get_form  # noqa: E402
+from transferlaw.schema import fit_uses  # noqa: E402
 
 LOSS_LABEL = "eval loss (nats/token)"
 #: sequential palette for ordered quantities (fine-tune sizes, checkpoints); categorical for datasets
@@ -73,8 +75,9 @@ def _f_unit(runs: pd.DataFrame) -> str:
 
 
 def _ok(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs the law was fitted to (status ok); the others are only upper bounds or diverged."""
-    return runs[runs["status"] == "ok"] if "status" in runs.columns else runs
+    """The runs a law is fitted to (:func:`transferlaw.schema.fit_uses`: status ok); the others are only
+    upper bounds or diverged."""
+    return runs[fit_uses(runs)]
 
 
 def _hue_colours(values: Sequence[Any]) -> dict[Any, Any]:
@@ -123,16 +126,16 @@ def _f_grid(law_name: str, f_values: np.ndarray, n: int = 120) -> np.ndarray:
     return np.geomspace(lo, f_values.max(), n)
 
 
-def _predict(fit: Mapping[str, Any], p: np.ndarray, f: np.ndarray) -> np.ndarray:
+def _predict(fit: FitRecord, p: np.ndarray, f: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", over="ignore"):
-        return get_form(fit["form"]).predict(fit["params"], p, f)
+        return fit.predict(p, f)
 
 
-def _band(fit: Mapping[str, Any], samples: pd.DataFrame | None, p: np.ndarray, f: np.ndarray):
+def _band(fit: FitRecord, samples: pd.DataFrame | None, p: np.ndarray, f: np.ndarray):
     """Central 95% of the bootstrap predictions at (p, f), or None without samples."""
     if samples is None or not len(samples):
         return None
-    law = get_form(fit["form"])
+    law = fit.law
     if "converged" in samples.columns:
         samples = samples[samples["converged"].astype(bool)]
     preds = []
@@ -226,12 +229,13 @@ def plot_raw_data(runs: pd.DataFrame, p_column: str = "pretrain_step", dataset: 
     return fig
 
 
-def plot_no_law(runs: pd.DataFrame, fit: Mapping[str, Any], what: str, dataset: str | None = None) -> Figure:
+def plot_no_law(runs: pd.DataFrame, fit: FitRecord, what: str, dataset: str | None = None) -> Figure:
     """A figure of the fitted law where none could be fitted: the runs that exist (loss against
     pre-training per fine-tune size; open markers where they stopped at the epoch cap) and why there is no
     law, with the setting to change (the fit record's ``reason``)."""
     set_style()
-    pc = fit.get("p_column", "pretrain_step")
+    runs = fit.runs(runs, usable=False)  # the law's runs (and those it left out), whatever else is there
+    pc = fit.columns.p
     fig, ax = plt.subplots(figsize=(8, 5.5))
     colours = _size_colours(runs)
     for size, grp in _ok(runs).groupby("finetune_size"):
@@ -241,20 +245,21 @@ def plot_no_law(runs: pd.DataFrame, fit: Mapping[str, Any], what: str, dataset: 
     _tidy_log(ax)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(title=f_label(_f_unit(runs)), fontsize="small", title_fontsize="small", loc="upper right")
-    _say(ax, f"no law fitted: {fit.get('reason', '')}")
+    _say(ax, f"no law fitted: {fit.reason}")
     _title(fig, dataset, f"{what}: no law fitted")
     return fig
 
 
 def plot_cross_section(
     runs: pd.DataFrame,
-    fit: Mapping[str, Any],
+    fit: FitRecord,
     samples: pd.DataFrame | None = None,
     dataset: str | None = None,
 ) -> Figure:
     """Fig. 3: the fitted law through the data, along p (per f) and along f (per p), with bootstrap bands."""
     set_style()
-    pc, fc = fit.get("p_column", "pretrain_step"), fit.get("f_column", "finetune_size")
+    runs = fit.runs(runs, usable=False)  # the law's runs (and those it left out), whatever else is there
+    pc, fc = fit.columns.p, fit.columns.f
     df = _ok(runs)
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     p_all, f_all = df[pc].to_numpy(float), df[fc].to_numpy(float)
@@ -265,10 +270,10 @@ def plot_cross_section(
         colours = _hue_colours(df[z])
         for value, grp in df.groupby(z):
             if x == pc:
-                xs = _p_grid(fit["form"], p_all)
+                xs = _p_grid(fit.form, p_all)
                 p, f, shift = xs, np.full_like(xs, value), 1.0
             else:
-                xs = _f_grid(fit["form"], f_all)
+                xs = _f_grid(fit.form, f_all)
                 p, f, shift = np.full_like(xs, value), xs, 0.0
             c = colours[value]
             ax.scatter(grp[x] + shift, grp["eval_loss"], color=c, s=30, zorder=3)
@@ -287,14 +292,15 @@ def plot_cross_section(
     return fig
 
 
-def plot_iso_loss(runs: pd.DataFrame, fit: Mapping[str, Any], dataset: str | None = None) -> Figure:
+def plot_iso_loss(runs: pd.DataFrame, fit: FitRecord, dataset: str | None = None) -> Figure:
     """Figs. 1 and 6: contours of equal predicted loss over (p, f), runs marked in their measured loss."""
     set_style()
-    pc, fc = fit.get("p_column", "pretrain_step"), fit.get("f_column", "finetune_size")
+    runs = fit.runs(runs, usable=False)  # the law's runs (and those it left out), whatever else is there
+    pc, fc = fit.columns.p, fit.columns.f
     df = _ok(runs)
     p_all, f_all = df[pc].to_numpy(float), df[fc].to_numpy(float)
-    p = _p_grid(fit["form"], p_all, 200)
-    f = _f_grid(fit["form"], f_all, 200)
+    p = _p_grid(fit.form, p_all, 200)
+    f = _f_grid(fit.form, f_all, 200)
     P, F = np.meshgrid(p, f)
     L = _predict(fit, P, F)
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
@@ -325,13 +331,14 @@ def plot_iso_loss(runs: pd.DataFrame, fit: Mapping[str, Any], dataset: str | Non
     return fig
 
 
-def plot_surface(runs: pd.DataFrame, fit: Mapping[str, Any], dataset: str | None = None) -> Figure:
+def plot_surface(runs: pd.DataFrame, fit: FitRecord, dataset: str | None = None) -> Figure:
     """Fig. 4: the fitted surface and the data in 3-D; axes are log10 (3-D axes have no log scale)."""
     set_style()
-    pc, fc = fit.get("p_column", "pretrain_step"), fit.get("f_column", "finetune_size")
+    runs = fit.runs(runs, usable=False)  # the law's runs (and those it left out), whatever else is there
+    pc, fc = fit.columns.p, fit.columns.f
     df = _ok(runs)
-    p = _p_grid(fit["form"], df[pc].to_numpy(float), 40)
-    f = _f_grid(fit["form"], df[fc].to_numpy(float), 40)
+    p = _p_grid(fit.form, df[pc].to_numpy(float), 40)
+    f = _f_grid(fit.form, df[fc].to_numpy(float), 40)
     P, F = np.meshgrid(p, f)
     L = _predict(fit, P, F)
     fig = plt.figure(figsize=(8, 6.5))
@@ -380,10 +387,10 @@ def plot_epochs(runs: pd.DataFrame, p_column: str = "pretrain_step", dataset: st
     return fig
 
 
-def plot_bootstrap(samples: pd.DataFrame, fit: Mapping[str, Any], dataset: str | None = None) -> Figure:
+def plot_bootstrap(samples: pd.DataFrame, fit: FitRecord, dataset: str | None = None) -> Figure:
     """Bootstrap distribution of each parameter, the point estimate marked: how well the data pin it."""
     set_style()
-    names = list(get_form(fit["form"]).param_names)
+    names = list(fit.law.param_names)
     if "converged" in samples.columns:
         samples = samples[samples["converged"].astype(bool)]
     ncol = min(3, len(names))
@@ -391,14 +398,14 @@ def plot_bootstrap(samples: pd.DataFrame, fit: Mapping[str, Any], dataset: str |
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.5 * nrow), squeeze=False)
     for ax, name in zip(axes.ravel(), names, strict=False):
         values = samples[name].to_numpy(float)
-        span = np.append(values, fit["params"][name])  # the estimate must fit on the axis too
+        span = np.append(values, fit.params[name])  # the estimate must fit on the axis too
         log = bool(name not in ("alpha", "beta") and (span > 0).all() and span.max() / span.min() > 100)
         sns.histplot(values, ax=ax, bins=30, log_scale=log, color=sns.color_palette(CATEGORICAL)[0])
-        ax.axvline(fit["params"][name], color="black", linestyle="--", label="estimate")
+        ax.axvline(fit.params[name], color="black", linestyle="--", label="estimate")
         lo, hi = np.percentile(values, BAND)
         ax.axvspan(lo, hi, color="grey", alpha=0.15, label="95% interval")
         ax.set(xlabel=name + (" (log)" if log else ""), ylabel="samples")
-        if name in fit.get("diagnostics", {}).get("at_bound", []):
+        if name in fit.at_bound:
             ax.set_title(
                 f"{name}: at the optimiser's bound (not identified)", fontsize="small", color="firebrick"
             )
@@ -415,19 +422,18 @@ def plot_bootstrap(samples: pd.DataFrame, fit: Mapping[str, Any], dataset: str |
 
 
 # ----- across datasets -------------------------------------------------------------------------------
-def plot_parameters(intervals: Mapping[str, Mapping[str, Any]]) -> Figure:
+def plot_parameters(intervals: Mapping[str, BootstrapSummary]) -> Figure:
     """The transfer gap G first, then the other parameters: estimate and 95% interval, one row per dataset;
     an upper limit ("G < x", a left-pointing marker) where the interval reaches the bound, and "not
     identified" where the runs do not measure the parameter.
 
-    ``intervals`` maps dataset -> the bootstrap summary JSON (``params: {name: {estimate, ci_low, ...}}``).
+    ``intervals`` maps dataset -> its bootstrap summary.
     """
     set_style()
     datasets = list(intervals)
     names: list[str] = []
     for summary in intervals.values():  # a dataset without a law has its form's names
-        own = list(summary["params"]) or list(get_form(summary["form"]).param_names)
-        names += [n for n in own if n not in names]
+        names += [n for n in summary.names if n not in names]
     names.sort(key=lambda n: (n != "G", n))
     fig, axes = plt.subplots(
         1, len(names), figsize=(3.2 * len(names) + 1.5, 0.55 * len(datasets) + 2), sharey=True, squeeze=False
@@ -436,7 +442,7 @@ def plot_parameters(intervals: Mapping[str, Mapping[str, Any]]) -> Figure:
     for ax, name in zip(axes[0], names, strict=True):
         shown = []  # the values that set the axis: measured intervals and upper limits, never the bound
         for i, ds in enumerate(datasets):
-            if not fitted(intervals[ds]):
+            if not intervals[ds].fitted:
                 ax.annotate(
                     NO_LAW,
                     (0.5, i),
@@ -447,7 +453,7 @@ def plot_parameters(intervals: Mapping[str, Mapping[str, Any]]) -> Figure:
                     color="firebrick",
                 )
                 continue
-            par = intervals[ds]["params"].get(name)
+            par = intervals[ds].params.get(name)
             if par is None:
                 continue
             est, lo, hi = par["estimate"], par["ci_low"], par["ci_high"]

@@ -8,15 +8,14 @@ fit is optional, so the summary is useful before the bootstrap, cross-validation
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import pandas as pd
 
 from transferlaw.law.advise import ADVICE_COLUMNS
+from transferlaw.law.bootstrap import BootstrapSummary
 from transferlaw.law.crossval import scored, unscored
 from transferlaw.law.diagnostics import describe, needs_sentence
-from transferlaw.law.fit import NO_LAW, fitted
-from transferlaw.law.forms import get_form
+from transferlaw.law.fit import NO_LAW, FitRecord
 
 #: recommendations per dataset the summary shows (results/advice/<dataset>.csv has them all)
 TOP_ADVICE = 3
@@ -50,52 +49,51 @@ def crossval_winner(crossval: pd.DataFrame) -> tuple[str, float]:
     return str(best.index[0]), float(best.iloc[0])
 
 
-def parameter_cells(fit: Mapping[str, Any], interval: Mapping[str, Any] | None) -> dict[str, str]:
+def parameter_cells(fit: FitRecord, interval: BootstrapSummary | None) -> dict[str, str]:
     """Each parameter as a reader should read it: with the bootstrap, its interval, one-sided limit or "not
     identified" (:func:`transferlaw.law.diagnostics.describe`); without, the estimate, or "at bound" where
     the fit sits at the optimiser's bound; "no law fitted" (G) where the runs could not be fitted at all."""
-    law = get_form(fit["form"])
-    if not fitted(fit):
+    law = fit.law
+    if not fit.fitted:
         return {name: NO_LAW if name == "G" else "" for name in law.param_names}
-    at_bound = set(fit.get("diagnostics", {}).get("at_bound", []))
     cells = {}
     for name in law.param_names:
-        entry = (interval or {}).get("params", {}).get(name)
+        entry = interval.params.get(name) if interval is not None else None
         if entry is not None:
             cells[name] = describe(name, entry)
-        elif name in at_bound:
+        elif name in fit.at_bound:
             cells[name] = "not identified (at bound)"
         else:
-            cells[name] = f"{fit['params'][name]:.4g}"
+            cells[name] = f"{fit.params[name]:.4g}"
     return cells
 
 
-def not_fitted_sentences(fits: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def not_fitted_sentences(fits: Mapping[str, FitRecord]) -> list[str]:
     """Per dataset whose law could not be fitted: "<dataset>: no law fitted: <why, and what to change>"."""
     return [
-        f"{ds}: {NO_LAW}: {fit.get('reason', '(no reason recorded)')}"
+        f"{ds}: {NO_LAW}: {fit.reason or '(no reason recorded)'}"
         for ds, fit in fits.items()
-        if not fitted(fit)
+        if not fit.fitted
     ]
 
 
-def study_check(fits: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> tuple[bool, str]:
+def study_check(fits: Mapping[tuple[str, str, str], FitRecord]) -> tuple[bool, str]:
     """The study's final check over every fitted law, keyed (dataset, model, method): whether each has one,
     and the text that says so, or names each that has none with why and the setting to change (the first
     line sums it up)."""
     several = len({(m, me) for _, m, me in fits}) > 1
     missing = []
     for (dataset, model, method), fit in sorted(fits.items()):
-        if not fitted(fit):
+        if not fit.fitted:
             which = f"{dataset} (model {model}, method {method})" if several else dataset
-            missing.append(f"- {which}: {NO_LAW}: {fit.get('reason', '')}")
+            missing.append(f"- {which}: {NO_LAW}: {fit.reason}")
     if missing:
         head = (
             f"study check failed: {len(missing)} of {len(fits)} law(s) could not be fitted; every other "
             "result is written (results/summary.md lists them first). Change what is named and run again:"
         )
         return False, "\n".join([head, *missing])
-    warnings = [f"- {ds}: {w}" for (ds, _, _), fit in sorted(fits.items()) for w in fit.get("warnings", [])]
+    warnings = [f"- {ds}: {w}" for (ds, _, _), fit in sorted(fits.items()) for w in fit.warnings]
     text = f"study check passed: all {len(fits)} law(s) fitted."
     return True, "\n".join([text, *(["Warnings:", *warnings] if warnings else [])])
 
@@ -108,7 +106,7 @@ CHECK_NOTE = (
 )
 
 
-def _winner(ds: str, fit: Mapping[str, Any], crossval: Mapping[str, pd.DataFrame]) -> tuple[str, str | None]:
+def _winner(ds: str, fit: FitRecord, crossval: Mapping[str, pd.DataFrame]) -> tuple[str, str | None]:
     """The cross-validation cell of a dataset's row, and why it is empty where it is (None otherwise)."""
     cv = crossval.get(ds)
     if cv is None or not len(cv):
@@ -116,41 +114,39 @@ def _winner(ds: str, fit: Mapping[str, Any], crossval: Mapping[str, pd.DataFrame
     if len(scored(cv)):
         form, rmse = crossval_winner(cv)
         return f"{form} ({rmse:.4g})", None
-    if not fitted(fit):
+    if not fit.fitted:
         return "(no cross-validation)", None  # the reason is the fit's, said already
     why = unscored(cv)
-    main = why[why["form"] == fit["form"]]
+    main = why[why["form"] == fit.form]
     message = str((main if len(main) else why)["message"].iloc[0])
     return "(no cross-validation split)", f"{ds}: no cross-validation: {message}."
 
 
 def _rows(
-    fits: Mapping[str, Mapping[str, Any]],
-    intervals: Mapping[str, Mapping[str, Any]],
+    fits: Mapping[str, FitRecord],
+    intervals: Mapping[str, BootstrapSummary],
     crossval: Mapping[str, pd.DataFrame],
 ) -> tuple[list[str], list[list[str]], list[str]]:
     """The summary table (parameter names, G first; one row per dataset, those without a law first) and the
     sentences of what the runs cannot tell."""
-    names = list(dict.fromkeys(n for fit in fits.values() for n in get_form(fit["form"]).param_names))
+    names = list(dict.fromkeys(n for fit in fits.values() for n in fit.law.param_names))
     names.sort(key=lambda n: n != "G")
     rows, needs = [], []
-    for ds, fit in sorted(fits.items(), key=lambda item: fitted(item[1])):  # stable: unfitted first
+    for ds, fit in sorted(fits.items(), key=lambda item: item[1].fitted):  # stable: unfitted first
         interval = intervals.get(ds)
-        if interval is not None and not fitted(interval):
+        if interval is not None and not interval.fitted:
             interval = None
         cells = parameter_cells(fit, interval)
         winner, why_no_cv = _winner(ds, fit, crossval)
-        rows.append([ds, fit["form"], *(cells.get(n, "") for n in names), winner])
-        if not fitted(fit):
+        rows.append([ds, fit.form, *(cells.get(n, "") for n in names), winner])
+        if not fit.fitted:
             continue
-        needs += [f"{ds}: {w}." for w in fit.get("warnings", [])]  # e.g. runs stopped at the epoch cap
-        axes = {"p": fit.get("p_column", "pretrain_step"), "f": fit.get("f_column", "finetune_size")}
-        axes["f_unit"] = fit.get("f_unit")
+        needs += [f"{ds}: {w}." for w in fit.warnings]  # e.g. runs stopped at the epoch cap
+        axes = {"p": fit.columns.p, "f": fit.columns.f, "f_unit": fit.f_unit}
         if interval is not None:
-            sentence = needs_sentence(ds, interval["params"], **axes)
+            sentence = needs_sentence(ds, interval.params, **axes)
         else:
-            at_bound = fit.get("diagnostics", {}).get("at_bound", [])
-            sentence = needs_sentence(ds, {n: {"identified": False} for n in at_bound}, **axes)
+            sentence = needs_sentence(ds, {n: {"identified": False} for n in fit.at_bound}, **axes)
         if sentence:
             needs.append(sentence)
         if why_no_cv:
@@ -161,8 +157,8 @@ def _rows(
 
 
 def summary_markdown(
-    fits: Mapping[str, Mapping[str, Any]],
-    intervals: Mapping[str, Mapping[str, Any]] | None = None,
+    fits: Mapping[str, FitRecord],
+    intervals: Mapping[str, BootstrapSummary] | None = None,
     crossval: Mapping[str, pd.DataFrame] | None = None,
     title: str = "transferlaw study",
     advice: Mapping[str, pd.DataFrame] | None = None,
@@ -279,8 +275,8 @@ def _sizes(gap: pd.DataFrame) -> list[tuple[str, int]]:
 
 
 def summary_rst(
-    fits: Mapping[str, Mapping[str, Any]],
-    intervals: Mapping[str, Mapping[str, Any]] | None = None,
+    fits: Mapping[str, FitRecord],
+    intervals: Mapping[str, BootstrapSummary] | None = None,
     crossval: Mapping[str, pd.DataFrame] | None = None,
     description: str = "",
     advice: Mapping[str, pd.DataFrame] | None = None,

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from transferlaw.law.bootstrap import BootstrapSummary
 from transferlaw.law.diagnostics import describe
-from transferlaw.law.fit import NO_LAW, fitted
+from transferlaw.law.fit import NO_LAW
 from transferlaw.law.forms import get_form
 
 CV_ROW = "coefficient of variation"
@@ -26,27 +27,22 @@ def _num(x: float, digits: int) -> str:
     return f"{x:.{digits}f}"
 
 
-def _params(summary: Mapping[str, Any]) -> Mapping[str, Mapping[str, float]]:
-    """The ``params`` block of a bootstrap record, or a bare :meth:`BootstrapResult.summary` dict."""
-    return summary["params"] if "params" in summary else summary
-
-
-def _names(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _names(summaries: Mapping[str, BootstrapSummary]) -> list[str]:
     """The parameters of every summary's law (of its form where no law was fitted)."""
     names: list[str] = []
     for s in summaries.values():
-        names += list(_params(s)) or ([*get_form(s["form"]).param_names] if "form" in s else [])
+        names += s.names
     return list(dict.fromkeys(names))
 
 
-def _no_law_row(dataset: str, s: Mapping[str, Any], names: list[str]) -> dict[str, Any] | None:
+def _no_law_row(dataset: str, s: BootstrapSummary, names: list[str]) -> dict[str, Any] | None:
     """The row of a dataset whose law could not be fitted (None where it was): "no law fitted" throughout."""
-    if fitted(s):
+    if s.fitted:
         return None
     return {"dataset": dataset, **dict.fromkeys(names, NO_LAW)}
 
 
-def parameter_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) -> pd.DataFrame:
+def parameter_table(summaries: Mapping[str, BootstrapSummary], digits: int = 3) -> pd.DataFrame:
     """Table 2: one row per dataset, each parameter as "estimate (SE)" (or, where the bootstrap found it not
     identified, its one-sided limit or "not identified"), and a last row with each parameter's coefficient of
     variation across the datasets that measure it (sample std, ddof=1, over |mean|: this reproduces the
@@ -57,7 +53,7 @@ def parameter_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3)
         if (no_law := _no_law_row(dataset, s, names)) is not None:
             rows.append(no_law)
             continue
-        ps = _params(s)
+        ps = s.params
         row: dict[str, Any] = {"dataset": dataset}
         for n in names:
             if n not in ps:
@@ -71,9 +67,9 @@ def parameter_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3)
     for n in names:  # over the datasets where the parameter is measured
         est = np.array(
             [
-                _params(s)[n]["estimate"]
+                s.params[n]["estimate"]
                 for s in summaries.values()
-                if n in _params(s) and _params(s)[n].get("identified", True)
+                if n in s.params and s.params[n].get("identified", True)
             ],
             float,
         )
@@ -82,7 +78,7 @@ def parameter_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3)
     return pd.DataFrame(rows, columns=["dataset", *names])
 
 
-def interval_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) -> pd.DataFrame:
+def interval_table(summaries: Mapping[str, BootstrapSummary], digits: int = 3) -> pd.DataFrame:
     """Table 3: one row per dataset, each parameter's 95% percentile interval as "[low, high]"."""
     names = _names(summaries)
     rows = []
@@ -90,7 +86,7 @@ def interval_table(summaries: Mapping[str, Mapping[str, Any]], digits: int = 3) 
         if (no_law := _no_law_row(dataset, s, names)) is not None:
             rows.append(no_law)
             continue
-        ps = _params(s)
+        ps = s.params
         row: dict[str, Any] = {"dataset": dataset}
         for n in names:
             if n not in ps:

@@ -10,15 +10,128 @@ worker's next run starts from the pristine checkpoint.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from transferlaw.defaults import default, keys
 from transferlaw.schema import STATUS_DIVERGED, STATUS_MAX_EPOCHS, STATUS_OK
+
+
+def _d(key: str) -> Any:
+    """A fine-tuning setting's default: the config schema's (``finetune.<key>``), the one place it lives."""
+    value = default(f"finetune.{key}")
+    return tuple(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Everything one fine-tuning run trains with, typed and frozen: the resolved config's ``finetune`` block
+    with the dataset's and the method's overrides (:func:`transferlaw.config.run_settings`), as a job passes
+    it (:meth:`from_config`). Defaults are the config schema's, most of them the paper's protocol."""
+
+    # the data: shared by every method and replicate of a cell (a method cannot change them)
+    unit: str = _d("unit")  # "sequences": the paper counts fine-tune data in sequences of context_length
+    context_length: int = _d("context_length")  # 256 tokens per sequence, as the paper
+    eval_sequences: int = _d("eval_sequences")  # 100: a held-out split every run of the dataset shares
+    seed: int = _d("seed")  # the replicate: data order, dropout, initialisation of new parameters
+    # the optimisation: the paper's AdamW, fine-tuned to convergence
+    lr: float = float(_d("lr"))  # 1e-5, the paper's (the toy studies set their own)
+    betas: tuple[float, float] = _d("betas")  # (0.9, 0.999): the paper's, PyTorch's defaults
+    eps: float = float(_d("eps"))  # 1e-8, the paper's
+    weight_decay: float = float(_d("weight_decay"))  # none, as the paper: runs are short and stopped early
+    micro_batch: int = _d("micro_batch")  # 10 sequences per forward pass, the paper's
+    grad_accum: int = _d("grad_accum")  # 25 micro-batches per step: the paper's effective batch of 250
+    patience: int = _d("patience")  # 3 epochs without a new minimum stop the run (the paper's)
+    max_epochs: int = _d("max_epochs")  # a cap, not a schedule: a run still improving there is flagged
+    eval_batch: int = _d("eval_batch")  # 32: memory only; the eval loss is the same up to summation order
+    # how it computes: what the machine allows, recorded per run (:class:`Numerics`)
+    threads: int = _d("threads")  # 1 CPU thread per job: a node runs several jobs at once
+    device: str = _d("device")  # "auto": the GPU where there is one
+    dtype: str = _d("dtype")  # float32 master weights: bfloat16 ones would round away 1e-5 updates
+    precision: str = _d("precision")  # "auto": bf16 autocast where the GPU has it, fp32 elsewhere
+    attention: str = _d("attention")  # "sdpa": PyTorch's fused attention, the same result as eager
+    fused_adamw: bool = _d("fused_adamw")  # one kernel launch per step on a GPU (ignored on the CPU)
+    tf32: bool = _d("tf32")  # TF32 tensor cores for the float32 matmuls left on a GPU
+    gradient_checkpointing: bool = _d("gradient_checkpointing")  # off: ~30% more compute for less memory
+    # the method: every parameter (the paper), or LoRA adapters on the frozen checkpoint
+    method: str = _d("method")  # "full": what the paper does; "lora" names future work it leaves open
+    lora_rank: int = _d("lora_rank")  # 8: rank of each adapter, a common small default
+    lora_alpha: float = float(_d("lora_alpha"))  # 16: the update scaled by alpha / rank = 2
+    lora_dropout: float = float(_d("lora_dropout"))  # none: runs are stopped early instead
+    lora_target_modules: tuple[str, ...] = _d("lora_target_modules")  # GPT-NeoX's fused attention projection
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, Any]) -> FinetuneSettings:
+        """The settings of a run from its resolved config block (a job's ``params.settings`` with its
+        ``threads``). Every key must be a ``finetune`` key of the config schema; the settings that size a
+        job but cannot change its result (:data:`SIZING_KEYS`) are accepted and left out. Every field must
+        be given, but the method's and LoRA's, which a full fine-tune's params leave out
+        (:func:`transferlaw.config.job_params`) and which then keep their defaults. ValueError names the
+        keys at fault."""
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = [k for k in settings if k not in fields and k not in SIZING_KEYS]
+        if unknown:
+            raise ValueError(
+                f"fine-tuning settings: unknown key(s) {', '.join(map(repr, unknown))}; a `finetune` block "
+                f"holds {', '.join(keys('finetune'))}"
+            )
+        lora = settings.get("method", cls.method) == "lora"
+        optional = {"method"} | (set() if lora else set(LORA_FIELDS))
+        missing = [k for k in fields if k not in settings and k not in optional]
+        if missing:
+            what = "a LoRA run's settings" if lora else "a run's settings"
+            raise ValueError(
+                f"fine-tuning settings: missing key(s) {', '.join(map(repr, missing))} from {what} "
+                "(a resolved config's `finetune` block has them all: transferlaw.config.run_settings)"
+            )
+        return cls(**{k: _typed(k, v, fields[k]) for k, v in settings.items() if k in fields})
+
+    def asdict(self) -> dict[str, Any]:
+        """The settings as a config block (lists where the config has lists): what :meth:`from_config`
+        reads back."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+#: the fields of a LoRA run that a full fine-tune ignores
+LORA_FIELDS = ("lora_rank", "lora_alpha", "lora_dropout", "lora_target_modules")
+#: ``finetune`` keys that size a job (memory, minutes, GPUs, whether a worker runs it) but cannot change its
+#: result: the scheduler's, not the run's
+SIZING_KEYS = tuple(
+    k for k in keys("finetune") if k not in {f.name for f in dataclasses.fields(FinetuneSettings)}
+)
+
+
+def _typed(name: str, value: Any, kind: str) -> Any:
+    """``value`` as the type of field ``name`` (``kind``, its annotation), or ValueError naming it."""
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    ok = {
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": number(value),
+        "tuple[float, float]": isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(map(number, value)),
+        "tuple[str, ...]": isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value),
+    }[kind]
+    if not ok:
+        raise ValueError(f"fine-tuning setting {name!r}: expected {kind}, got {value!r}")
+    if kind == "float":
+        return float(value)
+    if kind == "tuple[float, float]":
+        return tuple(float(v) for v in value)
+    if kind == "tuple[str, ...]":
+        return tuple(value)
+    return value
 
 
 @dataclass
@@ -65,20 +178,20 @@ class Numerics:
     gradient_checkpointing: bool
 
     @classmethod
-    def resolve(cls, settings: dict[str, Any], device: str | None = None) -> Numerics:
+    def resolve(cls, settings: FinetuneSettings, device: str | None = None) -> Numerics:
         import torch
 
-        device = device or resolve_device(settings["device"])
+        device = device or resolve_device(settings.device)
         gpu = device.startswith("cuda")
-        precision = settings["precision"]
+        precision = settings.precision
         if precision == "auto":
             precision = "bf16" if gpu and torch.cuda.is_bf16_supported() else "fp32"
         return cls(
             device=device,
             precision=precision,
-            fused_adamw=gpu and settings["fused_adamw"],
-            tf32=gpu and settings["tf32"],
-            gradient_checkpointing=settings["gradient_checkpointing"],
+            fused_adamw=gpu and settings.fused_adamw,
+            tf32=gpu and settings.tf32,
+            gradient_checkpointing=settings.gradient_checkpointing,
         )
 
     def autocast(self):
@@ -104,15 +217,15 @@ class Numerics:
             disable = getattr(model, "activation_checkpointing_disable", None)
             (disable or model.gradient_checkpointing_disable)()
 
-    def optimizer(self, params: Any, settings: dict[str, Any]):
+    def optimizer(self, params: Any, settings: FinetuneSettings):
         import torch
 
         return torch.optim.AdamW(
             params,
-            lr=settings["lr"],
-            betas=tuple(settings["betas"]),
-            eps=settings["eps"],
-            weight_decay=settings["weight_decay"],
+            lr=settings.lr,
+            betas=settings.betas,
+            eps=settings.eps,
+            weight_decay=settings.weight_decay,
             **({"fused": True} if self.fused_adamw else {}),
         )
 
@@ -192,7 +305,7 @@ def finetune(
     model: Any,
     train: Sequence[np.ndarray],
     eval_data: np.ndarray,
-    settings: dict[str, Any],
+    settings: FinetuneSettings,
     progress: Callable[..., Any] | None = None,
     numerics: Numerics | None = None,
 ) -> dict[str, Any]:
@@ -208,23 +321,21 @@ def finetune(
     device = next(model.parameters()).device
     numerics = numerics or Numerics.resolve(settings, str(device))
     numerics.prepare(model)
-    torch.manual_seed(settings["seed"])
-    rng = np.random.default_rng(settings["seed"])
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
     # only what is trained: every parameter in a full fine-tune (the same list, in the same order, as before
     # methods existed), the adapters in a LoRA run (AdamW keeps no moments for the frozen checkpoint)
     opt = numerics.optimizer([p for p in model.parameters() if p.requires_grad], settings)
-    initial, eval_tokens = evaluate(model, eval_data, settings["eval_batch"], device, numerics)
-    stopper = EarlyStopping(settings["patience"])
+    initial, eval_tokens = evaluate(model, eval_data, settings.eval_batch, device, numerics)
+    stopper = EarlyStopping(settings.patience)
     train_losses: list[float] = []
     steps, status = 0, STATUS_OK
-    epochs = range(1, settings["max_epochs"] + 1)
+    epochs = range(1, settings.max_epochs + 1)
     bar = progress(epochs, desc="epochs", unit="epoch") if progress else epochs
     for _epoch in bar:
         order = rng.permutation(len(train))
-        batches = _batches(train, order, settings["micro_batch"])
-        windows = [
-            batches[k : k + settings["grad_accum"]] for k in range(0, len(batches), settings["grad_accum"])
-        ]
+        batches = _batches(train, order, settings.micro_batch)
+        windows = [batches[k : k + settings.grad_accum] for k in range(0, len(batches), settings.grad_accum)]
         epoch_loss, epoch_tokens = 0.0, 0
         for window in windows:
             collated = [_collate(b, device) for b in window]
@@ -239,7 +350,7 @@ def finetune(
             opt.zero_grad(set_to_none=True)
             steps += 1
         train_losses.append(epoch_loss / epoch_tokens)
-        eval_loss, _ = evaluate(model, eval_data, settings["eval_batch"], device, numerics)
+        eval_loss, _ = evaluate(model, eval_data, settings.eval_batch, device, numerics)
         if not (math.isfinite(eval_loss) and math.isfinite(train_losses[-1])):
             status = STATUS_DIVERGED
             stopper.history.append(eval_loss)
@@ -316,15 +427,15 @@ class Method:
     checkpoint (``lora``: rank, alpha, dropout and target modules, as peft's ``LoraConfig`` takes them)."""
 
     name: str  # the study's name for it (config key under `methods`)
-    kind: str = "full"  # "full" or "lora"
-    rank: int = 8  # r: adapters are B (out x r) @ A (r x in), B starting at zero
-    alpha: float = 16.0  # the update B A is scaled by alpha / r
-    dropout: float = 0.0  # on the adapter's input, train mode only
-    target_modules: tuple[str, ...] = ("query_key_value",)  # GPT-NeoX's fused attention projection
+    kind: str = FinetuneSettings.method  # "full" or "lora"
+    rank: int = FinetuneSettings.lora_rank  # r: adapters are B (out x r) @ A (r x in), B starting at zero
+    alpha: float = FinetuneSettings.lora_alpha  # the update B A is scaled by alpha / r
+    dropout: float = FinetuneSettings.lora_dropout  # on the adapter's input, train mode only
+    target_modules: tuple[str, ...] = FinetuneSettings.lora_target_modules
 
     @classmethod
-    def from_settings(cls, name: str, settings: dict[str, Any]) -> Method:
-        kind = settings.get("method", "full")
+    def from_settings(cls, name: str, settings: FinetuneSettings) -> Method:
+        kind = settings.method
         if kind == "full":
             return cls(name=name)
         if kind != "lora":
@@ -332,10 +443,10 @@ class Method:
         return cls(
             name=name,
             kind=kind,
-            rank=int(settings["lora_rank"]),
-            alpha=float(settings["lora_alpha"]),
-            dropout=float(settings["lora_dropout"]),
-            target_modules=tuple(settings["lora_target_modules"]),
+            rank=settings.lora_rank,
+            alpha=settings.lora_alpha,
+            dropout=settings.lora_dropout,
+            target_modules=settings.lora_target_modules,
         )
 
     @contextlib.contextmanager
@@ -383,7 +494,7 @@ def run(
     model_settings: dict[str, Any],
     pin: dict[str, Any],
     size: int,
-    settings: dict[str, Any],
+    settings: FinetuneSettings,
     data_path: str,
     progress: Callable[..., Any] | None = None,
     cache: CheckpointCache | None = None,
@@ -399,11 +510,11 @@ def run(
     from transferlaw.schema import revision_step
 
     t0 = time.time()
-    torch.set_num_threads(settings["threads"])
+    torch.set_num_threads(settings.threads)
     data = PreparedData.load(data_path)
-    train = subset(data.train, size, settings["unit"])
+    train = subset(data.train, size, settings.unit)
     model = (cache or CheckpointCache()).load(
-        pin, dtype=getattr(torch, settings["dtype"]), attn_implementation=settings["attention"]
+        pin, dtype=getattr(torch, settings.dtype), attn_implementation=settings.attention
     )
     vocab = model.get_input_embeddings().num_embeddings
     top = max(int(data.eval.max()), int(data.train.max()))
@@ -417,7 +528,7 @@ def run(
     model.train()
     how = Method.from_settings(method, settings)
     n_params = sum(p.numel() for p in model.parameters())  # the checkpoint's N, without adapters
-    torch.manual_seed(settings["seed"])  # a replicate's adapters start from its own draw
+    torch.manual_seed(settings.seed)  # a replicate's adapters start from its own draw
     with how.applied(model) as trained:
         trainable = sum(p.numel() for p in trained.parameters() if p.requires_grad)
         outcome = finetune(trained, train, data.eval, settings, progress=progress, numerics=numerics)
@@ -431,12 +542,12 @@ def run(
         "revision_sha": pin["commit"],
         "pretrain_step": step,
         "pretrain_tokens": step * int(model_settings["tokens_per_step"]),
-        "finetune_unit": settings["unit"],
+        "finetune_unit": settings.unit,
         "finetune_size": int(size),
         "finetune_sequences": len(train),
         "finetune_tokens": tokens,
         "context_length": int(data.eval.shape[1]),
-        "seed": int(settings["seed"]),
+        "seed": int(settings.seed),
         **how.record(),
         "n_params": int(n_params),
         "trainable_params": int(trainable),
@@ -491,7 +602,7 @@ def run_job(request: dict[str, Any], cancelled: Callable[[], bool] = lambda: Fal
             model_settings=request["model"],
             pin=request["pin"],
             size=request["size"],
-            settings=request["settings"],
+            settings=FinetuneSettings.from_config(request["settings"]),
             data_path=request["data"],
             progress=lambda epochs, **kw: _Epochs(epochs, cancelled, **kw),
             cache=_CACHE,
