@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from transferlaw.config import base_seed, resolve
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -51,8 +53,9 @@ def main() -> None:
     pythonpath = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": pythonpath, "HF_HUB_OFFLINE": "1", "TRANSFERLAW_WORKER_IDLE": "5"}
     env["TRANSFERLAW_WORKER_DIR"] = str(work / "workers")  # cold workers: none left from earlier runs
+    study = resolve(cfg)
     records = [
-        f"results/runs/{d}/{m}/{r}/f{s}.parquet"
+        f"results/runs/{d}/{m}/{r}/f{s}.full.s{base_seed(study, d)}.parquet"
         for d, block in cfg["datasets"].items()
         for m, model in cfg["models"].items()
         for r in model["revisions"]

@@ -378,8 +378,7 @@ def test_jobs_expand_over_models_methods_and_seeds(tmp_path):
     runs = _runs_planned(workdir)
     # 2 models x 2 methods x 2 seeds x 3 checkpoints x 2 sizes
     assert len(runs) == 48 and len(set(runs)) == 48
-    short = [r for r in runs if r.count(".") == 1]
-    assert len(short) == 12 and all(".parquet" in r and "/f" in r for r in short)  # full, seed 0
+    assert sum(r.endswith(".full.s0.parquet") for r in runs) == 12  # every record names its method and seed
     assert sum(r.endswith(".full.s1.parquet") for r in runs) == 12
     assert sum(r.endswith(".lora.s0.parquet") for r in runs) == 12
     assert sum(r.endswith(".lora.s1.parquet") for r in runs) == 12
@@ -548,7 +547,7 @@ def test_a_full_run_served_by_a_worker_that_ran_lora_equals_one_in_its_own_proce
     from transferlaw.schema import read_records
 
     study = copy_study(multi_study, tmp_path / "copy")
-    target = f"results/runs/{DS}/neox-m/step32/f16.parquet"
+    target = f"results/runs/{DS}/neox-m/step32/f16.full.s0.parquet"
     served = read_records(str(study / target)).iloc[0]
     (study / target).unlink()
     cfg = yaml.safe_load((study / "config.yaml").read_text())

@@ -62,7 +62,7 @@ def slow_dataset(cfg) -> None:
 def test_a_workflow_killed_mid_run_leaves_no_partial_record_and_reruns_only_missing_work(study):
     edit_config(study, slow_dataset)
     proc = start(study, "--cores", "2", "results/runs/slow.parquet")
-    log = study / "logs/finetune/slow/tiny-neox/step256/f16.log"
+    log = study / "logs/finetune/slow/tiny-neox/step256/f16.full.s0.log"
     wait_for(lambda: log.is_file() and "epochs:" in log.read_text())  # a run is under way
     os.killpg(proc.pid, signal.SIGKILL)  # the whole workflow, at once
     proc.wait()
@@ -73,7 +73,7 @@ def test_a_workflow_killed_mid_run_leaves_no_partial_record_and_reruns_only_miss
     done = {p.relative_to(study).as_posix() for p in records(study, "slow")}
     snakemake(study, "--unlock")  # the README says: clear the lock left by a killed workflow
     planned = set(planned_outputs(study, "results/runs/slow.parquet"))
-    wanted = {f"results/runs/slow/tiny-neox/{r}/f16.parquet" for r in ("step0", "step16", "step256")}
+    wanted = {f"results/runs/slow/tiny-neox/{r}/f16.full.s0.parquet" for r in ("step0", "step16", "step256")}
     assert {o for o in planned if o.startswith("results/runs/slow/")} == wanted - done
     assert not {o for o in planned if o.startswith(f"results/runs/{DS}")}
     snakemake(study, "--cores", "2", "results/runs/slow.parquet")
@@ -84,9 +84,9 @@ def test_a_run_whose_worker_dies_fails_and_succeeds_on_retry(study, tmp_path):
     edit_config(study, slow_dataset)
     workers = tmp_path / "workers"
     env = {"TRANSFERLAW_WORKER_DIR": str(workers)}
-    target = "results/runs/slow/tiny-neox/step0/f16.parquet"
+    target = "results/runs/slow/tiny-neox/step0/f16.full.s0.parquet"
     proc = start(study, "--cores", "1", "--retries", "1", target, env=env)
-    log = study / "logs/finetune/slow/tiny-neox/step0/f16.log"
+    log = study / "logs/finetune/slow/tiny-neox/step0/f16.full.s0.log"
     wait_for(lambda: log.is_file() and "epochs:" in log.read_text())
     (pid_file,) = workers.rglob("slot-0.pid")
     os.kill(int(pid_file.read_text()), signal.SIGKILL)  # as the kernel's OOM killer would
@@ -115,7 +115,7 @@ def test_a_diverging_run_is_recorded_and_excluded_with_a_count(study):
 
 
 def test_a_corrupt_record_is_named_and_nothing_else_is_lost(study):
-    victim = study / f"results/runs/{DS}/tiny-neox/step16/f8.parquet"
+    victim = study / f"results/runs/{DS}/tiny-neox/step16/f8.full.s0.parquet"
     victim.write_bytes(victim.read_bytes()[:200])
     (study / f"results/runs/{DS}.parquet").unlink()
     others = {p: p.read_bytes() for p in (study / "results").rglob("*") if p.is_file() and p != victim}
@@ -144,7 +144,7 @@ def pins_half_rewritten(study: Path) -> set[str]:
     pins = [f"results/checkpoints/tiny-neox/{r}.json" for r in [*NEW_REVISIONS, "step0"]]
     snakemake(study, "--cores", "2", *pins)
     return {
-        f"results/runs/{d}/tiny-neox/{r}/f{s}.parquet"
+        f"results/runs/{d}/tiny-neox/{r}/f{s}.full.s0.parquet"
         for d in (DS, "chloroplast-dna")
         for r in NEW_REVISIONS
         for s in (4, 8, 16)
@@ -195,7 +195,7 @@ def test_an_interrupted_study_resumes_without_redoing_finished_runs(study):
 
 
 def test_the_same_run_twice_gives_the_same_loss_to_the_last_bit(study):
-    target = f"results/runs/{DS}/tiny-neox/step16/f8.parquet"
+    target = f"results/runs/{DS}/tiny-neox/step16/f8.full.s0.parquet"
     first = read_records(str(study / target))
     losses = []
     for worker in (True, True, False):  # a warm worker, again, and a job loading for itself

@@ -114,7 +114,7 @@ def test_adding_a_revision_adds_only_its_runs(study_copy):
     edit(study_copy, lambda m: m["revisions"].append("step512"))
     outs = planned_outputs(study_copy, TARGET)
     assert finetune_outputs(outs) == sorted(
-        f"results/runs/devils-dictionary/pythia-tiny/step512/f{s}.parquet" for s in (4, 8, 16)
+        f"results/runs/devils-dictionary/pythia-tiny/step512/f{s}.full.s0.parquet" for s in (4, 8, 16)
     )
 
 
@@ -153,7 +153,7 @@ def test_a_moved_branch_is_adopted_only_on_request(study_copy):
     repin = ("--forcerun", "results/checkpoints/pythia-tiny/step8.json")
     outs = planned_outputs(study_copy, TARGET, *repin)
     assert finetune_outputs(outs) == sorted(
-        f"results/runs/devils-dictionary/pythia-tiny/step8/f{s}.parquet" for s in (4, 8, 16)
+        f"results/runs/devils-dictionary/pythia-tiny/step8/f{s}.full.s0.parquet" for s in (4, 8, 16)
     )
     snakemake(study_copy, "--cores", "2", TARGET, *repin)
     after = read_records(str(study_copy / "results/runs/devils-dictionary.parquet"))

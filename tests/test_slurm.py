@@ -183,9 +183,9 @@ def test_a_preempted_job_is_requeued_and_leaves_its_record_once(slurm, study_cop
     study = study_copy
     # runs of seconds (no early stop), so that preemption can hit one; the prepared data stay as they are
     edit_config(study, lambda c: c["datasets"][DS].update(finetune={"patience": 300, "max_epochs": 300}))
-    target = f"results/runs/{DS}/tiny-neox/step16/f16.parquet"
+    target = f"results/runs/{DS}/tiny-neox/step16/f16.full.s0.parquet"
     (study / target).unlink()
-    log = study / f"logs/finetune/{DS}/tiny-neox/step16/f16.log"
+    log = study / f"logs/finetune/{DS}/tiny-neox/step16/f16.full.s0.log"
     log.unlink()
     out = open(tmp_path / "snakemake.out", "w")  # noqa: SIM115
     cmd, env = profile_command(slurm, tmp_path / "workers", target)

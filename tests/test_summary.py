@@ -4,7 +4,15 @@ import pandas as pd
 import synthetic as S
 
 from transferlaw.law.bootstrap import BootstrapSummary
-from transferlaw.report.summary import crossval_winner, summary_markdown, summary_rst
+from transferlaw.law.fit import STATUS_NOT_FITTED, FitRecord
+from transferlaw.report.summary import (
+    WHERE,
+    beyond_markdown,
+    crossval_winner,
+    study_check,
+    summary_markdown,
+    summary_rst,
+)
 
 
 def test_summary_lists_law_gap_interval_and_winner():
@@ -57,7 +65,7 @@ def test_summary_shows_the_first_advised_runs_and_what_the_advice_expects():
         dataset="b", status="space_filling", expected_width=float("nan"), message="too few"
     )
     fits = {"a": S.fit_record("a"), "b": S.fit_record("b")}
-    text = summary_markdown(fits, advice={"a": advice, "b": sparse})
+    text = summary_markdown(fits, advice={"a": advice, "b": sparse}, where={"advice": "results/advice/"})
     assert "## Next runs (advice, `results/advice/`)" in text
     section = text.split("## Next runs")[1].splitlines()
     line = next(line for line in section if line.startswith("- a: "))
@@ -71,3 +79,46 @@ def test_summary_shows_the_first_advised_runs_and_what_the_advice_expects():
     )
     assert "Next runs (advice)" in summary_rst(fits, advice={"a": advice})
     assert "Next runs" not in summary_markdown(fits)
+
+
+def test_the_page_names_the_paths_the_workflow_gives_it_and_none_of_its_own():
+    """The rules own the study's layout: the page names where a result is only where it is told."""
+    law_of_b = {k: v for k, v in S.fit("b").items() if k not in ("params", "free")}
+    no_law = FitRecord.from_json({**law_of_b, "status": STATUS_NOT_FITTED, "reason": "all runs at the cap"})
+    fits = {"a": S.fit_record("a"), "b": no_law}
+    gap = pd.DataFrame(
+        {"dataset": ["a"], "method": ["full"], "model": ["m"], "n_params": [10], "G_text": ["0.4"]}
+    )
+    noise = pd.DataFrame(
+        [{"dataset": "a", "model": "m", "method": "full", "noise_rms_log": 0.1, "residual_rms_log": 0.2}]
+    ).assign(lack_of_fit_rms_log=0.1, verdict="ok")
+    said = [
+        summary_markdown(fits),
+        summary_rst(fits),
+        beyond_markdown(gap=gap, noise=noise),
+        study_check({("b", "m", "full"): fits["b"]})[1],
+    ]
+    assert not any("results/" in text for text in said)
+    where = {
+        "check": "out/check.txt",
+        "bootstrap": "out/boot/{dataset}.json",
+        "tables": ["out/tables/p.md", "out/tables/i.md", "elsewhere/e.csv"],
+        "figures": "out/figures/",
+        "gap": ["out/tables/gap.csv", "out/tables/trend.csv"],
+        "noise_figure": "out/noise.png",
+    }
+    assert set(where) <= set(WHERE)
+    text = summary_markdown(fits, where=where)
+    assert "the study's final check (`out/check.txt`) fails" in text
+    assert "- a: no bootstrap yet, so no intervals (`out/boot/a.json`)." in text
+    assert (
+        "Tables: `out/tables/p.md`, `i.md`, `elsewhere/e.csv` (where the analyses have run). "
+        "Figures: `out/figures/`." in text
+    )
+    assert "(`out/check.txt`)" in summary_rst(fits, where=where)
+    beyond = beyond_markdown(gap=gap, noise=noise, where=where)
+    assert "`out/tables/gap.csv`, `trend.csv`." in beyond and "\nfigure `out/noise.png`.\n" in beyond
+    assert (
+        "(out/summary.md lists them first)"
+        in study_check({("b", "m", "full"): fits["b"]}, "out/summary.md")[1]
+    )

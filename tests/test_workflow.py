@@ -27,7 +27,9 @@ def test_end_to_end_writes_valid_records_and_fits(small_study):
         fit = json.loads((small_study / f"results/fits/{ds}.json").read_text())
         assert fit["dataset"] == ds and fit["n_points"] >= 1
         assert set(fit["params"]) >= {"A", "alpha", "G", "beta", "E"}
-        assert (small_study / f"logs/finetune/{ds}/tiny-neox/step0/f4.log").read_text().count("epochs") > 0
+        assert (small_study / f"logs/finetune/{ds}/tiny-neox/step0/f4.full.s0.log").read_text().count(
+            "epochs"
+        ) > 0
 
 
 def test_study_shows_transfer_on_english(small_study):
@@ -57,7 +59,7 @@ def test_adding_a_checkpoint_adds_only_its_jobs(study_copy):
     outs = planned_outputs(study_copy)
     runs = sorted(o for o in outs if o.startswith("results/runs/") and o.count("/") > 2)
     expected = sorted(
-        f"results/runs/{ds}/tiny-neox/step64/f{s}.parquet" for ds in DATASETS for s in (4, 8, 16)
+        f"results/runs/{ds}/tiny-neox/step64/f{s}.full.s0.parquet" for ds in DATASETS for s in (4, 8, 16)
     )
     assert runs == expected
     assert not any("/models/" in o or "results/data/" in o for o in outs)
@@ -87,9 +89,12 @@ def test_partial_reruns_leave_a_plan_the_next_run_carries_out_exactly(study_copy
         snakemake(study_copy, "--cores", "2", target)
     planned = planned_outputs(study_copy)
     wanted = {
-        f"results/runs/devils-dictionary/tiny-neox/{r}/f12.parquet" for r in ("step0", "step16", "step256")
+        f"results/runs/devils-dictionary/tiny-neox/{r}/f12.full.s0.parquet"
+        for r in ("step0", "step16", "step256")
     }
-    wanted |= {f"results/runs/devils-dictionary/tiny-neox/step64/f{s}.parquet" for s in (4, 8, 12, 16)}
+    wanted |= {
+        f"results/runs/devils-dictionary/tiny-neox/step64/f{s}.full.s0.parquet" for s in (4, 8, 12, 16)
+    }
     assert {o for o in planned if o.startswith("results/runs/") and o.count("/") > 2} == wanted
     assert {"results/fits/devils-dictionary.json", "results/summary.md"} <= set(planned)
     proc = snakemake(study_copy, "--cores", "2")
@@ -123,7 +128,8 @@ def test_adding_a_size_adds_only_its_jobs(study_copy):
     outs = planned_outputs(study_copy)
     runs = sorted(o for o in outs if o.startswith("results/runs/") and o.count("/") > 2)
     assert runs == sorted(
-        f"results/runs/devils-dictionary/tiny-neox/{r}/f12.parquet" for r in ("step0", "step16", "step256")
+        f"results/runs/devils-dictionary/tiny-neox/{r}/f12.full.s0.parquet"
+        for r in ("step0", "step16", "step256")
     )
 
 
@@ -168,7 +174,7 @@ def test_exact_size_check_runs_before_fine_tuning(study_copy):
     proc = snakemake(study_copy, "--cores", "2", check=False)
     assert proc.returncode != 0
     assert f"largest size {too_big} sequences" in proc.stdout + proc.stderr
-    assert not list((study_copy / "results/runs/devils-dictionary").rglob(f"f{too_big}.parquet"))
+    assert not list((study_copy / "results/runs/devils-dictionary").rglob(f"f{too_big}.*parquet"))
     assert np.isfinite(
         read_records(str(study_copy / "results/runs/devils-dictionary.parquet"))["eval_loss"]
     ).all()

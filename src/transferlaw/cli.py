@@ -218,11 +218,8 @@ def _cmd_allocate(args: argparse.Namespace) -> int:
     print(f"optimal {f_name}: {alloc.f:.6g}")
     print(f"spend on pre-training: {alloc.share_pretrain:.2%}  on fine-tuning: {alloc.share_finetune:.2%}")
     print(f"predicted loss: {alloc.loss:.6g}")
-    # by convention the bootstrap samples of results/fits/D.json are results/bootstrap/D.parquet
+    # the spread needs the fit's bootstrap refits, named by the caller: the command does not know a layout
     samples = Path(args.samples) if args.samples else None
-    if samples is None and fit.dataset:
-        guess = Path(args.fit).resolve().parent.parent / "bootstrap" / f"{fit.dataset}.parquet"
-        samples = guess if guess.exists() else None
     if samples is not None:
         if not samples.exists():
             raise FileNotFoundError(f"bootstrap samples not found: {samples}")
@@ -336,7 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     alloc.add_argument(
         "--samples",
         default=None,
-        help="bootstrap samples parquet (default: ../bootstrap/D.parquet if present)",
+        metavar="SAMPLES.parquet",
+        help="the fit's bootstrap refits (the workflow's results/bootstrap/D.parquet, or `transferlaw "
+        "bootstrap --samples-dir` output): adds the spread of the allocation",
     )
     alloc.set_defaults(handler=_cmd_allocate)
     adv = sub.add_parser(

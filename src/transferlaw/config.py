@@ -339,11 +339,11 @@ def model_settings(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
     return {"model": model, "repo_id": m["repo_id"], "tokens_per_step": m["tokens_per_step"]}
 
 
-def checkpoint_source(cfg: Mapping[str, Any], model: str, root: str | Path = ".") -> dict[str, Any]:
+def checkpoint_source(cfg: Mapping[str, Any], model: str, local_cache: str) -> dict[str, Any]:
     """Where ``model``'s revisions come from and what the integrity gate accepts (prefetch and gate rules).
 
-    The workflow's own model lives in ``<root>/results/models``; a hub model in its ``cache_dir`` (None: the
-    user's Hugging Face cache).
+    The workflow's own model lives in ``local_cache`` (the folder its pre-training rule writes); a hub model
+    in its ``cache_dir`` (None: the user's Hugging Face cache).
     """
     m = cfg["models"][model]
     own = m["source"] == "pretrain"
@@ -351,18 +351,18 @@ def checkpoint_source(cfg: Mapping[str, Any], model: str, root: str | Path = "."
         "model": model,
         "source": m["source"],
         "repo_id": local_repo_id(model) if own else m["repo_id"],
-        "cache_dir": str(Path(root) / "results" / "models") if own else m.get("cache_dir"),
+        "cache_dir": str(local_cache) if own else m.get("cache_dir"),
         "revisions": list(m["revisions"]),
         "allow_identical": [list(g) for g in m.get("allow_identical", [])],
         "key": f"models.{model}",
     }
 
 
-def revision_source(cfg: Mapping[str, Any], model: str) -> dict[str, Any]:
+def revision_source(cfg: Mapping[str, Any], model: str, local_cache: str) -> dict[str, Any]:
     """What one revision's pin depends on: the model's :func:`checkpoint_source` without the list of its
     revisions and the groups accepted as identical. Adding a revision (or accepting a group) must not rewrite
     the pins of the others, which every finished run of theirs depends on."""
-    src = checkpoint_source(cfg, model)
+    src = checkpoint_source(cfg, model, local_cache)
     return {k: v for k, v in src.items() if k not in ("revisions", "allow_identical")}
 
 
@@ -371,11 +371,12 @@ def local_repo_id(model: str) -> str:
     return f"transferlaw/{model}"
 
 
-def local_ref(model: str, revision: str) -> str:
-    """The ref file of a revision of the workflow's own model (what fine-tune jobs depend on)."""
+def local_ref(local_cache: str, model: str, revision: str) -> str:
+    """The ref file of a revision of the workflow's own model in ``local_cache``, the Hugging Face cache its
+    pre-training rule writes (what fine-tune jobs depend on)."""
     from transferlaw.train.hub import ref_path
 
-    return ref_path("results/models", local_repo_id(model), revision).as_posix()
+    return ref_path(local_cache, local_repo_id(model), revision).as_posix()
 
 
 def required_tokens(sizes: list[int], unit: str, context_length: int, eval_sequences: int) -> int:

@@ -105,3 +105,37 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if suffix in {".csv", ".tsv", ".txt"}:
         return pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
     raise ValueError(f"{p}: unknown table format {suffix!r} (expected .parquet, .csv or .tsv)")
+
+
+def planned_moves(moves: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The moves of :func:`move_files` that have something to move, checked before anything moves.
+
+    An ``old`` that does not exist is left out, so that running the same moves again does nothing. Where a
+    ``new`` exists already, or two files would move to one path, it raises :class:`FileExistsError` naming
+    each such pair (which to keep is the user's call).
+    """
+    todo = [(old, new) for old, new in moves if Path(old).exists()]
+    targets = [new for _, new in todo]
+    clash = [f"{old} -> {new}" for old, new in todo if Path(new).exists() or targets.count(new) > 1]
+    if clash:
+        raise FileExistsError(
+            f"{len(clash)} move(s) would overwrite a file (it exists, or another file moves there too); "
+            "nothing was moved. Delete the file you do not want of each and run again:\n  "
+            + "\n  ".join(clash)
+        )
+    return todo
+
+
+def move_files(moves: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Move each existing file ``old`` to ``new`` (pairs given by the caller, e.g. a layout's old and new
+    paths), keeping its bytes and modification time, and return the moves made.
+
+    Every pair is checked before anything moves (:func:`planned_moves`): where one would overwrite a file,
+    nothing is moved. Each move is one ``os.replace``, atomic on one filesystem: a killed move leaves every
+    file at one of its two paths, and running the moves again finishes them.
+    """
+    todo = planned_moves(moves)
+    for old, new in todo:
+        Path(new).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(old, new)
+    return todo

@@ -3,16 +3,21 @@
 
 
 rule bootstrap:
-    # The main model and method. Resamples draw cells (checkpoint, size) with all their seed replicates.
+    # The law of one (dataset, model, method), as rule fit names it. Resamples draw cells (checkpoint, size)
+    # with all their seed replicates, with the same resampling seed for every law: where two methods or
+    # models ran the same cells, resample i draws the same cells for each, so differences between them are
+    # paired.
     input:
         "results/runs/{dataset}.parquet",
     output:
-        samples="results/bootstrap/{dataset}.parquet",
-        summary="results/bootstrap/{dataset}.json",
+        samples="results/bootstrap/{dataset}{law}.parquet",
+        summary="results/bootstrap/{dataset}{law}.json",
     log:
-        "logs/bootstrap/{dataset}.log",
+        "logs/bootstrap/{dataset}{law}.log",
     benchmark:
-        "results/benchmarks/bootstrap/{dataset}.tsv"
+        "results/benchmarks/bootstrap/{dataset}{law}.tsv"
+    wildcard_constraints:
+        law=one_of(LAWS),
     conda:
         "../../envs/analysis.yaml"
     resources:
@@ -26,21 +31,6 @@ rule bootstrap:
         remedies=remedy_keys,
     script:
         "../scripts/bootstrap.py"
-
-
-use rule bootstrap as bootstrap_variant with:
-    # Every other (model, method), with the same resampling seed: where two methods or models ran the same
-    # cells, resample i draws the same cells for each, so differences between them are paired
-    output:
-        samples="results/bootstrap/{dataset}/{model}/{method}.parquet",
-        summary="results/bootstrap/{dataset}/{model}/{method}.json",
-    log:
-        "logs/bootstrap/{dataset}/{model}/{method}.log",
-    benchmark:
-        "results/benchmarks/bootstrap/{dataset}/{model}/{method}.tsv"
-    wildcard_constraints:
-        model=one_of(MODELS),
-        method=one_of(METHODS),
 
 
 rule crossval:

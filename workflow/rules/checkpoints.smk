@@ -18,7 +18,7 @@ rule prefetch_model:
     conda:
         "../../envs/data.yaml"
     params:
-        source=lambda wc: tlconfig.checkpoint_source(STUDY, wc.model),
+        source=lambda wc: tlconfig.checkpoint_source(STUDY, wc.model, LOCAL_MODELS),
         # pins written by an earlier gate: a revision keeps its commit even if its branch has moved since
         pins=lambda wc: pin_files(wc.model),
     script:
@@ -42,7 +42,7 @@ rule pin_checkpoint:
         "results/benchmarks/checkpoints/{model}.{revision}.tsv"
     localrule: True
     params:
-        source=lambda wc: tlconfig.revision_source(STUDY, wc.model),
+        source=lambda wc: tlconfig.revision_source(STUDY, wc.model, LOCAL_MODELS),
     run:
         write_pin(wildcards.model, wildcards.revision, params.source, output[0], log[0])
 
@@ -60,7 +60,7 @@ rule verify_checkpoints:
     conda:
         "../../envs/data.yaml"
     params:
-        source=lambda wc: tlconfig.checkpoint_source(STUDY, wc.model),
+        source=lambda wc: tlconfig.checkpoint_source(STUDY, wc.model, LOCAL_MODELS),
     script:
         "../scripts/verify_checkpoints.py"
 

@@ -1,5 +1,7 @@
-# Config resolution, early checks and input functions. Nothing here runs a model: errors in the config
-# (wrong types, missing files, unknown revisions, datasets too small) stop the workflow at parse time.
+# Config resolution, early checks, the study's names and the input functions of the rules. Nothing here runs a
+# model: errors in the config (wrong types, missing files, unknown revisions, datasets too small) stop the
+# workflow at parse time. Every path of the study is written in the rule files (and, for the few an input
+# function needs, here): the package takes the paths it reads and writes as arguments.
 import re
 
 import transferlaw.config as tlconfig
@@ -20,26 +22,38 @@ except tlconfig.ConfigError as err:
 # sorted, so that reordering the config's blocks changes no job's params (and reruns nothing)
 DATASETS = sorted(STUDY["datasets"])
 MODELS = sorted(STUDY["models"])
+#: fine-tuning methods by name (`full` alone unless the study lists `methods:`)
+METHODS = tlconfig.methods(STUDY)
 #: datasets whose text is made by the workflow, downloaded (`url`, `hub`) or generated (`generate`)
 FETCHED = [d for d in DATASETS if {"url", "hub"} & set(STUDY["datasets"][d])]
 GENERATED = [d for d in DATASETS if "generate" in STUDY["datasets"][d]]
+#: the main law (`fit.model`, `fit.method`): the per-dataset figures, tables, advice and summary are its
+MAIN_MODEL = STUDY["fit"]["model"]
+MAIN_METHOD = STUDY["fit"]["method"]
+#: the revision whose pinned commit gives a hub model's tokenizer (models of one study share a tokenizer)
+MAIN_REVISION = STUDY["models"][MAIN_MODEL]["revisions"][0]
+#: where the workflow's own pre-trained models are laid out, as a Hugging Face cache (rule pretrain)
+LOCAL_MODELS = "results/models"
+
+#: whether the study has what each cross-model table compares
+SEVERAL_METHODS = len(METHODS) > 1
+SEVERAL_MODELS = len(MODELS) > 1
+REPLICATES = any(len(tlconfig.run_seeds(STUDY, d)) > 1 for d in DATASETS)
 
 
 def one_of(names):
-    """A wildcard constraint matching exactly these names (nothing if there are none)."""
-    return "|".join(re.escape(n) for n in names) or "(?!)"
+    """A wildcard constraint matching exactly these names (an empty name matches the empty string; no names,
+    nothing)."""
+    if not names:
+        return "(?!)"
+    return "(?:" + "|".join(re.escape(n) for n in names) + ")"
 
 
-#: fine-tuning methods by name (`full` alone unless the study lists `methods:`)
-METHODS = tlconfig.methods(STUDY)
-
-
+# ---- records: one per fine-tuning run -------------------------------------------------------------------
 def run_file(dataset, model, revision, size, method, seed):
-    """One run's record. A full fine-tune at the dataset's own seed keeps the layout of a study without
-    methods or replicates (its finished runs, GPU-hours at the paper's scale, stay valid); every other
-    method or replicate seed adds `.<method>.s<seed>`."""
-    if method == "full" and seed == tlconfig.base_seed(STUDY, dataset):
-        return f"results/runs/{dataset}/{model}/{revision}/f{size}.parquet"
+    """One run's record, written by rule finetune. Every run names its method and seed; a study written
+    before records did (a full fine-tune at the dataset's own seed was f<size>.parquet) is moved once by
+    `snakemake migrate_layout` (finetune.smk)."""
     return f"results/runs/{dataset}/{model}/{revision}/f{size}.{method}.s{seed}.parquet"
 
 
@@ -55,32 +69,77 @@ def run_files(dataset):
     ]
 
 
+def finetune_resource(key, per_attempt=False):
+    """A fine-tuning job's resource from its dataset's and method's settings (``finetune.threads``, ...)."""
+
+    def value(wc):
+        return tlconfig.run_settings(STUDY, wc.dataset, wc.method)[key]
+
+    if per_attempt:
+        return lambda wc, attempt: value(wc) * attempt
+    return value
+
+
+# ---- laws: one per (dataset, model, method) -------------------------------------------------------------
+# A law's files are results/{fits,bootstrap}/<dataset>{law}.<ext>, where {law} names the (model, method):
+# empty for the main law, so that it is results/fits/<dataset>.json, which the per-dataset figures, tables and
+# summary read (and users ask for); `/<model>/<method>` for every other law of a study with several.
+#: the folder separator in a law's name (a string literal that starts with it reads as an absolute path to
+#: `snakemake --lint`)
+SEP = "/"
+
+
+def law_name(model, method):
+    """The {law} wildcard of a (model, method)."""
+    if (model, method) == (MAIN_MODEL, MAIN_METHOD):
+        return ""
+    return f"{SEP}{model}{SEP}{method}"
+
+
+#: every law's {law} wildcard -> its (model, method)
+LAWS = {law_name(m, me): (m, me) for m in MODELS for me in METHODS}
+#: every fitted law: (dataset, model, method)
+FITS = [(d, m, me) for d in DATASETS for m in MODELS for me in METHODS]
+
+
+def fit_file(dataset, model, method, kind="fits", ext="json"):
+    """Where the law of (dataset, model, method) is written (``kind``: fits or bootstrap)."""
+    return f"results/{kind}/{dataset}{law_name(model, method)}.{ext}"
+
+
+def fit_files(kind="fits", ext="json"):
+    return [fit_file(d, m, me, kind, ext) for d, m, me in FITS]
+
+
+def fit_model(wildcards):
+    """The model of a job's law: its {law} wildcard's, or the main model (analyses of the main law only)."""
+    return LAWS[wildcards.get("law", "")][0]
+
+
+def fit_method(wildcards):
+    """The method of a job's law: its {law} wildcard's, or the main method."""
+    return LAWS[wildcards.get("law", "")][1]
+
+
+def remedy_keys(wildcards):
+    """The config keys that would change what a (dataset, model, method)'s law is fitted to: what an
+    analysis of a dataset without a law tells the user to change (transferlaw.law.fit.why_no_law).
+    """
+    return tlconfig.remedy_keys(
+        STUDY, wildcards.dataset, fit_model(wildcards), fit_method(wildcards)
+    )
+
+
 def advice_grid(dataset):
     """The cells the advice chooses from: the fitted model's configured checkpoints x the dataset's sizes."""
-    revisions = STUDY["models"][STUDY["fit"]["model"]]["revisions"]
+    revisions = STUDY["models"][MAIN_MODEL]["revisions"]
     return {
         "steps": [tlconfig.revision_step(r) for r in revisions],
         "sizes": list(STUDY["datasets"][dataset]["sizes"]),
     }
 
 
-def run_method(wildcards):
-    """A fine-tuning job's method: its wildcard, or `full` for the single-method layout."""
-    return wildcards.get("method", "full")
-
-
-def run_seed(wildcards):
-    """A fine-tuning job's seed: its wildcard, or the dataset's own for the single-seed layout."""
-    if "seed" in wildcards.keys():
-        return int(wildcards.seed)
-    return tlconfig.base_seed(STUDY, wildcards.dataset)
-
-
-def model_verdicts():
-    """Every model's verdict on its pins (what records are checked against before they are aggregated)."""
-    return [f"results/checkpoints/{m}/verified.json" for m in MODELS]
-
-
+# ---- targets --------------------------------------------------------------------------------------------
 def all_outputs():
     outs = expand("results/fits/{dataset}.json", dataset=DATASETS)
     outs += [
@@ -94,78 +153,46 @@ def all_outputs():
     return outs
 
 
-def finetune_resource(key, per_attempt=False):
-    """A fine-tuning job's resource from its dataset's and method's settings (``finetune.threads``, ...)."""
-
-    def value(wc):
-        return tlconfig.run_settings(STUDY, wc.dataset, run_method(wc))[key]
-
-    if per_attempt:
-        return lambda wc, attempt: value(wc) * attempt
-    return value
-
-
-# ---- fits per (dataset, model, method) -------------------------------------------------------------------
-# The main model and method (`fit.model`, `fit.method`) keep the single-model layout, results/fits/<dataset>.json
-# and results/bootstrap/<dataset>.{json,parquet}, which the per-dataset figures, tables and summary read; every
-# other (model, method) is fitted and bootstrapped into <dataset>/<model>/<method>.*.
-MAIN_METHOD = STUDY["fit"]["method"]
-#: every fitted law: (dataset, model, method)
-FITS = [(d, m, me) for d in DATASETS for m in MODELS for me in METHODS]
-
-
-def fit_file(dataset, model, method, kind="fits", ext="json"):
-    """Where the law of (dataset, model, method) is written (``kind``: fits or bootstrap)."""
-    if (model, method) == (MAIN_MODEL, MAIN_METHOD):
-        return f"results/{kind}/{dataset}.{ext}"
-    return f"results/{kind}/{dataset}/{model}/{method}.{ext}"
-
-
-def fit_files(kind="fits", ext="json"):
-    return [fit_file(d, m, me, kind, ext) for d, m, me in FITS]
-
-
-def fit_model(wildcards):
-    return wildcards.get("model", MAIN_MODEL)
-
-
-def fit_method(wildcards):
-    return wildcards.get("method", MAIN_METHOD)
-
-
-def remedy_keys(wildcards):
-    """The config keys that would change what a (dataset, model, method)'s law is fitted to: what an
-    analysis of a dataset without a law tells the user to change (transferlaw.law.fit.why_no_law).
-    """
-    return tlconfig.remedy_keys(
-        STUDY, wildcards.dataset, fit_model(wildcards), fit_method(wildcards)
+def plot_outputs():
+    """Every figure of the study (the lists in plots.smk), the summary page and the config that produced them."""
+    out = expand(
+        "results/figures/{dataset}/{name}.{ext}",
+        dataset=DATASETS,
+        name=DATASET_FIGURES,
+        ext=["png", "pdf"],
     )
-
-
-#: whether the study has what each cross-model table compares
-SEVERAL_METHODS = len(METHODS) > 1
-SEVERAL_MODELS = len(MODELS) > 1
-REPLICATES = any(len(tlconfig.run_seeds(STUDY, d)) > 1 for d in DATASETS)
+    out += expand(
+        "results/figures/{name}.{ext}",
+        name=STUDY_FIGURES + BEYOND_FIGURES,
+        ext=["png", "pdf"],
+    )
+    return out + ["results/summary.md", "results/config.yaml"]
 
 
 def beyond_outputs():
-    """The tables and figures of a study with several methods, models or seeds (analysis.smk, plots.smk)."""
+    """The tables of a study with several methods, models or seeds (analysis.smk; their figures: plots.smk)."""
     outs = []
     if SEVERAL_METHODS:
         outs += ["results/tables/methods.md"]
     if SEVERAL_MODELS:
-        outs += ["results/tables/gap_vs_size.csv", "results/figures/gap_vs_size.png"]
+        outs += ["results/tables/gap_vs_size.csv"]
     if REPLICATES:
-        outs += ["results/tables/run_noise.csv", "results/figures/run_noise.png"]
+        outs += ["results/tables/run_noise.csv"]
     return outs
 
 
+# ---- data and checkpoints -------------------------------------------------------------------------------
 def dataset_text(wildcards):
     """The dataset's text: a local file (or maildir folder), or what its fetch or generator rule wrote."""
     block = STUDY["datasets"][wildcards.dataset]
     if "path" in block:
         return block["path"]
     return f"results/corpora/{wildcards.dataset}.txt"
+
+
+def model_verdicts():
+    """Every model's verdict on its pins (what records are checked against before they are aggregated)."""
+    return [f"results/checkpoints/{m}/verified.json" for m in MODELS]
 
 
 def checkpoint_pin(wildcards):
@@ -184,7 +211,7 @@ def pin_files(model):
 def checkpoint_ref(wildcards):
     """A workflow-trained revision's ref: re-training the model reruns its fine-tuning jobs."""
     if STUDY["models"][wildcards.model]["source"] == "pretrain":
-        return tlconfig.local_ref(wildcards.model, wildcards.revision)
+        return tlconfig.local_ref(LOCAL_MODELS, wildcards.model, wildcards.revision)
     return []
 
 
@@ -212,13 +239,10 @@ def pin_input(wildcards):
     revisions are in the cache (`snakemake prefetch`) or fetched by the gate itself."""
     if STUDY["models"][wildcards.model]["source"] == "pretrain":
         steps = STUDY["pretrain"]["save_steps"]
-        return [tlconfig.local_ref(wildcards.model, f"step{s}") for s in steps]
+        return [
+            tlconfig.local_ref(LOCAL_MODELS, wildcards.model, f"step{s}") for s in steps
+        ]
     return []
-
-
-#: the model whose tokenizer prepares every dataset (`fit.model`; models of one study share a tokenizer)
-MAIN_MODEL = STUDY["fit"]["model"]
-MAIN_REVISION = STUDY["models"][MAIN_MODEL]["revisions"][0]
 
 
 def tokenizer_pin():
@@ -228,93 +252,84 @@ def tokenizer_pin():
     return []
 
 
-FIGURES_PER_DATASET = {  # figure name: report subcategory
-    "raw_data": "raw data (Fig. 5)",
-    "cross_section": "fitted law (Figs. 1, 3, 4, 6)",
-    "iso_loss": "fitted law (Figs. 1, 3, 4, 6)",
-    "surface": "fitted law (Figs. 1, 3, 4, 6)",
-    "epochs": "epochs to convergence (Fig. 8)",
-    "bootstrap": "bootstrap (uncertainty)",
+# ---- one time: a study written before every record named its method and seed (rule migrate_layout) -----
+#: the paths of such a study's full fine-tunes at their dataset's own seed (every other run already had
+#: today's name): log, benchmark and record, which moves last (the moves are found from the records left,
+#: so a migration killed half-way leaves nothing behind when run again)
+OLD_LAYOUT = {
+    "log": "logs/finetune/{dataset}/{model}/{revision}/f{size}.log",
+    "benchmark": "results/benchmarks/finetune/{dataset}/{model}/{revision}/f{size}.tsv",
+    "output": "results/runs/{dataset}/{model}/{revision}/f{size}.parquet",
 }
-#: figure costs for the budget-allocation figures (Fig. 2): C_p per pre-training step, C_f per fine-tune
-#: example; the budget is the cost of the study's largest run (budget None) unless set here.
-ALLOCATION_COSTS = {"cost_pretrain": 1.0, "cost_finetune": 1.0, "budget": None}
 
 
-def plot_outputs():
-    """Every figure of the study, the summary page and the config that produced them."""
-    out = expand(
-        "results/figures/{dataset}/{name}.{ext}",
-        dataset=DATASETS,
-        name=list(FIGURES_PER_DATASET),
-        ext=["png", "pdf"],
-    )
-    out += expand(
-        "results/figures/{name}.{ext}", name=list(CROSS_FIGURES), ext=["png", "pdf"]
-    )
-    return out + ["results/summary.md", "results/config.yaml"]
+def old_layout_moves():
+    """(old path, new path) of every record in the old layout, and of its log and benchmark: each record is
+    named by the method and seed it holds."""
+    # the reader fills the columns of records older than methods (method full)
+    from transferlaw.schema import read_records
+
+    today = {  # rule finetune's paths
+        "output": rules.finetune.output[0],
+        "log": rules.finetune.log[0],
+        "benchmark": rules.finetune.benchmark,
+    }
+    moves = []
+    for path in sorted(Path("results/runs").glob("*/*/*/f*.parquet")):
+        dataset, model, revision = path.parts[-4:-1]
+        size = path.name[len("f") : -len(".parquet")]
+        if not size.isdigit():
+            continue  # a record of today's layout
+        record = read_records(str(path)).iloc[0]
+        old = dict(dataset=dataset, model=model, revision=revision, size=size)
+        new = {**old, "method": record["method"], "seed": int(record["seed"])}
+        for key, pattern in OLD_LAYOUT.items():
+            moves.append((pattern.format(**old), str(today[key]).format(**new)))
+    return moves
 
 
-def figure_rule_inputs(name):
-    """Input function of a per-dataset figure: runs and fit, plus bootstrap samples where drawn."""
-
-    def inputs(wildcards):
-        ins = {
-            "runs": f"results/runs/{wildcards.dataset}.parquet",
-            "fit": f"results/fits/{wildcards.dataset}.json",
+def move_metadata(moves):
+    """Carry Snakemake's metadata over the moves (old path -> new path), so that the moved records are what
+    Snakemake recorded: each record's entry (its rule's params, code and inputs: what reruns it when they
+    change) moves to its new name, and each aggregate's list of inputs names the records by their new names
+    (otherwise the changed list would rerun every analysis). Entries already moved are left as they are, so a
+    migration stopped half-way finishes when run again."""
+    store = workflow.persistence
+    if not all(
+        hasattr(store, f) for f in ("_read_record", "_write_record", "_delete_record")
+    ):
+        raise WorkflowError(
+            "migrate_layout: this Snakemake keeps its metadata in a way this rule does not know; "
+            "nothing was moved (it was written for Snakemake 9.27)"
+        )
+    renamed = dict(moves)
+    for old, new in moves:
+        entry = store._read_record(old)
+        if entry is None:
+            continue  # a log or benchmark (Snakemake keeps metadata of outputs only), or already moved
+        entry.log = sorted(renamed.get(p, p) for p in entry.log or [])
+        store._write_record(new, entry)
+        store._delete_record(old)
+    for dataset in DATASETS:
+        table = rules.aggregate.output[0].format(dataset=dataset)
+        entry = store._read_record(table)
+        if entry is None or not set(entry.input or []) & set(renamed):
+            continue
+        entry.input = sorted(renamed.get(p, p) for p in entry.input)
+        entry.input_checksums = {
+            renamed.get(p, p): c for p, c in (entry.input_checksums or {}).items()
         }
-        if name in ("cross_section", "bootstrap"):
-            ins["samples"] = f"results/bootstrap/{wildcards.dataset}.parquet"
-        return ins
-
-    return inputs
+        store._write_record(table, entry)
 
 
-CROSS_FIGURES = {
-    "allocation_gap": (
-        "budget allocation (Fig. 2)",
-        lambda: {
-            "fits": expand("results/fits/{dataset}.json", dataset=DATASETS),
-            "runs": expand("results/runs/{dataset}.parquet", dataset=DATASETS),
-        },
-    ),
-    "allocation_cost": (
-        "budget allocation (Fig. 2)",
-        lambda: {
-            "fits": expand("results/fits/{dataset}.json", dataset=DATASETS),
-            "runs": expand("results/runs/{dataset}.parquet", dataset=DATASETS),
-        },
-    ),
-    "parameters": (
-        "parameters and transfer gap",
-        lambda: {
-            "intervals": expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
-        },
-    ),
-    "law_forms": (
-        "law forms (cross-validation)",
-        lambda: {
-            "crossval": expand("results/crossval/{dataset}.csv", dataset=DATASETS),
-        },
-    ),
-}
+def migrate_old_layout(log):
+    """Move the old layout's files (old_layout_moves) with their Snakemake metadata, and list each move in
+    ``log``. Nothing changes where a file would be overwritten."""
+    from transferlaw.io import move_files, planned_moves
 
-
-#: figures of a study with several models or seeds (plots.smk; listed by beyond_outputs): name ->
-#: (report subcategory, inputs)
-BEYOND_FIGURES = {
-    "gap_vs_size": (
-        "transfer gap against model size",
-        {
-            "table": "results/tables/gap_vs_size.csv",
-            "trend": "results/tables/gap_trend.csv",
-        },
-    ),
-    "run_noise": (
-        "run noise against the law's residuals",
-        {
-            "cells": "results/tables/run_noise.csv",
-            "summary": "results/tables/run_noise_summary.csv",
-        },
-    ),
-}
+    moves = planned_moves(old_layout_moves())  # refuses here, before anything changes
+    move_metadata(moves)
+    moved = move_files(moves)
+    with open(log, "w") as out:
+        out.writelines(f"{old} -> {new}\n" for old, new in moved)
+    print(f"moved {len(moved)} file(s) to today's layout (each listed in {log})")

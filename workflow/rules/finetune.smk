@@ -2,18 +2,19 @@
 
 
 rule finetune:
-    # A full fine-tune at the dataset's own seed: the layout of a study without methods or replicates.
     input:
         data="results/data/{dataset}.npz",
         size_ok="results/data/{dataset}.f{size}.ok",
         pin=checkpoint_pin,
         checkpoint=checkpoint_ref,
     output:
-        "results/runs/{dataset}/{model}/{revision}/f{size}.parquet",
+        "results/runs/{dataset}/{model}/{revision}/f{size}.{method}.s{seed}.parquet",
     log:
-        "logs/finetune/{dataset}/{model}/{revision}/f{size}.log",
+        "logs/finetune/{dataset}/{model}/{revision}/f{size}.{method}.s{seed}.log",
     benchmark:
-        "results/benchmarks/finetune/{dataset}/{model}/{revision}/f{size}.tsv"
+        "results/benchmarks/finetune/{dataset}/{model}/{revision}/f{size}.{method}.s{seed}.tsv"
+    wildcard_constraints:
+        method=one_of(METHODS),
     conda:
         "../../envs/train.yaml"
     threads: finetune_resource("threads")
@@ -24,22 +25,26 @@ rule finetune:
         gpu=finetune_resource("gpus"),
     params:
         # only this dataset's and method's settings and this model's loading recipe: editing another
-        # dataset's block leaves this job's parameters, and so its result, untouched
+        # dataset's block leaves this job's parameters, and so its result, untouched. The method's name is
+        # the wildcard, not a param, so that a full fine-tune has the params it had before methods existed.
         settings=lambda wc: tlconfig.job_params(
-            tlconfig.run_settings(STUDY, wc.dataset, run_method(wc), run_seed(wc))
+            tlconfig.run_settings(STUDY, wc.dataset, wc.method, int(wc.seed))
         ),
         model=lambda wc: tlconfig.model_settings(STUDY, wc.model),
     script:
         "../scripts/finetune.py"
 
 
-use rule finetune as finetune_variant with:
-    # Any other method (`methods:`), or a replicate seed (`seeds:`).
-    output:
-        "results/runs/{dataset}/{model}/{revision}/f{size}.{method}.s{seed}.parquet",
+# ---- one time: a study written before every record named its method and seed (common.smk) ------------
+
+
+rule migrate_layout:
+    # `snakemake migrate_layout --cores 1` (with the study's --configfile), once: moves the records of a study
+    # written before every record named its method and seed (README, "Records written in the old layout")
+    # to this layout, reruns none of them, and moves nothing the second time. It refuses, moving nothing,
+    # where a run's record exists in both layouts.
     log:
-        "logs/finetune/{dataset}/{model}/{revision}/f{size}.{method}.s{seed}.log",
-    benchmark:
-        "results/benchmarks/finetune/{dataset}/{model}/{revision}/f{size}.{method}.s{seed}.tsv"
-    wildcard_constraints:
-        method=one_of(METHODS),
+        "logs/migrate_layout.log",
+    localrule: True
+    run:
+        migrate_old_layout(log[0])

@@ -17,15 +17,18 @@ rule aggregate:
 
 
 rule fit:
-    # The main model and method (`fit.model`, `fit.method`): the layout of a single-model study.
+    # The law of one (dataset, model, method), fitted to its runs, every replicate included; {law} names the
+    # (model, method) (common.smk): results/fits/<dataset>.json is the main law's.
     input:
         "results/runs/{dataset}.parquet",
     output:
-        "results/fits/{dataset}.json",
+        "results/fits/{dataset}{law}.json",
     log:
-        "logs/fit/{dataset}.log",
+        "logs/fit/{dataset}{law}.log",
     benchmark:
-        "results/benchmarks/fit/{dataset}.tsv"
+        "results/benchmarks/fit/{dataset}{law}.tsv"
+    wildcard_constraints:
+        law=one_of(LAWS),
     conda:
         "../../envs/analysis.yaml"
     params:
@@ -36,16 +39,3 @@ rule fit:
         remedies=remedy_keys,
     script:
         "../scripts/fit.py"
-
-
-use rule fit as fit_variant with:
-    # Every other (model, method): the law fitted to its own runs, every replicate included.
-    output:
-        "results/fits/{dataset}/{model}/{method}.json",
-    log:
-        "logs/fit/{dataset}/{model}/{method}.log",
-    benchmark:
-        "results/benchmarks/fit/{dataset}/{model}/{method}.tsv"
-    wildcard_constraints:
-        model=one_of(MODELS),
-        method=one_of(METHODS),

@@ -1,96 +1,366 @@
-# Figures of the paper per dataset and across datasets, the summary page and the config, all report items.
-# Figure names, costs and input functions live in common.smk.
+# Figures of the paper per dataset and across datasets, the summary page and the config, all report items,
+# and the study's final check. One rule per figure kind; the lists below say which figures the study makes.
 
-for _name, _sub in FIGURES_PER_DATASET.items():
-
-    rule:
-        name:
-            f"plot_{_name}"
-        input:
-            unpack(figure_rule_inputs(_name)),
-        output:
-            png=report(
-                f"results/figures/{{dataset}}/{_name}.png",
-                caption=f"../report/{_name}.rst",
-                category="{dataset}",
-                subcategory=_sub,
-                labels={"dataset": "{dataset}", "figure": _name.replace("_", " ")},
-            ),
-            pdf=f"results/figures/{{dataset}}/{_name}.pdf",
-        log:
-            f"logs/plots/{{dataset}}/{_name}.log",
-        localrule: True
-        conda:
-            "../../envs/plots.yaml"
-        resources:
-            mem_mb=1000,
-            runtime=5,
-        params:
-            figure=_name,
-        script:
-            "../scripts/plot_dataset.py"
+#: figures of every dataset, one rule each: results/figures/<dataset>/<name>.{png,pdf}
+DATASET_FIGURES = [
+    "raw_data",
+    "cross_section",
+    "iso_loss",
+    "surface",
+    "epochs",
+    "bootstrap",
+]
+#: figures across datasets, one rule each: results/figures/<name>.{png,pdf}
+STUDY_FIGURES = ["allocation_gap", "allocation_cost", "parameters", "law_forms"]
+#: figures of a study with several models or seeds (their tables: analysis.smk)
+BEYOND_FIGURES = (["gap_vs_size"] if SEVERAL_MODELS else []) + (
+    ["run_noise"] if REPLICATES else []
+)
+#: figure costs for the budget-allocation figures (Fig. 2): C_p per pre-training step, C_f per fine-tune
+#: example; the budget is the cost of the study's largest run (budget None) unless set here.
+ALLOCATION_COSTS = {"cost_pretrain": 1.0, "cost_finetune": 1.0, "budget": None}
 
 
-for _name, (_sub, _inputs) in CROSS_FIGURES.items():
-
-    rule:
-        name:
-            f"plot_{_name}"
-        input:
-            **_inputs(),
-        output:
-            png=report(
-                f"results/figures/{_name}.png",
-                caption=f"../report/{_name}.rst",
-                category="across datasets",
-                subcategory=_sub,
-                labels={"dataset": "all", "figure": _name.replace("_", " ")},
-            ),
-            pdf=f"results/figures/{_name}.pdf",
-        log:
-            f"logs/plots/{_name}.log",
-        localrule: True
-        conda:
-            "../../envs/plots.yaml"
-        resources:
-            mem_mb=1000,
-            runtime=10,
-        params:
-            figure=_name,
-            datasets=DATASETS,
-            costs=ALLOCATION_COSTS,
-        script:
-            "../scripts/plot_summary.py"
+# ---- per dataset: the main law's runs, fit and (where drawn) bootstrap refits ---------------------------
 
 
-for _name, (_sub, _inputs) in BEYOND_FIGURES.items():
+rule plot_raw_data:
+    input:
+        runs="results/runs/{dataset}.parquet",
+        fit="results/fits/{dataset}.json",
+    output:
+        png=report(
+            "results/figures/{dataset}/raw_data.png",
+            caption="../report/raw_data.rst",
+            category="{dataset}",
+            subcategory="raw data (Fig. 5)",
+            labels={"dataset": "{dataset}", "figure": "raw data"},
+        ),
+        pdf="results/figures/{dataset}/raw_data.pdf",
+    log:
+        "logs/plots/{dataset}/raw_data.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        figure="raw_data",
+    script:
+        "../scripts/plot_dataset.py"
 
-    rule:
-        name:
-            f"plot_{_name}"
-        input:
-            **_inputs,
-        output:
-            png=report(
-                f"results/figures/{_name}.png",
-                caption=f"../report/{_name}.rst",
-                category="across models, methods and seeds",
-                subcategory=_sub,
-                labels={"dataset": "all", "figure": _name.replace("_", " ")},
-            ),
-            pdf=f"results/figures/{_name}.pdf",
-        log:
-            f"logs/plots/{_name}.log",
-        localrule: True
-        conda:
-            "../../envs/plots.yaml"
-        resources:
-            mem_mb=1000,
-            runtime=5,
-        params:
-            figure=_name,
-        script:
-            "../scripts/plot_beyond.py"
+
+rule plot_cross_section:
+    input:
+        runs="results/runs/{dataset}.parquet",
+        fit="results/fits/{dataset}.json",
+        samples="results/bootstrap/{dataset}.parquet",
+    output:
+        png=report(
+            "results/figures/{dataset}/cross_section.png",
+            caption="../report/cross_section.rst",
+            category="{dataset}",
+            subcategory="fitted law (Figs. 1, 3, 4, 6)",
+            labels={"dataset": "{dataset}", "figure": "cross section"},
+        ),
+        pdf="results/figures/{dataset}/cross_section.pdf",
+    log:
+        "logs/plots/{dataset}/cross_section.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        figure="cross_section",
+    script:
+        "../scripts/plot_dataset.py"
+
+
+rule plot_iso_loss:
+    input:
+        runs="results/runs/{dataset}.parquet",
+        fit="results/fits/{dataset}.json",
+    output:
+        png=report(
+            "results/figures/{dataset}/iso_loss.png",
+            caption="../report/iso_loss.rst",
+            category="{dataset}",
+            subcategory="fitted law (Figs. 1, 3, 4, 6)",
+            labels={"dataset": "{dataset}", "figure": "iso loss"},
+        ),
+        pdf="results/figures/{dataset}/iso_loss.pdf",
+    log:
+        "logs/plots/{dataset}/iso_loss.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        figure="iso_loss",
+    script:
+        "../scripts/plot_dataset.py"
+
+
+rule plot_surface:
+    input:
+        runs="results/runs/{dataset}.parquet",
+        fit="results/fits/{dataset}.json",
+    output:
+        png=report(
+            "results/figures/{dataset}/surface.png",
+            caption="../report/surface.rst",
+            category="{dataset}",
+            subcategory="fitted law (Figs. 1, 3, 4, 6)",
+            labels={"dataset": "{dataset}", "figure": "surface"},
+        ),
+        pdf="results/figures/{dataset}/surface.pdf",
+    log:
+        "logs/plots/{dataset}/surface.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        figure="surface",
+    script:
+        "../scripts/plot_dataset.py"
+
+
+rule plot_epochs:
+    input:
+        runs="results/runs/{dataset}.parquet",
+        fit="results/fits/{dataset}.json",
+    output:
+        png=report(
+            "results/figures/{dataset}/epochs.png",
+            caption="../report/epochs.rst",
+            category="{dataset}",
+            subcategory="epochs to convergence (Fig. 8)",
+            labels={"dataset": "{dataset}", "figure": "epochs"},
+        ),
+        pdf="results/figures/{dataset}/epochs.pdf",
+    log:
+        "logs/plots/{dataset}/epochs.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        figure="epochs",
+    script:
+        "../scripts/plot_dataset.py"
+
+
+rule plot_bootstrap:
+    input:
+        runs="results/runs/{dataset}.parquet",
+        fit="results/fits/{dataset}.json",
+        samples="results/bootstrap/{dataset}.parquet",
+    output:
+        png=report(
+            "results/figures/{dataset}/bootstrap.png",
+            caption="../report/bootstrap.rst",
+            category="{dataset}",
+            subcategory="bootstrap (uncertainty)",
+            labels={"dataset": "{dataset}", "figure": "bootstrap"},
+        ),
+        pdf="results/figures/{dataset}/bootstrap.pdf",
+    log:
+        "logs/plots/{dataset}/bootstrap.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        figure="bootstrap",
+    script:
+        "../scripts/plot_dataset.py"
+
+
+# ---- across datasets -------------------------------------------------------------------------------------
+
+
+rule plot_allocation_gap:
+    input:
+        fits=expand("results/fits/{dataset}.json", dataset=DATASETS),
+        runs=expand("results/runs/{dataset}.parquet", dataset=DATASETS),
+    output:
+        png=report(
+            "results/figures/allocation_gap.png",
+            caption="../report/allocation_gap.rst",
+            category="across datasets",
+            subcategory="budget allocation (Fig. 2)",
+            labels={"dataset": "all", "figure": "allocation gap"},
+        ),
+        pdf="results/figures/allocation_gap.pdf",
+    log:
+        "logs/plots/allocation_gap.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        figure="allocation_gap",
+        datasets=DATASETS,
+        costs=ALLOCATION_COSTS,
+    script:
+        "../scripts/plot_summary.py"
+
+
+rule plot_allocation_cost:
+    input:
+        fits=expand("results/fits/{dataset}.json", dataset=DATASETS),
+        runs=expand("results/runs/{dataset}.parquet", dataset=DATASETS),
+    output:
+        png=report(
+            "results/figures/allocation_cost.png",
+            caption="../report/allocation_cost.rst",
+            category="across datasets",
+            subcategory="budget allocation (Fig. 2)",
+            labels={"dataset": "all", "figure": "allocation cost"},
+        ),
+        pdf="results/figures/allocation_cost.pdf",
+    log:
+        "logs/plots/allocation_cost.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        figure="allocation_cost",
+        datasets=DATASETS,
+        costs=ALLOCATION_COSTS,
+    script:
+        "../scripts/plot_summary.py"
+
+
+rule plot_parameters:
+    input:
+        intervals=expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
+    output:
+        png=report(
+            "results/figures/parameters.png",
+            caption="../report/parameters.rst",
+            category="across datasets",
+            subcategory="parameters and transfer gap",
+            labels={"dataset": "all", "figure": "parameters"},
+        ),
+        pdf="results/figures/parameters.pdf",
+    log:
+        "logs/plots/parameters.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        figure="parameters",
+        datasets=DATASETS,
+    script:
+        "../scripts/plot_summary.py"
+
+
+rule plot_law_forms:
+    input:
+        crossval=expand("results/crossval/{dataset}.csv", dataset=DATASETS),
+    output:
+        png=report(
+            "results/figures/law_forms.png",
+            caption="../report/law_forms.rst",
+            category="across datasets",
+            subcategory="law forms (cross-validation)",
+            labels={"dataset": "all", "figure": "law forms"},
+        ),
+        pdf="results/figures/law_forms.pdf",
+    log:
+        "logs/plots/law_forms.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        figure="law_forms",
+        datasets=DATASETS,
+    script:
+        "../scripts/plot_summary.py"
+
+
+# ---- across models, methods and seeds (a study with several models or `seeds:`) --------------------------
+
+
+rule plot_gap_vs_size:
+    input:
+        table="results/tables/gap_vs_size.csv",
+        trend="results/tables/gap_trend.csv",
+    output:
+        png=report(
+            "results/figures/gap_vs_size.png",
+            caption="../report/gap_vs_size.rst",
+            category="across models, methods and seeds",
+            subcategory="transfer gap against model size",
+            labels={"dataset": "all", "figure": "gap vs size"},
+        ),
+        pdf="results/figures/gap_vs_size.pdf",
+    log:
+        "logs/plots/gap_vs_size.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        figure="gap_vs_size",
+    script:
+        "../scripts/plot_beyond.py"
+
+
+rule plot_run_noise:
+    input:
+        cells="results/tables/run_noise.csv",
+        summary="results/tables/run_noise_summary.csv",
+    output:
+        png=report(
+            "results/figures/run_noise.png",
+            caption="../report/run_noise.rst",
+            category="across models, methods and seeds",
+            subcategory="run noise against the law's residuals",
+            labels={"dataset": "all", "figure": "run noise"},
+        ),
+        pdf="results/figures/run_noise.pdf",
+    log:
+        "logs/plots/run_noise.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        figure="run_noise",
+    script:
+        "../scripts/plot_beyond.py"
+
+
+# ---- the summary page, the config, the final check ------------------------------------------------------
 
 
 rule summary:
@@ -126,6 +396,24 @@ rule summary:
     params:
         datasets=DATASETS,
         title=STUDY.get("study", "transferlaw study"),
+        # where the page sends its reader: other rules' outputs (transferlaw.report.summary.WHERE)
+        where={
+            "check": "results/study_check.txt",
+            "bootstrap": fit_file("{dataset}", MAIN_MODEL, MAIN_METHOD, "bootstrap"),
+            "advice": "results/advice/",
+            "tables": [
+                "results/tables/parameters.md",
+                "results/tables/intervals.md",
+                "results/tables/law_forms.md",
+                "results/tables/effective_data.csv",
+            ],
+            "figures": "results/figures/",
+            "methods": "results/tables/methods.md",
+            "gap": ["results/tables/gap_vs_size.csv", "results/tables/gap_trend.csv"],
+            "gap_figure": "results/figures/gap_vs_size.png",
+            "noise": "results/tables/run_noise.csv",
+            "noise_figure": "results/figures/run_noise.png",
+        },
     script:
         "../scripts/summary.py"
 
@@ -160,6 +448,7 @@ rule check_study:
     # passes, so the next run, after the fix, checks again.
     input:
         fits=fit_files(),
+        summary="results/summary.md",  # which lists the laws without one first
         outputs=all_outputs(),
     output:
         "results/study_check.txt",

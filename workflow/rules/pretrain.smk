@@ -8,7 +8,7 @@ rule pretrain:
         tokenizer="results/tokenizer/tokenizer.json",
     output:
         refs=[
-            tlconfig.local_ref("{model}", f"step{s}")
+            tlconfig.local_ref(LOCAL_MODELS, "{model}", f"step{s}")
             for s in STUDY.get("pretrain", {}).get("save_steps", [])
         ],
     log:

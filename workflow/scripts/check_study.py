@@ -12,7 +12,7 @@ from transferlaw.runlog import log_to
 
 with log_to(snakemake.log[0]):
     fits = keyed(snakemake.params.fitted, [FitRecord.read(p) for p in snakemake.input.fits])
-    passed, text = study_check(fits)
+    passed, text = study_check(fits, summary=snakemake.input.summary)
     print(text)
     if not passed:
         # the log is where a job's output goes; the reason also belongs on the terminal that ran the study

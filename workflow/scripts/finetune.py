@@ -14,9 +14,9 @@ from transferlaw.train.worker import run_task
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # jobs (and the workers they start) load pinned commits from the cache
 s, w = snakemake, snakemake.wildcards
-# the method's name is the job's wildcard (rule finetune_variant) or `full` (rule finetune): not a param, so
-# that a full fine-tune has the params it had before methods existed
-method = w.get("method", "full")
+# the method's name is the job's wildcard, not a param, so that a full fine-tune has the params it had before
+# methods existed
+method = w.method
 out = Path(s.output[0])
 pin = json.loads(Path(s.input.pin).read_text())
 settings = {**s.params.settings, "threads": s.threads}

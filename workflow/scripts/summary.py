@@ -27,11 +27,12 @@ with log_to(snakemake.log[0]):
         if len(df):  # a study too small to cross-validate writes an empty table
             crossval[str(df["dataset"].iloc[0])] = df
     advice = {ds: pd.read_csv(p) for ds, p in zip(datasets, inp.advice, strict=True)}
-    text = summary_markdown(fits, intervals, crossval, title=snakemake.params.title, advice=advice)
-    beyond = beyond_markdown(table("methods"), table("gap"), table("trend"), table("noise"))
+    where, title = snakemake.params.where, snakemake.params.title  # where: the paths the page names
+    text = summary_markdown(fits, intervals, crossval, title=title, advice=advice, where=where)
+    beyond = beyond_markdown(table("methods"), table("gap"), table("trend"), table("noise"), where=where)
     if beyond:
         text = text.rstrip("\n") + "\n\n" + beyond
     write_text(text, snakemake.output.markdown)
     description = open(snakemake.input.description).read()
-    write_text(summary_rst(fits, intervals, crossval, description, advice), snakemake.output.landing)
+    write_text(summary_rst(fits, intervals, crossval, description, advice, where), snakemake.output.landing)
     print(text)

@@ -527,7 +527,7 @@ def plot_law_forms(crossval: pd.DataFrame) -> Figure:
     ].mean()
     best = mean.groupby(["dataset", "form"], as_index=False)["rmse"].min()
     table = best.pivot(index="dataset", columns="form", values="rmse")
-    # datasets nothing scored stay in the figure as a blank row (their reason is in results/crossval/)
+    # datasets nothing scored stay in the figure as a blank row (the cross-validation table says why)
     table = table.reindex(sorted(set(table.index) | set(crossval["dataset"].astype(str))))
     fig, ax = plt.subplots(figsize=(1.6 * table.shape[1] + 3, 0.7 * table.shape[0] + 2.5))
     sns.heatmap(
@@ -543,7 +543,8 @@ def plot_law_forms(crossval: pd.DataFrame) -> Figure:
         row_values = table.loc[ds].to_numpy(dtype=float)
         if not np.isfinite(row_values).any():  # nothing scored on this dataset: say so, nothing to outline
             status = str(why["status"].get(ds, "")) if ds in why.index else ""
-            text = NO_LAW if status == STATUS_NOT_FITTED else "no split to score (results/crossval/ says why)"
+            no_split = "no split to score (its cross-validation table says why)"
+            text = NO_LAW if status == STATUS_NOT_FITTED else no_split
             ax.text(table.shape[1] / 2, row + 0.5, text, ha="center", va="center", color="grey")
             continue
         col = int(np.nanargmin(row_values))

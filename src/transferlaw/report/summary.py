@@ -1,13 +1,17 @@
-"""``results/summary.md``: per dataset the fitted law, G with its interval, the cross-validation winner and
+"""The summary page: per dataset the fitted law, G with its interval, the cross-validation winner and
 the runs to do next.
 
 The one page a reader checks first; the figures and tables in the report say the rest. Everything but the
 fit is optional, so the summary is useful before the bootstrap, cross-validation and advice have run.
+
+The page tells its reader where the study's other results are, but the workflow's rules own its layout: they
+pass those paths in (``where``, see :data:`WHERE`); a result without a path is named without one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -17,8 +21,36 @@ from transferlaw.law.crossval import scored, unscored
 from transferlaw.law.diagnostics import describe, needs_sentence
 from transferlaw.law.fit import NO_LAW, FitRecord
 
-#: recommendations per dataset the summary shows (results/advice/<dataset>.csv has them all)
+#: recommendations per dataset the summary shows (the advice table has them all)
 TOP_ADVICE = 3
+
+#: what the page points its reader to (the keys of ``where``): each a path, or a list of paths in one folder
+WHERE = {
+    "check": "the study's final check (README, *Exit status*)",
+    "bootstrap": "a dataset's bootstrap summary: a pattern with `{dataset}`",
+    "advice": "the folder of the advice tables",
+    "tables": "the tables of the paper",
+    "figures": "the folder of the figures",
+    "methods": "the table of every method's parameters",
+    "gap": "the tables of G against model size and its trend",
+    "gap_figure": "the figure of G against model size",
+    "noise": "the table of run noise per cell",
+    "noise_figure": "the figure of run noise",
+}
+
+
+def _files(paths: str | list[str]) -> str:
+    """Paths as the page names them: the first in full, the others in its folder by their names."""
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    folder = paths[0].rpartition("/")[0]
+    names = [p.rpartition("/")[2] if p.rpartition("/")[0] == folder else p for p in paths[1:]]
+    return ", ".join(f"`{p}`" for p in [paths[0], *names])
+
+
+def _at(where: Mapping[str, Any] | None, key: str, **fields: str) -> str:
+    """`` (`PATH`)`` for a result the page names, or nothing where the caller gave no path."""
+    path = (where or {}).get(key)
+    return f" ({_files(path.format(**fields) if isinstance(path, str) else path)})" if path else ""
 
 
 def advice_sentences(advice: Mapping[str, pd.DataFrame], top: int = TOP_ADVICE) -> list[str]:
@@ -77,10 +109,12 @@ def not_fitted_sentences(fits: Mapping[str, FitRecord]) -> list[str]:
     ]
 
 
-def study_check(fits: Mapping[tuple[str, str, str], FitRecord]) -> tuple[bool, str]:
+def study_check(
+    fits: Mapping[tuple[str, str, str], FitRecord], summary: str | None = None
+) -> tuple[bool, str]:
     """The study's final check over every fitted law, keyed (dataset, model, method): whether each has one,
     and the text that says so, or names each that has none with why and the setting to change (the first
-    line sums it up)."""
+    line sums it up; ``summary``, the summary page's path, lists them first)."""
     several = len({(m, me) for _, m, me in fits}) > 1
     missing = []
     for (dataset, model, method), fit in sorted(fits.items()):
@@ -90,7 +124,8 @@ def study_check(fits: Mapping[tuple[str, str, str], FitRecord]) -> tuple[bool, s
     if missing:
         head = (
             f"study check failed: {len(missing)} of {len(fits)} law(s) could not be fitted; every other "
-            "result is written (results/summary.md lists them first). Change what is named and run again:"
+            f"result is written{f' ({summary} lists them first)' if summary else ''}. Change what is named "
+            "and run again:"
         )
         return False, "\n".join([head, *missing])
     warnings = [f"- {ds}: {w}" for (ds, _, _), fit in sorted(fits.items()) for w in fit.warnings]
@@ -98,12 +133,13 @@ def study_check(fits: Mapping[tuple[str, str, str], FitRecord]) -> tuple[bool, s
     return True, "\n".join([text, *(["Warnings:", *warnings] if warnings else [])])
 
 
-#: how the summary says what the study's final check does (rule check_study, README "Exit status")
-CHECK_NOTE = (
-    "The other datasets' results are complete; the study's final check (`results/study_check.txt`) fails, "
-    "and with it the workflow's exit status, until every dataset is analysed: change what is named and run "
-    "the workflow again."
-)
+def check_note(where: Mapping[str, Any] | None = None) -> str:
+    """How the summary says what the study's final check does (rule check_study, README "Exit status")."""
+    return (
+        f"The other datasets' results are complete; the study's final check{_at(where, 'check')} fails, "
+        "and with it the workflow's exit status, until every dataset is analysed: change what is named and "
+        "run the workflow again."
+    )
 
 
 def _winner(ds: str, fit: FitRecord, crossval: Mapping[str, pd.DataFrame]) -> tuple[str, str | None]:
@@ -126,6 +162,7 @@ def _rows(
     fits: Mapping[str, FitRecord],
     intervals: Mapping[str, BootstrapSummary],
     crossval: Mapping[str, pd.DataFrame],
+    where: Mapping[str, Any] | None = None,
 ) -> tuple[list[str], list[list[str]], list[str]]:
     """The summary table (parameter names, G first; one row per dataset, those without a law first) and the
     sentences of what the runs cannot tell."""
@@ -152,7 +189,7 @@ def _rows(
         if why_no_cv:
             needs.append(why_no_cv)
         if ds not in intervals:
-            needs.append(f"{ds}: no bootstrap yet, so no intervals (`results/bootstrap/{ds}.json`).")
+            needs.append(f"{ds}: no bootstrap yet, so no intervals{_at(where, 'bootstrap', dataset=ds)}.")
     return names, rows, needs
 
 
@@ -162,17 +199,18 @@ def summary_markdown(
     crossval: Mapping[str, pd.DataFrame] | None = None,
     title: str = "transferlaw study",
     advice: Mapping[str, pd.DataFrame] | None = None,
+    where: Mapping[str, Any] | None = None,
 ) -> str:
     """The landing page: first the datasets whose law could not be fitted, each with why and the setting
     to change; then per dataset the form, G first, then the other parameters (each with its 95% interval,
     its one-sided limit, or "not identified"), the cross-validation winner, one sentence per dataset saying
     what runs would measure what these runs do not (and where over a quarter stopped at the epoch cap), and
-    the first advised runs."""
-    intervals, crossval = intervals or {}, crossval or {}
-    names, rows, needs = _rows(fits, intervals, crossval)
+    the first advised runs; ``where`` names the study's other results (:data:`WHERE`)."""
+    intervals, crossval, where = intervals or {}, crossval or {}, where or {}
+    names, rows, needs = _rows(fits, intervals, crossval, where)
     lines = [f"# {title}: summary", ""]
     if unfitted := not_fitted_sentences(fits):
-        lines += ["## Not analysed", "", *(f"- {s}" for s in unfitted), "", CHECK_NOTE, ""]
+        lines += ["## Not analysed", "", *(f"- {s}" for s in unfitted), "", check_note(where), ""]
     lines += [
         "L(p, f) = (A·p^-alpha + G)·f^-beta + E (Barnett 2024, eq. 2), or the form named per dataset; "
         "**G is the transfer gap**. Each parameter shows its estimate and bootstrap 95% percentile interval; "
@@ -188,9 +226,13 @@ def summary_markdown(
     if needs:
         lines += ["", "## What these runs cannot tell", "", *(f"- {s}" for s in needs)]
     if next_runs := advice_sentences(advice or {}):
-        lines += ["", "## Next runs (advice, `results/advice/`)", "", *(f"- {s}" for s in next_runs)]
-    tables = "`results/tables/parameters.md`, `intervals.md`, `law_forms.md`, `effective_data.csv`"
-    lines += ["", f"Tables: {tables} (where the analyses have run). Figures: `results/figures/`.", ""]
+        folder = f", {_files(where['advice'])}" if where.get("advice") else ""
+        lines += ["", f"## Next runs (advice{folder})", "", *(f"- {s}" for s in next_runs)]
+    pointers = (
+        [f"Tables: {_files(where['tables'])} (where the analyses have run)."] if where.get("tables") else []
+    )
+    pointers += [f"Figures: {_files(where['figures'])}."] if where.get("figures") else []
+    lines += ["", " ".join(pointers), ""] if pointers else [""]
     return "\n".join(lines)
 
 
@@ -199,10 +241,13 @@ def beyond_markdown(
     gap: pd.DataFrame | None = None,
     trend: pd.DataFrame | None = None,
     noise: pd.DataFrame | None = None,
+    where: Mapping[str, Any] | None = None,
 ) -> str:
     """What a study with several methods, models or seeds adds to the summary: G per method with the
     difference from the reference method, G against model size with its trend, and run noise against the
-    law's residuals (the tables of :mod:`transferlaw.law.compare` and :mod:`transferlaw.law.noise`)."""
+    law's residuals (the tables of :mod:`transferlaw.law.compare` and :mod:`transferlaw.law.noise`); ``where``
+    names the files they come from (:data:`WHERE`)."""
+    where = where or {}
     lines: list[str] = []
     if methods is not None and len(methods):
         lines += [
@@ -219,7 +264,11 @@ def beyond_markdown(
                     f"{r['G_diff_verdict']}"
                 )
             lines.append(f"| {r['dataset']} | {r['model']} | {r['method']} | {r['G_text']} | {diff} |")
-        lines += ["", "Every parameter of every method: `results/tables/methods.md`.", ""]
+        lines += (
+            ["", f"Every parameter of every method: {_files(where['methods'])}.", ""]
+            if where.get("methods")
+            else [""]
+        )
     if gap is not None and len(gap):
         lines += [
             "## Transfer gap against model size",
@@ -243,11 +292,9 @@ def beyond_markdown(
                         )
             cells = [by_model.get(m, "") for m, _ in _sizes(gap)]
             lines.append(f"| {ds} | {method} | " + " | ".join(cells) + f" | {status} |")
-        lines += [
-            "",
-            "`results/tables/gap_vs_size.csv`, `gap_trend.csv`; figure `results/figures/gap_vs_size.png`.",
-            "",
-        ]
+        files = [_files(where["gap"])] if where.get("gap") else []
+        files += [f"figure {_files(where['gap_figure'])}"] if where.get("gap_figure") else []
+        lines += ["", "; ".join(files) + ".", ""] if files else [""]
     if noise is not None and len(noise):
         lines += [
             "## Run noise against the law's residuals",
@@ -264,7 +311,9 @@ def beyond_markdown(
                 f"| {r['dataset']} | {r['model']} | {r['method']} | {r['noise_rms_log']:.3g} | "
                 f"{r['residual_rms_log']:.3g} | {r['lack_of_fit_rms_log']:.3g} | {r['verdict']} |"
             )
-        lines += ["", "Per cell: `results/tables/run_noise.csv`; figure `results/figures/run_noise.png`.", ""]
+        files = [f"Per cell: {_files(where['noise'])}"] if where.get("noise") else []
+        files += [f"figure {_files(where['noise_figure'])}"] if where.get("noise_figure") else []
+        lines += ["", "; ".join(files) + ".", ""] if files else [""]
     return "\n".join(lines)
 
 
@@ -280,12 +329,13 @@ def summary_rst(
     crossval: Mapping[str, pd.DataFrame] | None = None,
     description: str = "",
     advice: Mapping[str, pd.DataFrame] | None = None,
+    where: Mapping[str, Any] | None = None,
 ) -> str:
     """The report's landing page: the datasets that could not be analysed, then ``description`` (the
     workflow's own text) after the summary table, what the runs cannot tell and the first advised runs, as
-    reStructuredText (a csv-table)."""
+    reStructuredText (a csv-table); ``where`` names the study's other results (:data:`WHERE`)."""
     intervals, crossval = intervals or {}, crossval or {}
-    names, rows, needs = _rows(fits, intervals, crossval)
+    names, rows, needs = _rows(fits, intervals, crossval, where)
     header = ["dataset", "form", *("G (transfer gap)" if n == "G" else n for n in names), "CV winner (RMSE)"]
 
     def quote(cell: str) -> str:
@@ -293,7 +343,7 @@ def summary_rst(
 
     lines = ["Summary", "=======", ""]
     if unfitted := not_fitted_sentences(fits):
-        lines += ["**Not analysed.**", "", *(f"- {s}" for s in unfitted), "", CHECK_NOTE, ""]
+        lines += ["**Not analysed.**", "", *(f"- {s}" for s in unfitted), "", check_note(where), ""]
     lines += [
         ".. csv-table:: G, the transfer gap, and the other parameters, with bootstrap 95% intervals",
         "   :header: " + ", ".join(quote(h) for h in header),
