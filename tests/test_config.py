@@ -101,6 +101,16 @@ def hub_model(**over):
     }
 
 
+RULE = {"log_spaced": {"count": 3, "first": 1000, "last": 143000}}
+
+
+def test_a_revision_rule_is_for_hub_models(tmp_path):
+    with pytest.raises(ConfigError, match=r"models\.tiny-neox\.revisions: a rule is resolved against a hub"):
+        load(tmp_path, lambda c: c["models"]["tiny-neox"].update(revisions=RULE))
+    cfg = load(tmp_path, lambda c: c["models"].update(pythia=hub_model(revisions=RULE)))
+    assert cfg["models"]["pythia"]["revisions"] == RULE
+
+
 def test_a_hub_model_is_planned_without_its_checkpoints(tmp_path):
     """Revisions are fetched and checked by the prefetch and gate jobs, not at parse time: a machine without
     the checkpoints (or the internet) can still plan the study."""
@@ -115,12 +125,58 @@ def test_a_hub_model_is_planned_without_its_checkpoints(tmp_path):
         ({k: v for k, v in hub_model().items() if k != "repo_id"}, r"models\.pythia\.repo_id is required"),
         (hub_model(allow_identical=[["step1000", "step3000"]]), r"allow_identical: step3000 not in"),
         (hub_model(repo_id="../../etc"), "repo_id"),
+        (
+            hub_model(revisions={"log_spaced": {"count": 3, "first": 9, "last": 9}}),
+            r"models\.pythia\.revisions\.log_spaced: first \(9\) must be below last \(9\)",
+        ),
+        (
+            hub_model(revisions=RULE, allow_identical=[["step1000", "step2000"]]),
+            r"models\.pythia\.allow_identical: a rule resolves to revisions that pass the gate",
+        ),
     ],
 )
 def test_bad_hub_model_names_the_key(tmp_path, model, culprit):
     model = {k: v for k, v in model.items() if v is not None}
     with pytest.raises(Exception, match=culprit):
         load(tmp_path, lambda c: c["models"].update(pythia=model))
+
+
+@pytest.mark.parametrize(
+    ("rule", "culprit"),
+    [
+        (
+            {"log_spaced": {"count": 3, "first": 0, "last": 9}},
+            r"revisions\.log_spaced\.first: 0 is less than",
+        ),
+        (
+            {"log_spaced": {"count": 1, "first": 2, "last": 9}},
+            r"revisions\.log_spaced\.count: 1 is less than",
+        ),
+        (
+            {"log_spaced": {"count": "3", "first": 2, "last": 9}},
+            r"revisions\.log_spaced\.count: '3' is not of type",
+        ),
+        ({"log_spaced": {"count": 3, "first": 2}}, r"revisions\.log_spaced: 'last' is a required"),
+        (
+            {"log_spaced": {"count": 3, "first": 2, "last": 9, "every": 1}},
+            r"revisions\.log_spaced: .*'every' was unexpected",
+        ),
+        ({"every": 1000}, r"revisions: .*'every' was unexpected"),
+        ({}, r"revisions: 'log_spaced' is a required"),
+    ],
+)
+def test_a_bad_revision_rule_names_its_key(tmp_path, rule, culprit):
+    """Each field of a rule is checked before anything runs, and the message names its config key and says
+    what a rule is (Snakemake's own message would give a JSON path)."""
+    with pytest.raises(ConfigError, match=r"models\.pythia\." + culprit) as err:
+        load(tmp_path, lambda c: c["models"].update(pythia=hub_model(revisions=rule)))
+    assert "{log_spaced: {count: N, first: F, last: L}}" in str(err.value)
+
+
+def test_a_bad_revision_list_is_still_reported_against_the_list_s_schema(tmp_path):
+    """Rules did not blur a bad list's message: it still says which name is not a branch."""
+    with pytest.raises(Exception, match=r"'main' does not match '\^step\[0-9\]\+\$'"):
+        load(tmp_path, lambda c: c["models"].update(pythia=hub_model(revisions=["step1000", "main"])))
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,25 @@ def one_of(names):
 METHODS = tlconfig.methods(STUDY)
 
 
+def manifest_file(model):
+    return f"results/checkpoints/{model}/manifest.json"
+
+
+#: each model's revisions: its list, or what `snakemake prefetch` resolved its rule to, read from the model's
+#: manifest (the file every machine reads, so the study is planned from prefetch's choice and nothing is
+#: resolved again); None while a rule is unresolved, when only `snakemake prefetch` can be planned
+REVISIONS = {m: tlconfig.planned_revisions(STUDY, m, manifest_file(m)) for m in MODELS}
+
+
+def revisions_of(model):
+    """A model's revisions; a clear error, naming what to run, while its rule is unresolved."""
+    if REVISIONS[model] is None:
+        raise WorkflowError(
+            tlconfig.unresolved_message(STUDY, model, manifest_file(model))
+        )
+    return REVISIONS[model]
+
+
 def run_file(dataset, model, revision, size, method, seed):
     """One run's record. A full fine-tune at the dataset's own seed keeps the layout of a study without
     methods or replicates (its finished runs, GPU-hours at the paper's scale, stay valid); every other
@@ -47,9 +66,9 @@ def run_files(dataset):
     """Every run record of one dataset: one per (model, method, revision, size, seed)."""
     return [
         run_file(dataset, model, revision, size, method, seed)
-        for model, block in STUDY["models"].items()
+        for model in STUDY["models"]
         for method in METHODS
-        for revision in block["revisions"]
+        for revision in revisions_of(model)
         for size in STUDY["datasets"][dataset]["sizes"]
         for seed in tlconfig.run_seeds(STUDY, dataset)
     ]
@@ -57,7 +76,7 @@ def run_files(dataset):
 
 def advice_grid(dataset):
     """The cells the advice chooses from: the fitted model's configured checkpoints x the dataset's sizes."""
-    revisions = STUDY["models"][STUDY["fit"]["model"]]["revisions"]
+    revisions = revisions_of(STUDY["fit"]["model"])
     return {
         "steps": [tlconfig.revision_step(r) for r in revisions],
         "sizes": list(STUDY["datasets"][dataset]["sizes"]),
@@ -177,8 +196,7 @@ def checkpoint_pin(wildcards):
 
 def pin_files(model):
     """Revision -> the pin file of each of a model's revisions."""
-    revisions = STUDY["models"][model]["revisions"]
-    return {r: f"results/checkpoints/{model}/{r}.json" for r in revisions}
+    return {r: f"results/checkpoints/{model}/{r}.json" for r in revisions_of(model)}
 
 
 def checkpoint_ref(wildcards):
@@ -200,7 +218,7 @@ def write_pin(model, revision, source, out, log):
         revision,
         out,
         log,
-        revisions=block["revisions"],
+        revisions=revisions_of(model),
         pins=pin_files(model),
         allow_identical=block.get("allow_identical", []),
     )
@@ -218,13 +236,15 @@ def pin_input(wildcards):
 
 #: the model whose tokenizer prepares every dataset (`fit.model`; models of one study share a tokenizer)
 MAIN_MODEL = STUDY["fit"]["model"]
-MAIN_REVISION = STUDY["models"][MAIN_MODEL]["revisions"][0]
 
 
 def tokenizer_pin():
-    """A hub model's tokenizer is read from a verified commit; the workflow's own is built before it."""
+    """A hub model's tokenizer is read from a verified commit (its first revision's, once known: an input
+    function); the workflow's own is built before it."""
     if STUDY["models"][MAIN_MODEL]["source"] == "hub":
-        return f"results/checkpoints/{MAIN_MODEL}/{MAIN_REVISION}.json"
+        return (
+            lambda wc: f"results/checkpoints/{MAIN_MODEL}/{revisions_of(MAIN_MODEL)[0]}.json"
+        )
     return []
 
 
