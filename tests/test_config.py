@@ -269,3 +269,37 @@ def test_a_download_pin_is_checked_against_the_recorded_download(tmp_path):
         check_download_pin(cfg, "d", record)
     record.write_text(json.dumps({"url": url + "?v=2", "sha256": "b" * 64}))  # another URL: refetched anyway
     check_download_pin(cfg, "d", record)
+
+
+#: the paper's values (Barnett 2024: section 4.2's fine-tuning, section 5.2's bootstrap, appendix D's grids)
+PAPER_DEFAULTS = {
+    "finetune.context_length": 256,
+    "finetune.lr": 1e-5,
+    "finetune.betas": [0.9, 0.999],
+    "finetune.eps": 1e-8,
+    "finetune.weight_decay": 0.0,
+    "finetune.micro_batch": 10,
+    "finetune.grad_accum": 25,
+    "finetune.patience": 3,
+    "analysis.bootstrap_samples": 4000,
+    "analysis.l2_exponents": [0.0, 0.01, 0.1, 1.0, 5.0, 10.0, 50.0],
+    "analysis.l2_coefficients": [0.0, 0.0001, 0.001, 0.01, 0.1],
+}
+
+
+def test_the_defaults_said_to_be_the_paper_s_are_and_the_two_that_differ_say_so():
+    """The schema (and config/README.md, generated from it) names which defaults are the paper's: each of
+    them is; the unit and the law form are not, and the text says so; no README says all defaults are."""
+    from transferlaw.defaults import default, load_schema
+
+    text = " ".join(load_schema()["description"].split())
+    for key, value in PAPER_DEFAULTS.items():
+        assert default(key) == value, key
+        assert key.rsplit(".", 1)[1] in text, f"{key} is the paper's but the schema does not say so"
+    assert (
+        default("finetune.unit") == "sequences"
+        and "finetune.unit is sequences (the paper's sizes are tokens)" in text
+    )
+    assert default("fit.form") == "mikami_shifted" and "fit.form is mikami_shifted (eq. 7;" in text
+    for doc in ("README.md", "config/README.md"):
+        assert "defaults are the paper's values" not in (REPO / doc).read_text(), doc

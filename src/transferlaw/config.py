@@ -72,8 +72,11 @@ def describe_config() -> str:
         "",
         "Generated from `src/transferlaw/schemas/config.schema.yaml` by `transferlaw config-docs`: do not",
         "edit. A study is one YAML file (`config/config.yaml` is the embedded toy, `config/barnett2024.yaml`",
-        "the paper's protocol); defaults are the paper's values where it states one. A dataset's `finetune`",
-        "block overrides the global `finetune` block for that dataset only.",
+        "the paper's protocol). A dataset's `finetune` block overrides the global `finetune` block for that",
+        "dataset only.",
+        "",
+        # the schema's own description: which defaults are the paper's, and why two are not
+        " ".join(str(schema["description"]).split()),
         "",
         "| key | type | default | meaning |",
         "| --- | --- | --- | --- |",

@@ -1,4 +1,5 @@
-"""Effective data transferred (Barnett 2024, appendix A.1, eqs. 9-11; Hernandez et al. 2021, eq. 8).
+"""Effective data transferred (Barnett 2024, appendix A.1: eq. 9 solved as eq. 10; not its printed eq. 11;
+Hernandez et al. 2021, eq. 8).
 
 The fine-tune size ``f2`` a *from-scratch* model would need to reach the loss of a pre-trained one,
 L(p, f1) = L(0, f2) (eq. 9). E cancels and the bracket at p = 0 is A·P0 + G, so (eq. 10)
@@ -53,7 +54,8 @@ def effective_data(fit_params: Any, p: Any, f: Any) -> np.ndarray:
 
 
 def effective_data_table(runs: pd.DataFrame, fit: Mapping[str, Any]) -> pd.DataFrame:
-    """Per run: ``effective_f`` (eq. 9-11), ``ratio`` = effective_f / f and ``transferred`` = effective_f − f.
+    """Per run: ``effective_f`` (eq. 10; not the printed eq. 11, see the module), ``ratio`` = effective_f / f
+    and ``transferred`` = effective_f − f.
 
     ``fit`` is a fit record as written by :func:`transferlaw.law.fit.fit_table` (its ``p_column`` and
     ``f_column`` name the columns the law was fitted on; defaults ``pretrain_step``, ``finetune_size``).
