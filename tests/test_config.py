@@ -187,6 +187,10 @@ def test_a_bad_revision_list_is_still_reported_against_the_list_s_schema(tmp_pat
         ({"path": "resources/datasets/devils_dictionary.txt.xz", "format": "maildir"}, "is a file"),
         ({"url": "file:///etc/passwd"}, "url"),
         ({"path": "resources/pretrain"}, "cannot read|format"),
+        (
+            {"path": "resources/datasets/devils_dictionary.txt.xz", "keep_lines": True},
+            r"datasets\.bad\.keep_lines applies to fasta files; this dataset is read as text",
+        ),
     ],
 )
 def test_bad_dataset_source_names_the_key(tmp_path, block, culprit):
@@ -303,3 +307,21 @@ def test_the_defaults_said_to_be_the_paper_s_are_and_the_two_that_differ_say_so(
     assert default("fit.form") == "mikami_shifted" and "fit.form is mikami_shifted (eq. 7;" in text
     for doc in ("README.md", "config/README.md"):
         assert "defaults are the paper's values" not in (REPO / doc).read_text(), doc
+
+
+def test_keep_lines_is_part_of_a_fasta_source_only_when_on():
+    """`keep_lines` changes the text, so it is part of the source (the prepare job reruns when it is turned
+    on); off, the source is what it was before the key existed, so no study written before it reruns. The
+    paper's configs turn it on for the genome; the embedded default study has no FASTA dataset."""
+    from transferlaw.config import dataset_source
+
+    block = {"url": "https://example.org/chrE3.fa.gz", "sizes": [10]}
+    cfg = {"datasets": {"g": {**block, "keep_lines": False}}}
+    assert dataset_source(cfg, "g") == {"url": block["url"], "format": "fasta"}
+    cfg = {"datasets": {"g": {**block, "keep_lines": True}}}
+    assert dataset_source(cfg, "g") == {"url": block["url"], "format": "fasta", "keep_lines": True}
+    for paper in ("barnett2024.yaml", "barnett2024-pythia-1.4b.yaml"):
+        study = resolve(yaml.safe_load((REPO / "config" / paper).read_text()))
+        assert dataset_source(study, "house-cat-genome")["keep_lines"] is True
+    default = resolve(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    assert all("keep_lines" not in dataset_source(default, d) for d in default["datasets"])

@@ -312,6 +312,9 @@ def dataset_source(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
             src["text_field"] = block["text_field"]
         if src["format"] in ("mbox", "maildir"):
             src["headers"] = block["headers"]
+        # only when on: a FASTA study without it keeps its source, so nothing of it reruns
+        if src["format"] == "fasta" and block.get("keep_lines"):
+            src["keep_lines"] = True
         if "members" in block:
             src["members"] = block["members"]
     return src
@@ -626,6 +629,9 @@ def _check_dataset(cfg: Mapping[str, Any], name: str, root: Path) -> None:
         raise ConfigError(f"{key}.format applies to `path` and `url` datasets, not to `{kind}`")
     if "members" in block and kind not in ("path", "url"):
         raise ConfigError(f"{key}.members applies to `path` and `url` datasets, not to `{kind}`")
+    if block.get("keep_lines") and dataset_source(cfg, name).get("format") != "fasta":
+        what = dataset_source(cfg, name).get("format") or f"a `{kind}` dataset"
+        raise ConfigError(f"{key}.keep_lines applies to fasta files; this dataset is read as {what}")
     if kind == "path":
         rel = block["path"]
         path = Path(rel) if Path(rel).is_absolute() else root / rel
