@@ -233,7 +233,11 @@ def project(m: dict, study: dict) -> dict:
 
     from transferlaw.config import finetune_settings
 
-    groups = sum(len(b["revisions"]) for b in study["models"].values())
+    # a revision rule resolves to its `count` revisions (transferlaw.train.revisions)
+    groups = sum(
+        b["revisions"]["log_spaced"]["count"] if isinstance(b["revisions"], dict) else len(b["revisions"])
+        for b in study["models"].values()
+    )
     runs, seconds = 0, groups * m["first_step_s"]
     epochs = PAPER_FLOP / (6 * PAPER_N * groups * _paper_tokens(study))
     for ds, block in study["datasets"].items():

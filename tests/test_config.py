@@ -101,6 +101,16 @@ def hub_model(**over):
     }
 
 
+RULE = {"log_spaced": {"count": 3, "first": 1000, "last": 143000}}
+
+
+def test_a_revision_rule_is_for_hub_models(tmp_path):
+    with pytest.raises(ConfigError, match=r"models\.tiny-neox\.revisions: a rule is resolved against a hub"):
+        load(tmp_path, lambda c: c["models"]["tiny-neox"].update(revisions=RULE))
+    cfg = load(tmp_path, lambda c: c["models"].update(pythia=hub_model(revisions=RULE)))
+    assert cfg["models"]["pythia"]["revisions"] == RULE
+
+
 def test_a_hub_model_is_planned_without_its_checkpoints(tmp_path):
     """Revisions are fetched and checked by the prefetch and gate jobs, not at parse time: a machine without
     the checkpoints (or the internet) can still plan the study."""
@@ -115,12 +125,58 @@ def test_a_hub_model_is_planned_without_its_checkpoints(tmp_path):
         ({k: v for k, v in hub_model().items() if k != "repo_id"}, r"models\.pythia\.repo_id is required"),
         (hub_model(allow_identical=[["step1000", "step3000"]]), r"allow_identical: step3000 not in"),
         (hub_model(repo_id="../../etc"), "repo_id"),
+        (
+            hub_model(revisions={"log_spaced": {"count": 3, "first": 9, "last": 9}}),
+            r"models\.pythia\.revisions\.log_spaced: first \(9\) must be below last \(9\)",
+        ),
+        (
+            hub_model(revisions=RULE, allow_identical=[["step1000", "step2000"]]),
+            r"models\.pythia\.allow_identical: a rule resolves to revisions that pass the gate",
+        ),
     ],
 )
 def test_bad_hub_model_names_the_key(tmp_path, model, culprit):
     model = {k: v for k, v in model.items() if v is not None}
     with pytest.raises(Exception, match=culprit):
         load(tmp_path, lambda c: c["models"].update(pythia=model))
+
+
+@pytest.mark.parametrize(
+    ("rule", "culprit"),
+    [
+        (
+            {"log_spaced": {"count": 3, "first": 0, "last": 9}},
+            r"revisions\.log_spaced\.first: 0 is less than",
+        ),
+        (
+            {"log_spaced": {"count": 1, "first": 2, "last": 9}},
+            r"revisions\.log_spaced\.count: 1 is less than",
+        ),
+        (
+            {"log_spaced": {"count": "3", "first": 2, "last": 9}},
+            r"revisions\.log_spaced\.count: '3' is not of type",
+        ),
+        ({"log_spaced": {"count": 3, "first": 2}}, r"revisions\.log_spaced: 'last' is a required"),
+        (
+            {"log_spaced": {"count": 3, "first": 2, "last": 9, "every": 1}},
+            r"revisions\.log_spaced: .*'every' was unexpected",
+        ),
+        ({"every": 1000}, r"revisions: .*'every' was unexpected"),
+        ({}, r"revisions: 'log_spaced' is a required"),
+    ],
+)
+def test_a_bad_revision_rule_names_its_key(tmp_path, rule, culprit):
+    """Each field of a rule is checked before anything runs, and the message names its config key and says
+    what a rule is (Snakemake's own message would give a JSON path)."""
+    with pytest.raises(ConfigError, match=r"models\.pythia\." + culprit) as err:
+        load(tmp_path, lambda c: c["models"].update(pythia=hub_model(revisions=rule)))
+    assert "{log_spaced: {count: N, first: F, last: L}}" in str(err.value)
+
+
+def test_a_bad_revision_list_is_still_reported_against_the_list_s_schema(tmp_path):
+    """Rules did not blur a bad list's message: it still says which name is not a branch."""
+    with pytest.raises(Exception, match=r"'main' does not match '\^step\[0-9\]\+\$'"):
+        load(tmp_path, lambda c: c["models"].update(pythia=hub_model(revisions=["step1000", "main"])))
 
 
 @pytest.mark.parametrize(
@@ -131,6 +187,10 @@ def test_bad_hub_model_names_the_key(tmp_path, model, culprit):
         ({"path": "resources/datasets/devils_dictionary.txt.xz", "format": "maildir"}, "is a file"),
         ({"url": "file:///etc/passwd"}, "url"),
         ({"path": "resources/pretrain"}, "cannot read|format"),
+        (
+            {"path": "resources/datasets/devils_dictionary.txt.xz", "keep_lines": True},
+            r"datasets\.bad\.keep_lines applies to fasta files; this dataset is read as text",
+        ),
     ],
 )
 def test_bad_dataset_source_names_the_key(tmp_path, block, culprit):
@@ -213,3 +273,55 @@ def test_a_download_pin_is_checked_against_the_recorded_download(tmp_path):
         check_download_pin(cfg, "d", record)
     record.write_text(json.dumps({"url": url + "?v=2", "sha256": "b" * 64}))  # another URL: refetched anyway
     check_download_pin(cfg, "d", record)
+
+
+#: the paper's values (Barnett 2024: section 4.2's fine-tuning, section 5.2's bootstrap, appendix D's grids)
+PAPER_DEFAULTS = {
+    "finetune.context_length": 256,
+    "finetune.lr": 1e-5,
+    "finetune.betas": [0.9, 0.999],
+    "finetune.eps": 1e-8,
+    "finetune.weight_decay": 0.0,
+    "finetune.micro_batch": 10,
+    "finetune.grad_accum": 25,
+    "finetune.patience": 3,
+    "analysis.bootstrap_samples": 4000,
+    "analysis.l2_exponents": [0.0, 0.01, 0.1, 1.0, 5.0, 10.0, 50.0],
+    "analysis.l2_coefficients": [0.0, 0.0001, 0.001, 0.01, 0.1],
+}
+
+
+def test_the_defaults_said_to_be_the_paper_s_are_and_the_two_that_differ_say_so():
+    """The schema (and config/README.md, generated from it) names which defaults are the paper's: each of
+    them is; the unit and the law form are not, and the text says so; no README says all defaults are."""
+    from transferlaw.defaults import default, load_schema
+
+    text = " ".join(load_schema()["description"].split())
+    for key, value in PAPER_DEFAULTS.items():
+        assert default(key) == value, key
+        assert key.rsplit(".", 1)[1] in text, f"{key} is the paper's but the schema does not say so"
+    assert (
+        default("finetune.unit") == "sequences"
+        and "finetune.unit is sequences (the paper's sizes are tokens)" in text
+    )
+    assert default("fit.form") == "mikami_shifted" and "fit.form is mikami_shifted (eq. 7;" in text
+    for doc in ("README.md", "config/README.md"):
+        assert "defaults are the paper's values" not in (REPO / doc).read_text(), doc
+
+
+def test_keep_lines_is_part_of_a_fasta_source_only_when_on():
+    """`keep_lines` changes the text, so it is part of the source (the prepare job reruns when it is turned
+    on); off, the source is what it was before the key existed, so no study written before it reruns. The
+    paper's configs turn it on for the genome; the embedded default study has no FASTA dataset."""
+    from transferlaw.config import dataset_source
+
+    block = {"url": "https://example.org/chrE3.fa.gz", "sizes": [10]}
+    cfg = {"datasets": {"g": {**block, "keep_lines": False}}}
+    assert dataset_source(cfg, "g") == {"url": block["url"], "format": "fasta"}
+    cfg = {"datasets": {"g": {**block, "keep_lines": True}}}
+    assert dataset_source(cfg, "g") == {"url": block["url"], "format": "fasta", "keep_lines": True}
+    for paper in ("barnett2024.yaml", "barnett2024-pythia-1.4b.yaml"):
+        study = resolve(yaml.safe_load((REPO / "config" / paper).read_text()))
+        assert dataset_source(study, "house-cat-genome")["keep_lines"] is True
+    default = resolve(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    assert all("keep_lines" not in dataset_source(default, d) for d in default["datasets"])

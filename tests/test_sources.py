@@ -28,6 +28,7 @@ from transferlaw.data.sources import (
     detect_format,
     fetch_url,
     load_hub_text,
+    load_source,
     load_text,
     strip_latex,
     text_bytes_bound_ok,
@@ -202,6 +203,23 @@ def test_fasta_joins_records_and_keeps_soft_masked_bases():
     raw = (FIXTURES / "genome.fasta").read_text()
     bases = sum(len(line) for line in raw.splitlines() if line and line[0] not in ">;")
     assert len(text.replace("\n", "")) == bases
+
+
+def test_fasta_keep_lines_keeps_the_source_s_60_base_lines(tmp_path):
+    """`keep_lines` (config/barnett2024.yaml, after the paper's appendix F.4 sample): the source's sequence
+    lines as they are, upper-cased, headers gone; the bases and their order are those of the joined text."""
+    path = FIXTURES / "genome_60.fa"
+    sequence = [line for line in path.read_text().splitlines() if not line.startswith(">")]
+    kept = load_text(path, keep_lines=True)
+    assert kept.split("\n") == [line.upper() for line in sequence]
+    assert max(map(len, kept.split("\n"))) == 60 and kept.count("\n") == len(sequence) - 1
+    joined = load_text(path)
+    assert joined.count("\n") == 1  # by default: one line per record (two records)
+    assert kept.replace("\n", "") == joined.replace("\n", "")
+    # as a dataset block reads it (compressed, as Ensembl serves it), and only when asked for
+    gz = compressed(path, ".gz", tmp_path)
+    assert load_source(gz, {"format": "fasta", "keep_lines": True}) == kept
+    assert load_source(gz, {"format": "fasta"}) == joined
 
 
 # -- mail ------------------------------------------------------------------------------------------------

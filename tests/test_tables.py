@@ -37,6 +37,25 @@ def test_parameter_table_rows_columns_and_cv():
     assert float(t.loc[3, "A"]) == pytest.approx(a.std(ddof=1) / a.mean(), abs=1e-3)
 
 
+def test_cv_row_says_what_it_computes_and_claims_no_match_with_the_paper():
+    """From Table 2's own estimates the row is the sample SD over |mean| (G 0.917), not the paper's printed
+    row (G 0.851): the label names the formula and no paper."""
+    import statistics
+
+    from synthetic import TABLE2
+
+    printed = {"A": 0.528, "G": 0.851, "alpha": 0.094, "beta": 0.432, "E": 0.490}  # the paper's Table 2
+    summaries = {d: {n: {"estimate": v, "se": 0.0} for n, v in p.items()} for d, p in TABLE2.items()}
+    t = parameter_table(summaries)
+    row = t.iloc[-1]
+    for n in printed:
+        est = [p[n] for p in TABLE2.values()]
+        assert float(row[n]) == pytest.approx(statistics.stdev(est) / abs(statistics.fmean(est)), abs=5e-4)
+    assert float(row["G"]) == pytest.approx(0.917, abs=5e-4) and abs(float(row["G"]) - printed["G"]) > 0.05
+    assert row["dataset"] == CV_ROW and "sample SD" in CV_ROW and "paper" not in CV_ROW.lower()
+    assert "reproduces the paper" not in parameter_table.__doc__
+
+
 def test_parameter_table_accepts_bare_summaries_and_one_dataset():
     t = parameter_table({"only": boot(summary(1.0, 0.5).params, "only")})
     assert list(t["dataset"]) == ["only", CV_ROW] and t.loc[1, "A"] == ""

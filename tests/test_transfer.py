@@ -1,4 +1,5 @@
-"""Effective data transferred (eq. 9-11) and Hernandez et al.'s power law."""
+"""Effective data transferred (eq. 9 solved as eq. 10, not the printed eq. 11) and Hernandez et al.'s power
+law."""
 
 from __future__ import annotations
 
@@ -26,6 +27,23 @@ def test_from_scratch_model_reaches_the_same_loss(form, extra, p0):
     # eq. 9: L(p, f1) = L(no pre-training, f2)
     np.testing.assert_allclose(law.predict(params, np.full(4, p0), f2), law.predict(params, p, f), rtol=1e-10)
     assert np.all(f2 >= f - 1e-9)  # pre-training never hurts under the law
+
+
+def test_the_printed_eq_11_is_not_what_is_solved():
+    """Eq. 11 as printed, (f1^beta (A + G p^-alpha) / (A + G))^(1/beta), swaps A and G: on Table 2's
+    fictional encyclopedia law it gives another size, which does not reach the pre-trained model's loss,
+    so the module and the README call the table eq. 10's, not eqs. 9-11's."""
+    params = dict(A=284.766, alpha=0.730, G=2.570, beta=0.123, E=0.538)
+    law = get_form("mikami")
+    p, f = np.array([1000.0, 143_001.0]), np.array([10.0, 1100.0])
+    ours = effective_data(params, p, f)
+    A, G, alpha, beta = params["A"], params["G"], params["alpha"], params["beta"]
+    printed = (f**beta * (A + G * p**-alpha) / (A + G)) ** (1 / beta)
+    np.testing.assert_allclose(law.predict(params, np.ones(2), ours), law.predict(params, p, f), rtol=1e-10)
+    assert np.all(np.abs(law.predict(params, np.ones(2), printed) / law.predict(params, p, f) - 1) > 0.1)
+    import transferlaw.law.transfer as transfer
+
+    assert "eq. 10" in transfer.__doc__.splitlines()[0] and "9-11" not in transfer.__doc__
 
 
 def test_no_pretraining_transfers_nothing():

@@ -39,7 +39,29 @@ def validate_schema(config: Mapping[str, Any]) -> None:
                 f"`{key}:` (every key is documented in config/README.md). Note that a --configfile "
                 "describes the whole study: nothing is taken from the embedded default."
             )
+    _check_revision_rules(config)
     validate(dict(config), str(SCHEMA_PATH), set_default=False)
+
+
+def _check_revision_rules(config: Mapping[str, Any]) -> None:
+    """A model's ``revisions`` given as a rule, checked against the schema's rule (its ``else`` branch) first,
+    so that the message names the key (``models.<name>.revisions.log_spaced.first``), which Snakemake's
+    message gives only as a JSON path."""
+    from jsonschema import Draft202012Validator
+
+    rule_schema = load_schema()["properties"]["models"]["additionalProperties"]["properties"]["revisions"][
+        "else"
+    ]
+    for name, block in config["models"].items():
+        revisions = block.get("revisions") if isinstance(block, Mapping) else None
+        if not isinstance(revisions, Mapping):
+            continue
+        for err in Draft202012Validator(rule_schema).iter_errors(dict(revisions)):
+            key = ".".join(["models", str(name), "revisions", *map(str, err.absolute_path)])
+            raise ConfigError(
+                f"{key}: {err.message}. A revision rule is {{log_spaced: {{count: N, first: F, last: L}}}}: "
+                "N >= 2 steps log-spaced from step F >= 1 to step L, integers (config/README.md)"
+            )
 
 
 def describe_config() -> str:
@@ -51,8 +73,11 @@ def describe_config() -> str:
         "",
         "Generated from `src/transferlaw/schemas/config.schema.yaml` by `transferlaw config-docs`: do not",
         "edit. A study is one YAML file (`config/config.yaml` is the embedded toy, `config/barnett2024.yaml`",
-        "the paper's protocol); defaults are the paper's values where it states one. A dataset's `finetune`",
-        "block overrides the global `finetune` block for that dataset only.",
+        "the paper's protocol). A dataset's `finetune` block overrides the global `finetune` block for that",
+        "dataset only.",
+        "",
+        # the schema's own description: which defaults are the paper's, and why two are not
+        " ".join(str(schema["description"]).split()),
         "",
         "| key | type | default | meaning |",
         "| --- | --- | --- | --- |",
@@ -288,6 +313,9 @@ def dataset_source(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
             src["text_field"] = block["text_field"]
         if src["format"] in ("mbox", "maildir"):
             src["headers"] = block["headers"]
+        # only when on: a FASTA study without it keeps its source, so nothing of it reruns
+        if src["format"] == "fasta" and block.get("keep_lines"):
+            src["keep_lines"] = True
         if "members" in block:
             src["members"] = block["members"]
     return src
@@ -352,10 +380,53 @@ def checkpoint_source(cfg: Mapping[str, Any], model: str, local_cache: str) -> d
         "source": m["source"],
         "repo_id": local_repo_id(model) if own else m["repo_id"],
         "cache_dir": str(local_cache) if own else m.get("cache_dir"),
-        "revisions": list(m["revisions"]),
+        # a rule as written: prefetch resolves it (the resolved list is in the model's manifest)
+        "revisions": revision_rule(m) or list(m["revisions"]),
         "allow_identical": [list(g) for g in m.get("allow_identical", [])],
         "key": f"models.{model}",
     }
+
+
+def revision_rule(block: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A model block's revision rule (``revisions: {log_spaced: {...}}``), or None if it lists revisions."""
+    revisions = block["revisions"]
+    return dict(revisions) if isinstance(revisions, Mapping) else None
+
+
+def planned_revisions(cfg: Mapping[str, Any], model: str, manifest: str | Path) -> list[str] | None:
+    """The revisions a study plans for ``model``: its list, or, for a rule, the revisions `snakemake prefetch`
+    resolved it to, read from the model's checkpoint ``manifest`` (every machine reads the same file, so
+    the study's jobs are the ones prefetch chose; nothing is resolved again). None while the rule is
+    unresolved: no manifest yet, or one that resolved another rule or repo (:func:`unresolved_message`)."""
+    m = cfg["models"][model]
+    rule = revision_rule(m)
+    if rule is None:
+        return list(m["revisions"])
+    path = Path(manifest)
+    if not path.is_file():
+        return None
+    written = json.loads(path.read_text())
+    if written.get("rule") != rule or written.get("repo_id") != m["repo_id"]:
+        return None
+    return sorted((row["revision"] for row in written["resolution"]), key=revision_step)
+
+
+def unresolved_message(cfg: Mapping[str, Any], model: str, manifest: str | Path) -> str:
+    """Why ``model``'s revisions are not known yet, and what to run."""
+    from transferlaw.train.revisions import describe_rule
+
+    what = describe_rule(revision_rule(cfg["models"][model]))
+    state = (
+        "resolved another rule or repo: the rule was changed since"
+        if Path(manifest).is_file()
+        else "does not exist yet"
+    )
+    return (
+        f"models.{model}.revisions is a rule ({what}) that `snakemake prefetch` has not resolved: {manifest} "
+        f"{state}. Run `snakemake prefetch` (with the same config) where the hub can be reached, or with "
+        "HF_HUB_OFFLINE=1 on a cache you filled: it resolves each target step to the nearest revision that "
+        "passes the integrity gate and writes the manifest, which every later run reads"
+    )
 
 
 def revision_source(cfg: Mapping[str, Any], model: str, local_cache: str) -> dict[str, Any]:
@@ -425,6 +496,9 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
         key = f"models.{name}"
         if "pretrain" in m:
             _check_model_pretrain(cfg, name)
+        if revision_rule(m):
+            _check_rule(m, key)
+            continue
         for rev in m["revisions"]:
             revision_step(rev)
         unknown = sorted({r for group in m.get("allow_identical", []) for r in group} - set(m["revisions"]))
@@ -454,6 +528,29 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
                     f"{key}: finetune.context_length {ft['context_length']} exceeds the context of model "
                     f"{mname!r} (pretrain.context_length = {cfg['pretrain']['context_length']})"
                 )
+
+
+def _check_rule(m: Mapping[str, Any], key: str) -> None:
+    """A model whose ``revisions`` is a rule: a hub model (prefetch resolves it), bounds in order, and no
+    ``allow_identical`` (a rule resolves to revisions that pass the gate: there is nothing to accept)."""
+    spec = m["revisions"]["log_spaced"]
+    if m["source"] != "hub":
+        raise ConfigError(
+            f"{key}.revisions: a rule is resolved against a hub repo by `snakemake prefetch`; list the "
+            "revisions of a `source: pretrain` model (from pretrain.save_steps)"
+        )
+    if spec["first"] >= spec["last"]:
+        raise ConfigError(
+            f"{key}.revisions.log_spaced: first ({spec['first']}) must be below last ({spec['last']})"
+        )
+    if m.get("allow_identical"):
+        raise ConfigError(
+            f"{key}.allow_identical: a rule resolves to revisions that pass the gate, so there is no group "
+            "to accept; list the revisions instead to fine-tune identical ones"
+        )
+    for field in ("repo_id", "tokens_per_step"):
+        if field not in m:
+            raise ConfigError(f"{key}.{field} is required for a hub model")
 
 
 def _check_methods(cfg: Mapping[str, Any]) -> None:
@@ -534,6 +631,9 @@ def _check_dataset(cfg: Mapping[str, Any], name: str, root: Path) -> None:
         raise ConfigError(f"{key}.format applies to `path` and `url` datasets, not to `{kind}`")
     if "members" in block and kind not in ("path", "url"):
         raise ConfigError(f"{key}.members applies to `path` and `url` datasets, not to `{kind}`")
+    if block.get("keep_lines") and dataset_source(cfg, name).get("format") != "fasta":
+        what = dataset_source(cfg, name).get("format") or f"a `{kind}` dataset"
+        raise ConfigError(f"{key}.keep_lines applies to fasta files; this dataset is read as {what}")
     if kind == "path":
         rel = block["path"]
         path = Path(rel) if Path(rel).is_absolute() else root / rel

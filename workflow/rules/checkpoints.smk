@@ -9,9 +9,13 @@ rule prefetch_model:
     # downloaded, then fetched by commit. A local rule: it runs where Snakemake runs (a login node has the
     # internet; compute nodes usually do not). Offline (HF_HUB_OFFLINE=1) it describes a cache filled by hand,
     # and fails at once, saying how to fetch them, if revisions are missing. The study's pins read the cache,
-    # not this manifest, so re-fetching reruns nothing.
+    # not this manifest, so re-fetching reruns nothing. A rule for the revisions (`log_spaced`) is resolved
+    # here, and the study is planned from the manifest (common.smk, REVISIONS): `update` keeps the previous
+    # manifest for the job to read (and restores it if the job fails), so that re-running prefetch keeps the
+    # resolution while the rule is unchanged. Its params are the config's, not the resolved list, so a
+    # resolution never reruns it.
     output:
-        "results/checkpoints/{model}/manifest.json",
+        update("results/checkpoints/{model}/manifest.json"),
     log:
         "logs/checkpoints/{model}.prefetch.log",
     localrule: True
@@ -19,8 +23,9 @@ rule prefetch_model:
         "../../envs/data.yaml"
     params:
         source=lambda wc: tlconfig.checkpoint_source(STUDY, wc.model, LOCAL_MODELS),
-        # pins written by an earlier gate: a revision keeps its commit even if its branch has moved since
-        pins=lambda wc: pin_files(wc.model),
+        # pins written by an earlier gate (`step*.json` there): a pinned revision keeps its commit even if
+        # its branch has moved since, and is judged on it when a rule is resolved
+        pin_dir=lambda wc: f"results/checkpoints/{wc.model}",
     script:
         "../scripts/prefetch_model.py"
 
@@ -60,7 +65,10 @@ rule verify_checkpoints:
     conda:
         "../../envs/data.yaml"
     params:
-        source=lambda wc: tlconfig.checkpoint_source(STUDY, wc.model, LOCAL_MODELS),
+        source=lambda wc: {
+            **tlconfig.checkpoint_source(STUDY, wc.model, LOCAL_MODELS),
+            "revisions": revisions_of(wc.model),
+        },
     script:
         "../scripts/verify_checkpoints.py"
 

@@ -30,8 +30,6 @@ GENERATED = [d for d in DATASETS if "generate" in STUDY["datasets"][d]]
 #: the main law (`fit.model`, `fit.method`): the per-dataset figures, tables, advice and summary are its
 MAIN_MODEL = STUDY["fit"]["model"]
 MAIN_METHOD = STUDY["fit"]["method"]
-#: the revision whose pinned commit gives a hub model's tokenizer (models of one study share a tokenizer)
-MAIN_REVISION = STUDY["models"][MAIN_MODEL]["revisions"][0]
 #: where the workflow's own pre-trained models are laid out, as a Hugging Face cache (rule pretrain)
 LOCAL_MODELS = "results/models"
 
@@ -49,6 +47,25 @@ def one_of(names):
     return "(?:" + "|".join(re.escape(n) for n in names) + ")"
 
 
+def manifest_file(model):
+    return f"results/checkpoints/{model}/manifest.json"
+
+
+#: each model's revisions: its list, or what `snakemake prefetch` resolved its rule to, read from the model's
+#: manifest (the file every machine reads, so the study is planned from prefetch's choice and nothing is
+#: resolved again); None while a rule is unresolved, when only `snakemake prefetch` can be planned
+REVISIONS = {m: tlconfig.planned_revisions(STUDY, m, manifest_file(m)) for m in MODELS}
+
+
+def revisions_of(model):
+    """A model's revisions; a clear error, naming what to run, while its rule is unresolved."""
+    if REVISIONS[model] is None:
+        raise WorkflowError(
+            tlconfig.unresolved_message(STUDY, model, manifest_file(model))
+        )
+    return REVISIONS[model]
+
+
 # ---- records: one per fine-tuning run -------------------------------------------------------------------
 def run_file(dataset, model, revision, size, method, seed):
     """One run's record, written by rule finetune. Every run names its method and seed; a study written
@@ -61,9 +78,9 @@ def run_files(dataset):
     """Every run record of one dataset: one per (model, method, revision, size, seed)."""
     return [
         run_file(dataset, model, revision, size, method, seed)
-        for model, block in STUDY["models"].items()
+        for model in STUDY["models"]
         for method in METHODS
-        for revision in block["revisions"]
+        for revision in revisions_of(model)
         for size in STUDY["datasets"][dataset]["sizes"]
         for seed in tlconfig.run_seeds(STUDY, dataset)
     ]
@@ -132,7 +149,7 @@ def remedy_keys(wildcards):
 
 def advice_grid(dataset):
     """The cells the advice chooses from: the fitted model's configured checkpoints x the dataset's sizes."""
-    revisions = STUDY["models"][MAIN_MODEL]["revisions"]
+    revisions = revisions_of(MAIN_MODEL)
     return {
         "steps": [tlconfig.revision_step(r) for r in revisions],
         "sizes": list(STUDY["datasets"][dataset]["sizes"]),
@@ -204,8 +221,7 @@ def checkpoint_pin(wildcards):
 
 def pin_files(model):
     """Revision -> the pin file of each of a model's revisions."""
-    revisions = STUDY["models"][model]["revisions"]
-    return {r: f"results/checkpoints/{model}/{r}.json" for r in revisions}
+    return {r: f"results/checkpoints/{model}/{r}.json" for r in revisions_of(model)}
 
 
 def checkpoint_ref(wildcards):
@@ -227,7 +243,7 @@ def write_pin(model, revision, source, out, log):
         revision,
         out,
         log,
-        revisions=block["revisions"],
+        revisions=revisions_of(model),
         pins=pin_files(model),
         allow_identical=block.get("allow_identical", []),
     )
@@ -246,9 +262,12 @@ def pin_input(wildcards):
 
 
 def tokenizer_pin():
-    """A hub model's tokenizer is read from a verified commit; the workflow's own is built before it."""
+    """A hub model's tokenizer is read from a verified commit (its first revision's, once known: an input
+    function); the workflow's own is built before it."""
     if STUDY["models"][MAIN_MODEL]["source"] == "hub":
-        return f"results/checkpoints/{MAIN_MODEL}/{MAIN_REVISION}.json"
+        return (
+            lambda wc: f"results/checkpoints/{MAIN_MODEL}/{revisions_of(MAIN_MODEL)[0]}.json"
+        )
     return []
 
 

@@ -2,10 +2,10 @@
 mbox and maildir files on disk, datasets on the Hugging Face hub, and files behind a URL.
 
 Every loader returns one string; documents (records, messages) are joined with a blank line (``"\\n\\n"``),
-FASTA records with a newline. Single files may be compressed (``.gz``, ``.xz``, ``.bz2``), whatever their
-format. Text is UTF-8; a byte-order mark is dropped (it marks the encoding, it is not text). Errors are
-:class:`~transferlaw.data.prepare.DataError`, naming the file (or URL, or hub dataset), the format and the
-field.
+FASTA records with a newline (and, with ``keep_lines``, a record's own lines too). Single files may be
+compressed (``.gz``, ``.xz``, ``.bz2``), whatever their format. Text is UTF-8; a byte-order mark is dropped
+(it marks the encoding, it is not text). Errors are :class:`~transferlaw.data.prepare.DataError`, naming the
+file (or URL, or hub dataset), the format and the field.
 
 Which library reads what:
 
@@ -140,11 +140,12 @@ def load_text(
     *,
     text_field: str = "text",
     headers: bool = False,
+    keep_lines: bool = False,
 ) -> str:
     """The training text of one local file or folder, read as ``format`` (detected when None).
 
     ``text_field`` is the field of JSON Lines and parquet records that holds the text; ``headers`` prefixes
-    each mail body with its header block.
+    each mail body with its header block; ``keep_lines`` keeps a FASTA file's sequence lines as they are.
     """
     path = Path(path)
     if not path.exists():
@@ -155,7 +156,7 @@ def load_text(
         raise DataError(f"{path}: unknown format {format!r}; {_format_hint()}")
     if path.is_dir() != (format == "maildir"):
         raise DataError(f"{path}: format {format} reads a {'folder' if format == 'maildir' else 'file'}")
-    text = _LOADERS[format](path, text_field=text_field, headers=headers)
+    text = _LOADERS[format](path, text_field=text_field, headers=headers, keep_lines=keep_lines)
     if not text.strip():
         raise DataError(f"{path}: no training text in it, read as {format}")
     return text
@@ -367,23 +368,26 @@ def _log_skipped(where: str, field: str, skipped: int, total: int) -> None:
 # -- FASTA -----------------------------------------------------------------------------------------------
 
 
-def _load_fasta(path: Path, **_: Any) -> str:
-    """One line of sequence per record. Soft-masked (lower-case) bases are upper-cased, not dropped: masking
-    marks repeats for aligners, it does not change the sequence, and the alphabet stays that of unmasked
-    files. Headers (``>``), ``;`` comments and blank lines go; lines are handled as bytes, so a header in any
-    encoding is fine."""
+def _load_fasta(path: Path, *, keep_lines: bool = False, **_: Any) -> str:
+    """One line of sequence per record, or, with ``keep_lines``, the source's own sequence lines (Ensembl's
+    and NCBI's 60 bases a line, as in the paper's appendix F.4 sample): a BPE tokenizer reads newlines too,
+    so the two give other tokens and losses per token that cannot be compared. Soft-masked (lower-case) bases
+    are upper-cased, not dropped: masking marks repeats for aligners, it does not change the sequence, and
+    the alphabet stays that of unmasked files. Headers (``>``), ``;`` comments and blank lines go; lines are
+    handled as bytes, so a header in any encoding is fine."""
     records: list[bytes] = []
     current: list[bytes] = []
+    joint = b"\n" if keep_lines else b""
     try:
         with open_text_binary(path) as fh:
             for line in fh:
                 line = line.strip()
                 if line.startswith(b">"):
-                    records.append(b"".join(current))
+                    records.append(joint.join(current))
                     current = []
                 elif line and not line.startswith(b";"):
                     current.append(line.upper())  # bytes.upper changes ASCII letters only
-        records.append(b"".join(current))
+        records.append(joint.join(current))
         return "\n".join(r.decode("utf-8") for r in records if r)
     except (OSError, EOFError, ValueError) as err:
         raise DataError(f"{path}: cannot read as fasta ({err})") from err
@@ -516,9 +520,13 @@ def extract_members(archive: Path, pattern: str, dest: Path) -> list[Path]:
 
 def load_source(path: str | os.PathLike[str], source: Mapping[str, Any]) -> str:
     """The training text of a dataset block's file (see ``transferlaw.config.dataset_source``): ``format``,
-    ``text_field``, ``headers``, and ``members`` (a glob of the files to read from a tar or zip archive,
-    each read as ``format``; for ``maildir``, each one message)."""
-    options = {"text_field": source.get("text_field", "text"), "headers": source.get("headers", False)}
+    ``text_field``, ``headers``, ``keep_lines``, and ``members`` (a glob of the files to read from a tar or
+    zip archive, each read as ``format``; for ``maildir``, each one message)."""
+    options = {
+        "text_field": source.get("text_field", "text"),
+        "headers": source.get("headers", False),
+        "keep_lines": source.get("keep_lines", False),
+    }
     pattern = source.get("members")
     if not pattern:
         return load_text(path, source.get("format"), **options)

@@ -1,4 +1,5 @@
-"""Effective data transferred (Barnett 2024, appendix A.1, eqs. 9-11; Hernandez et al. 2021, eq. 8).
+"""Effective data transferred (Barnett 2024, appendix A.1: eq. 9 solved as eq. 10; not its printed eq. 11;
+Hernandez et al. 2021, eq. 8).
 
 The fine-tune size ``f2`` a *from-scratch* model would need to reach the loss of a pre-trained one,
 L(p, f1) = L(0, f2) (eq. 9). E cancels and the bracket at p = 0 is A·P0 + G, so (eq. 10)
@@ -44,7 +45,8 @@ def effective_data(params: Mapping[str, float], form: str | LawForm, p: Any, f: 
 
 def effective_data_table(runs: pd.DataFrame, fit: FitRecord) -> pd.DataFrame:
     """Per run of the law's (:meth:`FitRecord.runs`: its dataset's, model's and method's, whatever their
-    status, as the law predicts at every cell): ``effective_f`` (eq. 9-11), ``ratio`` = effective_f / f
+    status, as the law predicts at every cell): ``effective_f`` (eq. 10; not the printed eq. 11, see the
+    module), ``ratio`` = effective_f / f
     and ``transferred`` = effective_f − f, along the columns the law was fitted on."""
     if not fit.fitted:
         raise ValueError(f"{fit.dataset}: no law fitted, so no effective data: {fit.reason}")

@@ -52,6 +52,17 @@ from typing import Any
 
 from transferlaw.io import write_text
 from transferlaw.train.hub import load_model, ref_path, repo_folder, resolve_cache_dir, snapshot_path
+from transferlaw.train.revisions import (
+    RuleError,
+    by_step,
+    describe_rule,
+    far_targets,
+    is_rule,
+    nearest,
+    resolution_table,
+    resolve,
+    step_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -226,29 +237,59 @@ def with_retries(call: Callable[[], Any], what: str, retries: int = 5, backoff: 
     raise AssertionError("unreachable")
 
 
+def hub_refs(
+    api: Any, repo_id: str, pinned: Mapping[str, str] | None = None, retries: int = 5
+) -> dict[str, str]:
+    """Every branch and tag of ``repo_id`` on the hub -> its commit, a revision in ``pinned`` (revision ->
+    commit, from an earlier gate) keeping its pinned commit whatever its branch says now."""
+    refs = with_retries(lambda: api.list_repo_refs(repo_id), f"listing the branches of {repo_id}", retries)
+    commits = {r.name: r.target_commit for r in [*refs.branches, *refs.tags]}
+    return {**commits, **(pinned or {})}
+
+
+def hub_entry(api: Any, repo_id: str, revision: str, commit: str, retries: int = 5) -> dict[str, Any]:
+    """One revision's weight files with the hub's LFS sha256 and sizes, and the files to fetch with them,
+    listed at ``commit`` (nothing is downloaded). ``files`` is empty if the revision has no weight files."""
+    tree = with_retries(
+        lambda: list(api.list_repo_tree(repo_id, revision=commit, recursive=True, expand=True)),
+        f"listing the files of {repo_id}@{revision}",
+        retries,
+    )
+    files = {e.path: e for e in tree if hasattr(e, "blob_id")}
+    weights = weight_files(files)
+    lfs = {w: files[w].lfs.sha256 if files[w].lfs else None for w in weights}
+    return {
+        "commit": commit,
+        "files": {w: {"sha256": lfs[w], "size": files[w].size} for w in weights},
+        "fetch": sorted(weights + [n for n in files if any(fnmatch.fnmatch(n, p) for p in SIDE_PATTERNS)]),
+    }
+
+
 def hub_manifest(
     api: Any,
     repo_id: str,
     revisions: Sequence[str],
     pinned: Mapping[str, str] | None = None,
     retries: int = 5,
+    listed: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Resolve revisions to commits and list their weight files with the hub's LFS sha256, downloading
-    nothing. A revision in ``pinned`` keeps its commit even if its branch has moved since (said in the
-    log). Raises :class:`CheckpointError` naming revisions the hub does not have."""
-    refs = with_retries(lambda: api.list_repo_refs(repo_id), f"listing the branches of {repo_id}", retries)
-    commits = {r.name: r.target_commit for r in [*refs.branches, *refs.tags]}
-    for rev, commit in (pinned or {}).items():
-        if rev in commits and commits[rev] != commit:
+    nothing (``listed``: revisions already listed, by :func:`hub_step_branches`). A revision in ``pinned``
+    keeps its commit even if its branch has moved since (said in the log). Raises :class:`CheckpointError`
+    naming revisions the hub does not have."""
+    pinned = pinned or {}
+    heads = hub_refs(api, repo_id, None, retries)
+    for rev in revisions:
+        if rev in pinned and rev in heads and heads[rev] != pinned[rev]:
             logger.warning(
                 "%s: branch %s now points to %s; the study keeps its pinned commit %s (to adopt the new "
                 "commit, delete the revision's pin and runs and re-run prefetch: see the README)",
                 repo_id,
                 rev,
-                commits[rev],
-                commit,
+                heads[rev],
+                pinned[rev],
             )
-        commits[rev] = commit
+    commits = {**heads, **pinned}
     unknown = [r for r in revisions if r not in commits and not _COMMIT.match(r)]
     if unknown:
         raise CheckpointError(
@@ -257,26 +298,26 @@ def hub_manifest(
     entries = {}
     for rev in revisions:
         commit = commits.get(rev, rev)
-        tree = with_retries(
-            lambda c=commit: list(api.list_repo_tree(repo_id, revision=c, recursive=True, expand=True)),
-            f"listing the files of {repo_id}@{rev}",
-            retries,
-        )
-        files = {e.path: e for e in tree if hasattr(e, "blob_id")}
-        weights = weight_files(files)
-        if not weights:
+        known = (listed or {}).get(rev)
+        entry = dict(known) if known and known["commit"] == commit else None
+        entry = entry or hub_entry(api, repo_id, rev, commit, retries)
+        if not entry["files"]:
             raise CheckpointError(f"{repo_id}@{rev} ({commit}): no weight files (*.safetensors or *.bin)")
-        entries[rev] = {
-            "commit": commit,
-            "files": {
-                w: {"sha256": files[w].lfs.sha256 if files[w].lfs else None, "size": files[w].size}
-                for w in weights
-            },
-            "fetch": sorted(
-                weights + [n for n in files if any(fnmatch.fnmatch(n, p) for p in SIDE_PATTERNS)]
-            ),
-        }
+        entries[rev] = entry
     return entries
+
+
+def hub_step_branches(
+    api: Any, repo_id: str, pinned: Mapping[str, str] | None = None, retries: int = 5, workers: int = 4
+) -> dict[str, dict[str, Any]]:
+    """Every step branch of ``repo_id`` (``stepN``; ``main`` and other names are left out) with its weight
+    files and their hub sha256, listed without downloading anything (one listing per branch, ``workers`` at
+    a time: Pythia has 154). A pinned revision is listed at its pinned commit."""
+    commits = {r: c for r, c in hub_refs(api, repo_id, pinned, retries).items() if step_of(r) is not None}
+    logger.info("%s: listing the weight files of its %d step branches", repo_id, len(commits))
+    with ThreadPoolExecutor(workers) as pool:
+        found = pool.map(lambda rc: hub_entry(api, repo_id, rc[0], rc[1], retries), commits.items())
+        return dict(zip(commits, found, strict=True))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -304,8 +345,49 @@ def identical_groups(entries: Mapping[str, Mapping[str, Any]]) -> list[tuple[lis
 
 
 def _step_key(rev: str) -> tuple[int, str]:
-    m = re.match(r"^step(\d+)$", rev)
-    return (int(m.group(1)) if m else -1, rev)
+    step = step_of(rev)
+    return (-1 if step is None else step, rev)
+
+
+def passing_revisions(entries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The step revisions among ``entries`` (every step branch of a repo, or of a cache) that would pass the
+    gate on their own: they have weight files, all with a known hash, and no other revision of ``entries``
+    serves any of them. In step order."""
+    shared = {r for revs, _ in identical_groups(entries) for r in revs}
+    return by_step(
+        r
+        for r, e in entries.items()
+        if r not in shared and e["files"] and all(f.get("sha256") for f in e["files"].values())
+    )
+
+
+def nearest_message(
+    refused: Sequence[str],
+    branches: Mapping[str, Mapping[str, Any]],
+    chosen: Iterable[str],
+    key: str,
+    where: str,
+) -> str:
+    """What to choose instead of ``refused`` revisions: for each, the nearest revisions (by step, up to three
+    on each side) that pass the gate among ``branches`` (every step branch ``where`` says: the hub's, or the
+    cache's), leaving out those already ``chosen``; then how a rule would choose them."""
+    chosen, passing = list(chosen), passing_revisions(branches)
+    free = [r for r in passing if r not in chosen]
+    total = sum(step_of(r) is not None for r in branches)
+    lines = [
+        f"Nearest revisions that pass the gate, among the {total} step branches {where} ({len(passing)} "
+        "serve weights of their own):"
+    ]
+    for rev in by_step(refused):
+        below, above = nearest(rev, free)
+        lines.append(f"  {rev}: below {', '.join(below) or 'none'}; above {', '.join(above) or 'none'}")
+    steps = [step_of(r) for r in chosen if step_of(r) is not None]
+    example = f"{{count: {len(steps)}, first: {max(1, min(steps))}, last: {max(steps)}}}" if steps else "..."
+    lines.append(
+        f"List the ones you choose under {key}.revisions, or give a rule that `snakemake prefetch` resolves "
+        f"to the nearest revisions that pass: {key}.revisions: {{log_spaced: {example}}}"
+    )
+    return "\n".join(lines)
 
 
 def refuse_identical(
@@ -314,11 +396,13 @@ def refuse_identical(
     allow: Sequence[Sequence[str]],
     key: str,
     only: str | None = None,
+    suggest: Callable[[list[str]], str] | None = None,
 ) -> list[list[str]]:
     """Raise, naming the revisions, if any group of them shares weights and the config does not accept it
     (``<key>.allow_identical``); return the accepted groups. With ``only``, just the groups that contain
-    that revision (the gate of one revision)."""
-    accepted, refused = [], []
+    that revision (the gate of one revision). ``suggest(refused)``, called only on refusal with the refused
+    revisions, adds what to choose instead (:func:`nearest_message`)."""
+    accepted, refused, names = [], [], []
     for revs, why in identical_groups(entries):
         if only is not None and only not in revs:
             continue
@@ -326,22 +410,71 @@ def refuse_identical(
             accepted.append(revs)
         else:
             refused.append(f"{', '.join(revs)} ({why})")
+            names += [r for r in revs if r not in names and (only is None or r == only)]
     if refused:
-        raise CheckpointError(
+        message = (
             f"{repo_id}: revisions serve the same weights under different names: "
             + "; ".join(refused)
             + ". Fine-tuning them would measure one checkpoint several times. Drop the duplicates from "
             f"{key}.revisions, or, if you know and accept it, list each group under {key}.allow_identical"
         )
+        if suggest is not None:
+            message += ".\n" + suggest(names)
+        raise CheckpointError(message)
     return accepted
 
 
 # ----------------------------------------------------------------------------------------------------
 # the three steps
 # ----------------------------------------------------------------------------------------------------
+def kept_resolution(previous: Mapping[str, Any] | None, repo_id: str, rule: Any) -> list[str] | None:
+    """The revisions an earlier prefetch resolved ``rule`` to for ``repo_id`` (its manifest, ``previous``),
+    or None if it resolved no rule, another rule or another repo. A resolution is kept as long as its rule
+    is: re-running prefetch, even after the hub has changed, changes nothing the study planned from it."""
+    if not previous or previous.get("repo_id") != repo_id or previous.get("rule") != rule:
+        return None
+    return [row["revision"] for row in previous.get("resolution", [])] or None
+
+
+def resolve_rule(
+    repo_id: str, rule: Mapping[str, Any], branches: Mapping[str, Mapping[str, Any]], key: str, where: str
+) -> list[dict[str, Any]]:
+    """A revision rule resolved against ``branches`` (every step branch ``where`` says, with its weight
+    hashes): each target to the nearest revision that passes the gate (:func:`transferlaw.train.revisions.
+    resolve`). Logs the table, and warns where a revision is far from its target (:func:`far_targets`)."""
+    passing = passing_revisions(branches)
+    try:
+        rows = resolve(rule, passing)
+    except RuleError as err:
+        total = sum(step_of(r) is not None for r in branches)
+        raise CheckpointError(
+            f"{repo_id}: {key}.revisions: {err} ({len(passing)} of the {total} step branches {where} pass)"
+        ) from None
+    logger.info(
+        "%s: %s resolved to revisions that pass the gate (%d of the %d step branches %s pass):\n%s",
+        repo_id,
+        describe_rule(rule),
+        len(passing),
+        sum(step_of(r) is not None for r in branches),
+        where,
+        "\n".join(resolution_table(rows)),
+    )
+    far = far_targets(rule, rows)
+    if far:
+        logger.warning(
+            "%s: %d of %d target steps got a revision more than two grid steps away (%s): the grid resolved "
+            "is not the one the rule asks for; the step branches near them serve another revision's weights",
+            repo_id,
+            len(far),
+            len(rows),
+            ", ".join(f"{r['target']} -> {r['revision']}" for r in far),
+        )
+    return rows
+
+
 def prefetch(
     repo_id: str,
-    revisions: Sequence[str],
+    revisions: Sequence[str] | Mapping[str, Any],
     cache_dir: str | Path | None,
     *,
     allow_identical: Sequence[Sequence[str]] = (),
@@ -351,26 +484,53 @@ def prefetch(
     pinned: Mapping[str, str] | None = None,
     retries: int = 5,
     backoff: float = 2.0,
+    previous: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fetch every revision of ``repo_id`` into the cache (if online) and return its manifest.
 
     Online, the hub's hashes are compared across revisions *before* downloading (identical revisions are
-    refused unless allowed), then each revision's weights (safetensors where it has them), config and
-    tokenizer files are downloaded by commit, and ``refs/<revision>`` is written as ``hf download`` would.
-    Offline (``offline=True``, or ``HF_HUB_OFFLINE`` set), nothing is downloaded: the manifest describes
-    the cache, and a missing revision is an error that says how to fetch it. Revisions in ``pinned``
-    (revision -> commit, from earlier pins) keep their commit: a branch moved on the hub is not followed.
+    refused unless allowed, and the refusal lists the nearest revisions that pass, from every step branch's
+    hashes), then each revision's weights (safetensors where it has them), config and tokenizer files are
+    downloaded by commit, and ``refs/<revision>`` is written as ``hf download`` would. Offline
+    (``offline=True``, or ``HF_HUB_OFFLINE`` set), nothing is downloaded: the manifest describes the cache,
+    and a missing revision is an error that says how to fetch it. Revisions in ``pinned`` (revision ->
+    commit, from earlier pins) keep their commit: a branch moved on the hub is not followed.
+
+    ``revisions`` may be a rule (``{"log_spaced": {...}}``, :mod:`transferlaw.train.revisions`): it is
+    resolved first, against every step branch's hashes on the hub (offline: the cache's own blob hashes),
+    unless ``previous`` (the manifest an earlier prefetch wrote) resolved the same rule for the same repo,
+    whose revisions are kept. The manifest then records the rule and its ``resolution`` (target, revision,
+    step, ratio): the revisions the study plans.
     """
     from huggingface_hub import constants
 
     cache = resolve_cache_dir(cache_dir)
+    rule = dict(revisions) if is_rule(revisions) else None
+    names = kept_resolution(previous, repo_id, rule) if rule else list(revisions)
+    rows = list(previous["resolution"]) if rule and names else None
+    if rule and names:
+        logger.info("%s: keeping what an earlier prefetch resolved %s to", repo_id, describe_rule(rule))
     if offline if offline is not None else constants.HF_HUB_OFFLINE:
-        return scan_cache(repo_id, revisions, cache, pinned)
+        if rule and not names:
+            branches = cache_hashes(repo_id, cache, cache_revisions(cache, repo_id), True, pinned)
+            rows = resolve_rule(repo_id, rule, branches, key, f"in the cache {cache}")
+            names = [r["revision"] for r in rows]
+        return _with_rule(scan_cache(repo_id, names, cache, pinned), rule, rows)
     from huggingface_hub import HfApi, snapshot_download
 
     api = HfApi(endpoint=endpoint)
+    branches: dict[str, Any] = {}
+
+    def hub_branches() -> dict[str, Any]:  # every step branch's hashes, listed once, when needed
+        if not branches:
+            branches.update(hub_step_branches(api, repo_id, pinned, retries))
+        return branches
+
     try:
-        entries = hub_manifest(api, repo_id, revisions, pinned, retries)
+        if rule and not names:
+            rows = resolve_rule(repo_id, rule, hub_branches(), key, "on the hub")
+            names = [r["revision"] for r in rows]
+        entries = hub_manifest(api, repo_id, names, pinned, retries, listed=branches)
     except CheckpointError:
         raise
     except Exception as err:
@@ -378,7 +538,11 @@ def prefetch(
             f"{repo_id}: cannot read its revisions from the hub ({type(err).__name__}: {err}). Run prefetch "
             "where the internet is, or set HF_HUB_OFFLINE=1 to use a cache filled by hand"
         ) from err
-    refuse_identical(repo_id, entries, allow_identical, key)
+
+    def suggest(refused: list[str]) -> str:
+        return nearest_message(refused, hub_branches(), names, key, "on the hub")
+
+    refuse_identical(repo_id, entries, allow_identical, key, suggest=suggest)
     for rev, entry in entries.items():
         logger.info(
             "%s@%s: fetching %s (commit %s)", repo_id, rev, ", ".join(entry["fetch"]), entry["commit"]
@@ -393,7 +557,12 @@ def prefetch(
         )
         if not _COMMIT.match(rev):
             write_text(entry["commit"], ref_path(cache, repo_id, rev))
-    return _manifest(repo_id, cache, "hub", entries)
+    return _with_rule(_manifest(repo_id, cache, "hub", entries), rule, rows)
+
+
+def _with_rule(manifest: dict[str, Any], rule: Any, rows: Any) -> dict[str, Any]:
+    """The manifest with the rule it resolved and the resolution (what the workflow plans from)."""
+    return {**manifest, "rule": rule, "resolution": rows} if rule else manifest
 
 
 def verify(
@@ -500,16 +669,27 @@ def load_pinned(pin: Mapping[str, Any], **kwargs: Any):
     )
 
 
+def cache_revisions(cache_dir: str | Path | None, repo_id: str) -> list[str]:
+    """The step branches a cache holds refs for (``refs/stepN``), in step order."""
+    refs = repo_folder(resolve_cache_dir(cache_dir), repo_id) / "refs"
+    return by_step(p.name for p in refs.iterdir()) if refs.is_dir() else []
+
+
 def cache_hashes(
-    repo_id: str, cache_dir: str | Path | None, revisions: Iterable[str], hash_files: bool = False
+    repo_id: str,
+    cache_dir: str | Path | None,
+    revisions: Iterable[str],
+    hash_files: bool = False,
+    pinned: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """What the cache says each of ``revisions`` serves, without fetching anything: revision -> ``{"files":
-    {name: {"sha256": ...}}}`` for the revisions present. A file downloaded from the hub is stored under its
-    sha256 (free to read); ``hash_files`` hashes the others (the workflow's own small checkpoints)."""
+    {name: {"sha256": ...}}}`` for the revisions present (a pinned one at its pinned commit). A file
+    downloaded from the hub is stored under its sha256 (free to read); ``hash_files`` hashes the others (the
+    workflow's own small checkpoints, or a cache copied without its blobs)."""
     cache = resolve_cache_dir(cache_dir)
     out: dict[str, dict[str, Any]] = {}
     for rev in revisions:
-        commit = resolve_revision(cache, repo_id, rev)
+        commit = (pinned or {}).get(rev) or resolve_revision(cache, repo_id, rev)
         snap = snapshot_path(cache, repo_id, commit) if commit else None
         if snap is None or not snap.is_dir():
             continue
@@ -553,7 +733,15 @@ def pin_revision(
         **{r: e for r, e in others.items() if r != revision},
         revision: verified["revisions"][revision],
     }
-    refuse_identical(repo_id, entries, allow_identical, key, only=revision)
+
+    def suggest(refused: list[str]) -> str:  # from what the cache holds: the gate reads no hub listing
+        held = cache_hashes(repo_id, cache, cache_revisions(cache, repo_id), source["source"] == "pretrain")
+        text = nearest_message(refused, {**held, **entries}, entries, key, f"in the cache {cache}")
+        if source["source"] == "hub":
+            text += " (`snakemake prefetch` reads every step branch the hub has)"
+        return text
+
+    refuse_identical(repo_id, entries, allow_identical, key, only=revision, suggest=suggest)
     return pin(verified, source["model"], revision)
 
 
@@ -635,15 +823,23 @@ def stale_records(records: Any, pins: Mapping[tuple[str, str], str]) -> list[str
 __all__ = [
     "CheckpointError",
     "cache_hashes",
+    "cache_revisions",
     "check_pin",
     "load_pinned",
+    "hub_entry",
     "hub_manifest",
+    "hub_refs",
+    "hub_step_branches",
     "identical_groups",
+    "kept_resolution",
+    "nearest_message",
+    "passing_revisions",
     "pin",
     "pin_revision",
     "prefetch",
     "refuse_identical",
     "repo_folder",
+    "resolve_rule",
     "safetensors_problem",
     "scan_cache",
     "verify",
