@@ -16,6 +16,7 @@ from transferlaw.schema import read_records
 RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
 
 
+@pytest.mark.slow  # runs Snakemake (--list-rules)
 def test_every_rule_of_the_workflow_is_written_out_by_name(tmp_path):
     """`grep 'rule plot_iso_loss'` finds the rule: none is made in a loop or by `use rule ... as`."""
     listed = snakemake(make_study_dir(tmp_path / "study"), "--list-rules").stdout.split()

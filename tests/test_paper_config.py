@@ -192,6 +192,7 @@ def test_a_group_over_the_partition_s_time_limit_names_the_key_to_lower(paper_pl
     assert max(s["minutes"] for s in finetune) == 600 and plan["time_problems"] == []
 
 
+@pytest.mark.slow  # runs Snakemake
 def test_pythia_1_4b_study_is_planned_from_what_prefetch_resolved(tmp_path):
     """Before `snakemake prefetch`, the rule's study cannot be planned, and says what to run; prefetch can.
     Once prefetch has resolved the rule on a hub where every branch but step1 and step2 serves weights of

@@ -109,6 +109,7 @@ def resolved(hub, tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow  # hub-layout checkpoints built with torch
 def test_a_refusal_lists_the_nearest_revisions_that_pass(hub, tmp_path):
     """What `snakemake prefetch` says (tests/test_prefetch.py checks that its refusal reaches the user),
     run by prefetch itself in a process of its own: the client reads the hub's address when imported."""
@@ -132,6 +133,7 @@ def test_a_refusal_lists_the_nearest_revisions_that_pass(hub, tmp_path):
     assert "models.m.revisions: {log_spaced: {count: 3, first: 64, last: 8000}}" in out
 
 
+@pytest.mark.slow  # hub-layout checkpoints built with torch
 def test_a_rule_is_resolved_around_the_duplicates_and_the_study_is_planned_from_it(resolved):
     manifest = json.loads((resolved / MANIFEST).read_text())
     assert manifest["rule"] == RULE
@@ -147,6 +149,7 @@ def test_a_rule_is_resolved_around_the_duplicates_and_the_study_is_planned_from_
     assert runs_planned(outs) == RESOLVED and pins_planned(outs) == []
 
 
+@pytest.mark.slow  # hub-layout checkpoints built with torch
 def test_resolution_is_stable_and_a_new_rule_rewrites_no_pin(hub, resolved, tmp_path):
     workdir = tmp_path / "copy"
     shutil.copytree(resolved, workdir, symlinks=True)
@@ -169,6 +172,7 @@ def test_resolution_is_stable_and_a_new_rule_rewrites_no_pin(hub, resolved, tmp_
     assert {r: p.stat().st_mtime_ns for r, p in pins.items()} == stamps
 
 
+@pytest.mark.slow  # hub-layout checkpoints built with torch
 def test_offline_a_rule_is_resolved_from_the_cache_s_own_hashes(tmp_path):
     cache = tmp_path / "hf"
     write_hub_cache(cache, REPO_ID, branches())

@@ -387,6 +387,7 @@ def test_hub_dataset_jsonl_repo(tmp_path):
     assert load_hub_text(str(repo), cache_dir=str(tmp_path / "cache")) == "alpha\n\nbeta"
 
 
+@pytest.mark.slow  # the datasets library (seconds to import)
 def test_hub_dataset_offline_from_the_cache(tmp_path, monkeypatch):
     """A name that is not a local folder is looked up on the hub; offline (HF_HUB_OFFLINE=1, set by
     conftest) ``datasets`` falls back to what an earlier load left in the cache."""

@@ -45,7 +45,7 @@ def test_cv_row_says_what_it_computes_and_claims_no_match_with_the_paper():
     from synthetic import TABLE2
 
     printed = {"A": 0.528, "G": 0.851, "alpha": 0.094, "beta": 0.432, "E": 0.490}  # the paper's Table 2
-    summaries = {d: {n: {"estimate": v, "se": 0.0} for n, v in p.items()} for d, p in TABLE2.items()}
+    summaries = {d: boot({n: {"estimate": v, "se": 0.0} for n, v in p.items()}, d) for d, p in TABLE2.items()}
     t = parameter_table(summaries)
     row = t.iloc[-1]
     for n in printed:

@@ -36,7 +36,7 @@ def test_the_printed_eq_11_is_not_what_is_solved():
     params = dict(A=284.766, alpha=0.730, G=2.570, beta=0.123, E=0.538)
     law = get_form("mikami")
     p, f = np.array([1000.0, 143_001.0]), np.array([10.0, 1100.0])
-    ours = effective_data(params, p, f)
+    ours = effective_data(params, law, p, f)
     A, G, alpha, beta = params["A"], params["G"], params["alpha"], params["beta"]
     printed = (f**beta * (A + G * p**-alpha) / (A + G)) ** (1 / beta)
     np.testing.assert_allclose(law.predict(params, np.ones(2), ours), law.predict(params, p, f), rtol=1e-10)
