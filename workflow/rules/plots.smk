@@ -99,6 +99,7 @@ rule summary:
         intervals=expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
         crossval=expand("results/crossval/{dataset}.csv", dataset=DATASETS),
         advice=expand("results/advice/{dataset}.csv", dataset=DATASETS),
+        compute="results/tables/compute.csv",
         description=workflow.source_path("../report/workflow.rst"),
         # a study with several methods, models or seeds: what they show
         methods="results/tables/methods.csv" if SEVERAL_METHODS else [],

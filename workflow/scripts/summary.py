@@ -6,6 +6,7 @@ import json
 import pandas as pd
 
 from transferlaw.io import write_text
+from transferlaw.report.study import compute_sentence, exponent_variation_sentence
 from transferlaw.report.summary import beyond_markdown, summary_markdown, summary_rst
 from transferlaw.runlog import log_to
 
@@ -28,6 +29,11 @@ with log_to(snakemake.log[0]):
             crossval[str(df["dataset"].iloc[0])] = df
     advice = {ds: pd.read_csv(p) for ds, p in zip(datasets, inp.advice, strict=True)}
     text = summary_markdown(fits, intervals, crossval, title=snakemake.params.title, advice=advice)
+    # what the paper reports beside its fits: eq. 3's compute, section 5.1's check of the exponents
+    study = [compute_sentence(pd.read_csv(inp.compute))]
+    if sentence := exponent_variation_sentence(intervals):
+        study.append(sentence)
+    text = text.rstrip("\n") + "\n\n## The study\n\n" + "".join(f"- {s}\n" for s in study)
     beyond = beyond_markdown(table("methods"), table("gap"), table("trend"), table("noise"))
     if beyond:
         text = text.rstrip("\n") + "\n\n" + beyond
