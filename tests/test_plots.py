@@ -49,6 +49,7 @@ def figures():
         "law_forms": lambda: plots.plot_law_forms(crossval),
         "allocation_gap": lambda: plots.plot_allocation_gap(gap),
         "allocation_cost": lambda: plots.plot_allocation_cost(cost),
+        "crossval_splits": lambda: plots.plot_crossval_splits(runs, fit["form"], dataset="toy"),
     }
 
 
@@ -127,3 +128,17 @@ def test_bootstrap_and_crossval_figures_when_their_inputs_exist(study_with_analy
     summary = (study_with_analyses / "results/summary.md").read_text()
     assert "(no bootstrap)" not in summary and "(no cross-validation)" not in summary
     assert "mikami (" in summary  # the synthetic cross-validation makes `mikami` win
+
+
+def test_crossval_split_figure_trains_on_the_runs_below_both_thresholds():
+    """Fig. 7: in the k-th panel the red (training) points are the runs at or below the k-th pre-training
+    value and the k-th size, and every other run is blue (validation)."""
+    runs = S.runs()
+    fig = plots.plot_crossval_splits(runs, S.fit()["form"])
+    ok = runs[runs["status"] == "ok"]
+    steps, sizes = sorted(ok["pretrain_step"].unique()), sorted(ok["finetune_size"].unique())
+    for k, ax in enumerate(fig.axes[:3], start=1):
+        validation, training = (c.get_offsets() for c in ax.collections)
+        below = (ok["pretrain_step"] <= steps[k - 1]) & (ok["finetune_size"] <= sizes[k - 1])
+        assert len(training) == below.sum() and len(validation) == (~below).sum()
+        assert np.all(np.asarray(training)[:, 0] <= steps[k - 1] + 1)

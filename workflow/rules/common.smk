@@ -91,6 +91,7 @@ def all_outputs():
         "results/tables/datasets.md",
         "results/tables/grid.md",
         "results/tables/compute.md",
+        "results/figures/crossval_splits.png",
     ]
     outs += beyond_outputs()
     outs += plot_outputs()  # plots.smk

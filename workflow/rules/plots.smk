@@ -154,6 +154,36 @@ rule study_config:
         "../scripts/write_config.py"
 
 
+rule plot_crossval_splits:
+    # Fig. 7 for one dataset, the study's first: which runs train and which validate the law at the first
+    # three thresholds of step-wise cross-validation.
+    input:
+        runs=f"results/runs/{DATASETS[0]}.parquet",
+        fit=f"results/fits/{DATASETS[0]}.json",
+    output:
+        png=report(
+            "results/figures/crossval_splits.png",
+            caption="../report/crossval_splits.rst",
+            category="study",
+            subcategory="cross-validation",
+            labels={"dataset": DATASETS[0], "figure": "crossval splits"},
+        ),
+        pdf="results/figures/crossval_splits.pdf",
+    log:
+        "logs/plots/crossval_splits.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        dataset=DATASETS[0],
+        form=STUDY["fit"]["form"],
+    script:
+        "../scripts/plot_crossval_splits.py"
+
+
 rule check_study:
     # The study's last step (a target of `all`): every (dataset, model, method) the config asks for has a
     # law. It runs once every other output is written and fails, naming each law that could not be fitted

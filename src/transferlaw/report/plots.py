@@ -29,6 +29,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
 from transferlaw.io import write_with  # noqa: E402
+from transferlaw.law.crossval import train_mask  # noqa: E402
 from transferlaw.law.fit import NO_LAW, STATUS_NOT_FITTED, fitted  # noqa: E402
 from transferlaw.law.forms import get_form  # noqa: E402
 
@@ -757,4 +758,49 @@ def plot_run_noise(cells: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     right.legend(fontsize="small")
     fig.suptitle("is the misfit noise or model error?", fontweight="bold")
     fig.tight_layout()
+    return fig
+
+
+def plot_crossval_splits(
+    runs: pd.DataFrame,
+    form: str,
+    p_column: str = "pretrain_step",
+    dataset: str | None = None,
+    steps: Sequence[int] = (1, 2, 3),
+) -> Figure:
+    """Fig. 7: step-wise cross-validation (appendix D) on this dataset's runs. For the k-th distinct
+    pre-training value and the k-th distinct size as thresholds (k in ``steps``), the runs at or below both
+    train the law (red) and every other run validates it (blue), as :func:`threshold_splits` splits them;
+    the cross-validation goes through every combination of the two thresholds, not only these. A split
+    with fewer training runs than ``form`` has parameters is not scored, and the panel says so."""
+    set_style()
+    df = _ok(runs)
+    law = get_form(form)
+    p, f = df[p_column].to_numpy(float), df["finetune_size"].to_numpy(float)
+    p_values, f_values = np.unique(p), np.unique(f)
+    colours = sns.color_palette(CATEGORICAL)
+    fig, axes = plt.subplots(
+        1, len(steps), figsize=(4.6 * len(steps), 4.8), sharex=True, sharey=True, layout="constrained"
+    )
+    for ax, k in zip(np.atleast_1d(axes), steps, strict=True):
+        if k > min(len(p_values), len(f_values)):
+            have = f"{len(p_values)} pre-training values, {len(f_values)} sizes"
+            _say(ax, f"no threshold {k}: the runs have\n{have}")
+            continue
+        pt, ft = p_values[k - 1], f_values[k - 1]
+        train = train_mask(p, f, pt, ft)
+        ax.scatter(p[~train] + 1, f[~train], s=36, color=colours[0], label="validation")
+        ax.scatter(p[train] + 1, f[train], s=36, color=colours[3], label="training")
+        ax.axvline(pt + 1, color="0.4", lw=0.8, ls="--")
+        ax.axhline(ft, color="0.4", lw=0.8, ls="--")
+        scored = train.sum() >= law.n_params and (~train).any()
+        note = "" if scored else f"\nnot scored: {int(train.sum())} < {law.n_params} parameters"
+        ax.set_title(f"split {k}: train on p ≤ {pt:g}, f ≤ {ft:g}{note}", fontsize="small")
+        ax.set(xscale="log", yscale="log", xlabel=p_label(p_column))
+        _tidy_log(ax)
+    np.atleast_1d(axes)[0].set_ylabel(f_label(_f_unit(runs)))
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=2)
+    _title(fig, dataset, f"step-wise cross-validation splits (form {law.name})")
     return fig
