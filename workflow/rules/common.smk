@@ -240,9 +240,11 @@ FIGURES_PER_DATASET = {  # figure name: report subcategory
     "epochs": "epochs to convergence (Fig. 8)",
     "bootstrap": "bootstrap (uncertainty)",
 }
-#: figure costs for the budget-allocation figures (Fig. 2): C_p per pre-training step, C_f per fine-tune
-#: example; the budget is the cost of the study's largest run (budget None) unless set here.
-ALLOCATION_COSTS = {"cost_pretrain": 1.0, "cost_finetune": 1.0, "budget": None}
+#: the budget-allocation figures' (Fig. 2) costs and budget, from the config (`analysis.allocation_*`)
+ALLOCATION_COSTS = {
+    key: STUDY["analysis"][f"allocation_{key}"]
+    for key in ("cost_pretrain", "cost_finetune", "budget")
+}
 
 
 def plot_outputs():
