@@ -142,3 +142,24 @@ def test_crossval_split_figure_trains_on_the_runs_below_both_thresholds():
         below = (ok["pretrain_step"] <= steps[k - 1]) & (ok["finetune_size"] <= sizes[k - 1])
         assert len(training) == below.sum() and len(validation) == (~below).sum()
         assert np.all(np.asarray(training)[:, 0] <= steps[k - 1] + 1)
+
+
+def test_the_cross_section_s_loss_axis_follows_the_runs_and_extrapolation_is_lighter():
+    """Fig. 3: a band that reaches 1e8 nats does not set the loss axis; the runs fill it (a modest margin);
+    the law drawn to p = 0 beyond the runs is a light dashed line."""
+    runs = S.runs()
+    runs = runs[runs["pretrain_step"] > 0]  # the law is then drawn beyond the runs, to p = 0
+    samples = S.bootstrap_samples().copy()
+    samples.loc[samples.index[:50], "A"] *= 1e6  # a band that explodes away from the runs
+    fig = plots.plot_cross_section(runs, S.fit(), samples)
+    ok = runs[runs["status"] == "ok"]["eval_loss"]
+    lo, hi = fig.axes[0].get_ylim()
+    assert lo == pytest.approx(ok.min() / plots.LOSS_MARGIN) and hi == pytest.approx(
+        ok.max() * plots.LOSS_MARGIN
+    )
+    dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert dashed and all(line.get_alpha() == 0.4 for line in dashed)
+    assert min(line.get_xdata().min() for line in dashed) == pytest.approx(1.0)  # p = 0, at p + 1
+    solid = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "-"]
+    first = runs["pretrain_step"].min() + 1
+    assert min(line.get_xdata().min() for line in solid) == pytest.approx(first, rel=1e-6)

@@ -247,13 +247,20 @@ def plot_no_law(runs: pd.DataFrame, fit: Mapping[str, Any], what: str, dataset: 
     return fig
 
 
+#: the margin the cross-section's loss axis leaves around the runs (a factor on a log axis)
+LOSS_MARGIN = 1.3
+
+
 def plot_cross_section(
     runs: pd.DataFrame,
     fit: Mapping[str, Any],
     samples: pd.DataFrame | None = None,
     dataset: str | None = None,
 ) -> Figure:
-    """Fig. 3: the fitted law through the data, along p (per f) and along f (per p), with bootstrap bands."""
+    """Fig. 3: the fitted law through the data, along p (per f) and along f (per p), with bootstrap bands.
+    The loss axis follows the runs (with a margin of :data:`LOSS_MARGIN`), so that a band that widens far
+    from them does not squeeze the data into a line; where the law is drawn beyond the runs along x (to
+    p = 0), it is lighter and dashed: an extrapolation, not a fit."""
     set_style()
     pc, fc = fit.get("p_column", "pretrain_step"), fit.get("f_column", "finetune_size")
     df = _ok(runs)
@@ -273,11 +280,19 @@ def plot_cross_section(
                 p, f, shift = np.full_like(xs, value), xs, 0.0
             c = colours[value]
             ax.scatter(grp[x] + shift, grp["eval_loss"], color=c, s=30, zorder=3)
-            ax.plot(xs + shift, _predict(fit, p, f), color=c, label=f"{value:g}")
+            pred = _predict(fit, p, f)
+            lo, hi = df[x].min(), df[x].max()
+            inside = (xs >= lo - 1e-9 * abs(lo)) & (xs <= hi + 1e-9 * abs(hi))
+            if not inside.all():  # beyond the runs: lighter, and clipped by the loss axis
+                ax.plot(xs + shift, pred, color=c, alpha=0.4, ls="--", lw=1)
+            ax.plot(xs[inside] + shift, pred[inside], color=c, label=f"{value:g}")
             band = _band(fit, samples, p, f)
             if band is not None:
                 ax.fill_between(xs + shift, band[0], band[1], color=c, alpha=0.2, linewidth=0)
         ax.set(xscale="log", yscale="log", xlabel=xlabel)
+        losses = df["eval_loss"].to_numpy(float)
+        if np.isfinite(losses).any():
+            ax.set_ylim(np.nanmin(losses) / LOSS_MARGIN, np.nanmax(losses) * LOSS_MARGIN)
         _tidy_log(ax)
         if x == fc:
             _ticks_at(ax.xaxis, df[fc])
