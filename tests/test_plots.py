@@ -50,6 +50,7 @@ def figures():
         "law_forms": lambda: plots.plot_law_forms(crossval),
         "allocation_gap": lambda: plots.plot_allocation_gap(gap),
         "allocation_cost": lambda: plots.plot_allocation_cost(cost),
+        "crossval_splits": lambda: plots.plot_crossval_splits(runs, fit.form, dataset="toy"),
     }
 
 
@@ -128,3 +129,38 @@ def test_bootstrap_and_crossval_figures_when_their_inputs_exist(study_with_analy
     summary = (study_with_analyses / "results/summary.md").read_text()
     assert "(no bootstrap)" not in summary and "(no cross-validation)" not in summary
     assert "mikami (" in summary  # the synthetic cross-validation makes `mikami` win
+
+
+def test_crossval_split_figure_trains_on_the_runs_below_both_thresholds():
+    """Fig. 7: in the k-th panel the red (training) points are the runs at or below the k-th pre-training
+    value and the k-th size, and every other run is blue (validation)."""
+    runs = S.runs()
+    fig = plots.plot_crossval_splits(runs, S.fit_record().form)
+    ok = runs[runs["status"] == "ok"]
+    steps, sizes = sorted(ok["pretrain_step"].unique()), sorted(ok["finetune_size"].unique())
+    for k, ax in enumerate(fig.axes[:3], start=1):
+        validation, training = (c.get_offsets() for c in ax.collections)
+        below = (ok["pretrain_step"] <= steps[k - 1]) & (ok["finetune_size"] <= sizes[k - 1])
+        assert len(training) == below.sum() and len(validation) == (~below).sum()
+        assert np.all(np.asarray(training)[:, 0] <= steps[k - 1] + 1)
+
+
+def test_the_cross_section_s_loss_axis_follows_the_runs_and_extrapolation_is_lighter():
+    """Fig. 3: a band that reaches 1e8 nats does not set the loss axis; the runs fill it (a modest margin);
+    the law drawn to p = 0 beyond the runs is a light dashed line."""
+    runs = S.runs()
+    runs = runs[runs["pretrain_step"] > 0]  # the law is then drawn beyond the runs, to p = 0
+    samples = S.bootstrap_samples().copy()
+    samples.loc[samples.index[:50], "A"] *= 1e6  # a band that explodes away from the runs
+    fig = plots.plot_cross_section(runs, S.fit_record(), samples)
+    ok = runs[runs["status"] == "ok"]["eval_loss"]
+    lo, hi = fig.axes[0].get_ylim()
+    assert lo == pytest.approx(ok.min() / plots.LOSS_MARGIN) and hi == pytest.approx(
+        ok.max() * plots.LOSS_MARGIN
+    )
+    dashed = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert dashed and all(line.get_alpha() == 0.4 for line in dashed)
+    assert min(line.get_xdata().min() for line in dashed) == pytest.approx(1.0)  # p = 0, at p + 1
+    solid = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "-"]
+    first = runs["pretrain_step"].min() + 1
+    assert min(line.get_xdata().min() for line in solid) == pytest.approx(first, rel=1e-6)

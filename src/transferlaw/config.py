@@ -321,6 +321,26 @@ def dataset_source(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
     return src
 
 
+def describe_dataset(cfg: Mapping[str, Any], dataset: str) -> dict[str, str]:
+    """Table 1's words for a dataset: its ``source`` (the block's description, then where the text comes
+    from, as the config pins it) and its ``licence`` (the block's ``licence``, or empty)."""
+    block = cfg["datasets"][dataset]
+    kind = next(k for k in DATASET_SOURCES if k in block)
+    value = block[kind]
+    if kind == "hub":
+        where = f"hub dataset {value['name']}@{value['revision']}"
+    elif kind == "generate":
+        where = "generated: " + ", ".join(f"{k} {v}" for k, v in value.items())
+    elif kind == "url":
+        where = f"{value} (sha256 {block['sha256'][:12]}…)" if "sha256" in block else value
+    else:
+        where = value
+    if "members" in block:
+        where += f", members {block['members']}"
+    text = f"{block['description']}; {where}" if block.get("description") else where
+    return {"source": text, "licence": block.get("licence", "")}
+
+
 def check_download_pin(cfg: Mapping[str, Any], dataset: str, provenance: str | Path) -> None:
     """A URL pinned by ``sha256`` against the file already downloaded for it (``provenance``, the fetch
     job's record of it, if there is one): a mismatch stops the study before any job, naming the key. The pin

@@ -107,6 +107,30 @@ rule tables:
         "../scripts/tables.py"
 
 
+rule study_tables:
+    # What the study ran, from its records and prepared data (not from the config): Table 1 (datasets),
+    # Table 4 (checkpoints x sizes per dataset) and eq. 3's fine-tuning compute.
+    input:
+        runs=expand("results/runs/{dataset}.parquet", dataset=DATASETS),
+        manifests=expand("results/data/{dataset}.json", dataset=DATASETS),
+    output:
+        datasets_csv="results/tables/datasets.csv",
+        datasets_md="results/tables/datasets.md",
+        grid_csv="results/tables/grid.csv",
+        grid_md="results/tables/grid.md",
+        compute_csv="results/tables/compute.csv",
+        compute_md="results/tables/compute.md",
+    log:
+        "logs/study_tables.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        described={ds: tlconfig.describe_dataset(STUDY, ds) for ds in DATASETS},
+    script:
+        "../scripts/study_tables.py"
+
+
 # Across models, methods and seeds (a study with `methods:`, several `models:` or `seeds:`).
 
 

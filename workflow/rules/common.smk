@@ -164,6 +164,10 @@ def all_outputs():
         "results/tables/intervals.md",
         "results/tables/law_forms.md",
         "results/tables/effective_data.csv",
+        "results/tables/datasets.md",
+        "results/tables/grid.md",
+        "results/tables/compute.md",
+        "results/figures/crossval_splits.png",
     ]
     outs += beyond_outputs()
     outs += plot_outputs()  # plots.smk

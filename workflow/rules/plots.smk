@@ -16,9 +16,11 @@ STUDY_FIGURES = ["allocation_gap", "allocation_cost", "parameters", "law_forms"]
 BEYOND_FIGURES = (["gap_vs_size"] if SEVERAL_MODELS else []) + (
     ["run_noise"] if REPLICATES else []
 )
-#: figure costs for the budget-allocation figures (Fig. 2): C_p per pre-training step, C_f per fine-tune
-#: example; the budget is the cost of the study's largest run (budget None) unless set here.
-ALLOCATION_COSTS = {"cost_pretrain": 1.0, "cost_finetune": 1.0, "budget": None}
+#: the budget-allocation figures' (Fig. 2) costs and budget, from the config (`analysis.allocation_*`)
+ALLOCATION_COSTS = {
+    key: STUDY["analysis"][f"allocation_{key}"]
+    for key in ("cost_pretrain", "cost_finetune", "budget")
+}
 
 
 # ---- per dataset: the main law's runs, fit and (where drawn) bootstrap refits ---------------------------
@@ -369,6 +371,7 @@ rule summary:
         intervals=expand("results/bootstrap/{dataset}.json", dataset=DATASETS),
         crossval=expand("results/crossval/{dataset}.csv", dataset=DATASETS),
         advice=expand("results/advice/{dataset}.csv", dataset=DATASETS),
+        compute="results/tables/compute.csv",
         description=workflow.source_path("../report/workflow.rst"),
         # a study with several methods, models or seeds: what they show
         methods="results/tables/methods.csv" if SEVERAL_METHODS else [],
@@ -439,6 +442,35 @@ rule study_config:
         config=tlconfig.without_resources(STUDY),
     script:
         "../scripts/write_config.py"
+
+
+rule plot_crossval_splits:
+    # Fig. 7 for one dataset, the study's first: which runs train and which validate the law at the first
+    # three thresholds of step-wise cross-validation.
+    input:
+        runs=f"results/runs/{DATASETS[0]}.parquet",
+        fit=f"results/fits/{DATASETS[0]}.json",
+    output:
+        png=report(
+            "results/figures/crossval_splits.png",
+            caption="../report/crossval_splits.rst",
+            category="study",
+            subcategory="cross-validation",
+            labels={"dataset": DATASETS[0], "figure": "crossval splits"},
+        ),
+        pdf="results/figures/crossval_splits.pdf",
+    log:
+        "logs/plots/crossval_splits.log",
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        dataset=DATASETS[0],
+    script:
+        "../scripts/plot_crossval_splits.py"
 
 
 rule check_study:

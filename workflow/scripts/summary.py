@@ -6,6 +6,7 @@ import pandas as pd
 from transferlaw.io import write_text
 from transferlaw.law.bootstrap import BootstrapSummary
 from transferlaw.law.fit import FitRecord
+from transferlaw.report.study import compute_sentence, exponent_variation_sentence
 from transferlaw.report.summary import beyond_markdown, summary_markdown, summary_rst
 from transferlaw.runlog import log_to
 
@@ -29,6 +30,11 @@ with log_to(snakemake.log[0]):
     advice = {ds: pd.read_csv(p) for ds, p in zip(datasets, inp.advice, strict=True)}
     where, title = snakemake.params.where, snakemake.params.title  # where: the paths the page names
     text = summary_markdown(fits, intervals, crossval, title=title, advice=advice, where=where)
+    # what the paper reports beside its fits: eq. 3's compute, section 5.1's check of the exponents
+    study = [compute_sentence(pd.read_csv(inp.compute))]
+    if sentence := exponent_variation_sentence(intervals):
+        study.append(sentence)
+    text = text.rstrip("\n") + "\n\n## The study\n\n" + "".join(f"- {s}\n" for s in study)
     beyond = beyond_markdown(table("methods"), table("gap"), table("trend"), table("noise"), where=where)
     if beyond:
         text = text.rstrip("\n") + "\n\n" + beyond

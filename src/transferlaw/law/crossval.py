@@ -74,6 +74,11 @@ BEST_COLUMNS = [
 ]
 
 
+def train_mask(p: np.ndarray, f: np.ndarray, p_threshold: float, f_threshold: float) -> np.ndarray:
+    """The runs a split trains on: at or below both thresholds (the rest validate it)."""
+    return (p <= p_threshold) & (f <= f_threshold)
+
+
 def threshold_splits(
     p: np.ndarray, f: np.ndarray, min_train: int, skip: int = 1
 ) -> list[tuple[float, float, np.ndarray]]:
@@ -83,7 +88,7 @@ def threshold_splits(
     combos = [(pt, ft) for pt in np.unique(p) for ft in np.unique(f)][::skip]
     out = []
     for pt, ft in combos:
-        train = (p <= pt) & (f <= ft)
+        train = train_mask(p, f, pt, ft)
         if train.sum() >= min_train and (~train).any():
             out.append((float(pt), float(ft), train))
     return out

@@ -46,7 +46,8 @@ def effective_data(params: Mapping[str, float], form: str | LawForm, p: Any, f: 
 def effective_data_table(runs: pd.DataFrame, fit: FitRecord) -> pd.DataFrame:
     """Per run of the law's (:meth:`FitRecord.runs`: its dataset's, model's and method's, whatever their
     status, as the law predicts at every cell): ``effective_f`` (eq. 10; not the printed eq. 11, see the
-    module), ``ratio`` = effective_f / f and ``transferred`` = effective_f − f, along the columns the law was fitted on."""
+    module), ``ratio`` = effective_f / f and ``transferred`` = effective_f − f, along the columns the law
+    was fitted on."""
     if not fit.fitted:
         raise ValueError(f"{fit.dataset}: no law fitted, so no effective data: {fit.reason}")
     runs = fit.runs(runs, usable=False)

@@ -30,6 +30,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from transferlaw.io import write_with  # noqa: E402
 from transferlaw.law.bootstrap import BootstrapSummary  # noqa: E402
+from transferlaw.law.crossval import train_mask  # noqa: E402
 from transferlaw.law.fit import NO_LAW, STATUS_NOT_FITTED, FitRecord  # noqa: E402
 from transferlaw.law.forms import get_form  # noqa: E402
 from transferlaw.schema import fit_uses  # noqa: E402
@@ -250,13 +251,20 @@ def plot_no_law(runs: pd.DataFrame, fit: FitRecord, what: str, dataset: str | No
     return fig
 
 
+#: the margin the cross-section's loss axis leaves around the runs (a factor on a log axis)
+LOSS_MARGIN = 1.3
+
+
 def plot_cross_section(
     runs: pd.DataFrame,
     fit: FitRecord,
     samples: pd.DataFrame | None = None,
     dataset: str | None = None,
 ) -> Figure:
-    """Fig. 3: the fitted law through the data, along p (per f) and along f (per p), with bootstrap bands."""
+    """Fig. 3: the fitted law through the data, along p (per f) and along f (per p), with bootstrap bands.
+    The loss axis follows the runs (with a margin of :data:`LOSS_MARGIN`), so that a band that widens far
+    from them does not squeeze the data into a line; where the law is drawn beyond the runs along x (to
+    p = 0), it is lighter and dashed: an extrapolation, not a fit."""
     set_style()
     runs = fit.runs(runs, usable=False)  # the law's runs (and those it left out), whatever else is there
     pc, fc = fit.columns.p, fit.columns.f
@@ -277,11 +285,20 @@ def plot_cross_section(
                 p, f, shift = np.full_like(xs, value), xs, 0.0
             c = colours[value]
             ax.scatter(grp[x] + shift, grp["eval_loss"], color=c, s=30, zorder=3)
-            ax.plot(xs + shift, _predict(fit, p, f), color=c, label=f"{value:g}")
+            pred = _predict(fit, p, f)
+            lo, hi = df[x].min(), df[x].max()
+            if xs.min() < lo or xs.max() > hi:  # beyond the runs: lighter, and clipped by the loss axis
+                ax.plot(xs + shift, pred, color=c, alpha=0.4, ls="--", lw=1)
+            x_in = np.geomspace(lo + shift, hi + shift, xs.size) - shift  # over the runs: the fit itself
+            p_in, f_in = (x_in, np.full_like(x_in, value)) if x == pc else (np.full_like(x_in, value), x_in)
+            ax.plot(x_in + shift, _predict(fit, p_in, f_in), color=c, label=f"{value:g}")
             band = _band(fit, samples, p, f)
             if band is not None:
                 ax.fill_between(xs + shift, band[0], band[1], color=c, alpha=0.2, linewidth=0)
         ax.set(xscale="log", yscale="log", xlabel=xlabel)
+        losses = df["eval_loss"].to_numpy(float)
+        if np.isfinite(losses).any():
+            ax.set_ylim(np.nanmin(losses) / LOSS_MARGIN, np.nanmax(losses) * LOSS_MARGIN)
         _tidy_log(ax)
         if x == fc:
             _ticks_at(ax.xaxis, df[fc])
@@ -764,4 +781,49 @@ def plot_run_noise(cells: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     right.legend(fontsize="small")
     fig.suptitle("is the misfit noise or model error?", fontweight="bold")
     fig.tight_layout()
+    return fig
+
+
+def plot_crossval_splits(
+    runs: pd.DataFrame,
+    form: str,
+    p_column: str = "pretrain_step",
+    dataset: str | None = None,
+    steps: Sequence[int] = (1, 2, 3),
+) -> Figure:
+    """Fig. 7: step-wise cross-validation (appendix D) on this dataset's runs. For the k-th distinct
+    pre-training value and the k-th distinct size as thresholds (k in ``steps``), the runs at or below both
+    train the law (red) and every other run validates it (blue), as :func:`threshold_splits` splits them;
+    the cross-validation goes through every combination of the two thresholds, not only these. A split
+    with fewer training runs than ``form`` has parameters is not scored, and the panel says so."""
+    set_style()
+    df = _ok(runs)
+    law = get_form(form)
+    p, f = df[p_column].to_numpy(float), df["finetune_size"].to_numpy(float)
+    p_values, f_values = np.unique(p), np.unique(f)
+    colours = sns.color_palette(CATEGORICAL)
+    fig, axes = plt.subplots(
+        1, len(steps), figsize=(4.6 * len(steps), 4.8), sharex=True, sharey=True, layout="constrained"
+    )
+    for ax, k in zip(np.atleast_1d(axes), steps, strict=True):
+        if k > min(len(p_values), len(f_values)):
+            have = f"{len(p_values)} pre-training values, {len(f_values)} sizes"
+            _say(ax, f"no threshold {k}: the runs have\n{have}")
+            continue
+        pt, ft = p_values[k - 1], f_values[k - 1]
+        train = train_mask(p, f, pt, ft)
+        ax.scatter(p[~train] + 1, f[~train], s=36, color=colours[0], label="validation")
+        ax.scatter(p[train] + 1, f[train], s=36, color=colours[3], label="training")
+        ax.axvline(pt + 1, color="0.4", lw=0.8, ls="--")
+        ax.axhline(ft, color="0.4", lw=0.8, ls="--")
+        scored = train.sum() >= law.n_params and (~train).any()
+        note = "" if scored else f"\nnot scored: {int(train.sum())} < {law.n_params} parameters"
+        ax.set_title(f"split {k}: train on p ≤ {pt:g}, f ≤ {ft:g}{note}", fontsize="small")
+        ax.set(xscale="log", yscale="log", xlabel=p_label(p_column))
+        _tidy_log(ax)
+    np.atleast_1d(axes)[0].set_ylabel(f_label(_f_unit(runs)))
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=2)
+    _title(fig, dataset, f"step-wise cross-validation splits (form {law.name})")
     return fig
