@@ -334,6 +334,12 @@ def test_cli_writes_next_csv_and_names_bad_input(tmp_path, capsys):
     assert "enron_emails: " in printed and "1. pretrain_step " in printed and "G width -> " in printed
     assert main([*args, "--target", "Q"]) == 2
     assert "transferlaw advise: error: target 'Q'" in capsys.readouterr().err
+    # with `transferlaw bootstrap`'s record the message states that interval: one per group
+    boot = tmp_path / "boot.json"
+    assert main(["bootstrap", str(table), "--form", "mikami", "--samples", "30", "-o", str(boot)]) == 0
+    assert main([*args, "--samples", "40", "--intervals", str(boot)]) == 0
+    said = pd.read_csv(out).groupby("dataset")["message"].first()
+    assert said.str.contains("(the study's bootstrap, 30 resamples)", regex=False).all()
 
 
 def test_config_names_a_target_that_is_not_a_parameter():
