@@ -1,6 +1,7 @@
 """Which runs next: valid candidate cells, the right count per group, deterministic for a seed, the
-too-few-runs path, cost weighting, the ensemble algebra, and bad input named before any fit (real fits on
-small tables)."""
+too-few-runs path, cost weighting, the ensemble and cell criteria's algebra, a repeat as a new seed,
+candidates beyond the grid, the study's own interval and the promise in the message, and bad input named
+before any fit (real fits on small tables)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from synthetic import TABLE2
 from transferlaw.cli import main
 from transferlaw.law.advise import (
     ADVICE_COLUMNS,
+    PROMISE_BAND,
     RIDGE,
     STATUS_OK,
     STATUS_SPACE_FILLING,
+    CellInformation,
     EnsembleInformation,
     advise,
     advise_table,
     candidate_costs,
     grid_candidates,
 )
+from transferlaw.law.bootstrap import BootstrapSummary
 from transferlaw.law.fit import STATUS_NOT_FITTED
 from transferlaw.law.forms import get_form
 
@@ -67,9 +71,14 @@ def test_recommendations_are_candidate_cells_with_the_right_count_per_group():
         assert len(rows) == 6 and list(rows["rank"]) == list(range(1, 7))
         assert set(zip(rows["pretrain_step"], rows["finetune_size"], strict=True)) <= allowed
         assert (rows["status"] == STATUS_OK).all() and (rows["target"] == "G").all()
+        # the path from the width now to the simulated studies' width after the batch is monotone: each
+        # pick takes its share of the criterion's fall (the simulated width may exceed today's interval,
+        # which 40 refits of a 20-run table can understate)
         widths = rows["expected_width"].to_numpy()
-        assert np.all(np.isfinite(widths)) and np.all(np.diff(widths) <= 1e-12)  # each run narrows it
-        assert np.all(rows["width_reduction"].to_numpy() >= -1e-12)
+        steps = np.diff(widths)
+        assert np.all(np.isfinite(widths)) and (np.all(steps <= 1e-12) or np.all(steps >= -1e-12))
+        assert np.allclose(rows["width_reduction"].to_numpy()[1:], -steps)
+        assert rows["replicate"].min() >= 0 and rows["promised"].nunique() == 1
     assert set(out["dataset"]) == {"enron_emails", "house_cat_genome"}
 
 
@@ -181,6 +190,90 @@ def test_the_ensemble_update_is_the_exact_inverse_and_gain():
     assert info.log_ratio() < 0
 
 
+def test_the_cell_criterion_is_the_sandwich_variance_of_a_cell_bootstrap():
+    """V_b = Σ_c a_c² (r_c + ρ r_c²) / (1 - h_c)² computed afresh equals the criterion's, a replicate counts
+    less than a new cell of the same Jacobian (its discrepancy is shared), and the greedy update of one pick
+    equals the variance recomputed with that run added."""
+    law = get_form("mikami")
+    p, f = np.array([1e3, 1e3, 2e4, 2e4, 1.4e5, 1.4e5, 5e3]), np.array([10, 1e3, 10, 1e3, 10, 1e3, 100])
+    members = np.array([law.to_free(TABLE2[d]) for d in TABLE2])
+    cp, cf = np.array([1e3, 1.4e5, 3e4]), np.array([10, 50, 1100])  # (1e3, 10) is a cell already run
+    ti = law.param_names.index("G")
+    info = CellInformation(law, members, p, f, cp, cf, ti, discrepancy=1.0)
+    _, jac = law.log_predict(members, p, f, jacobian=True)
+    ridge = RIDGE * np.einsum("bni,bni->bi", jac, jac).max(1)[:, None, None] * np.eye(law.n_params)
+    m_inv = np.linalg.inv(np.einsum("bni,bnj->bij", jac, jac) + ridge)
+    a = np.einsum("bk,bnk->bn", m_inv[:, ti, :], jac)
+    h = np.einsum("bnk,bkl,bnl->bn", jac, m_inv, jac)
+    fresh = (a**2 * 2.0 / (1 - np.minimum(h, 0.98)) ** 2).sum(1)  # one run per cell: r + ρr² = 2
+    np.testing.assert_allclose(info.v0, fresh, rtol=1e-5)
+    before = info.variance()
+    info.add(2)
+    _, j2 = law.log_predict(members, np.r_[p, cp[2]], np.r_[f, cf[2]], jacobian=True)
+    m2 = np.linalg.inv(np.einsum("bni,bnj->bij", j2, j2) + ridge)  # the update keeps the first ridge
+    a2, h2 = np.einsum("bk,bnk->bn", m2[:, ti, :], j2), np.einsum("bnk,bkl,bnl->bn", j2, m2, j2)
+    np.testing.assert_allclose(
+        info.variance(), (a2**2 * 2.0 / (1 - np.minimum(h2, 0.98)) ** 2).sum(1), rtol=1e-5
+    )
+    assert np.mean(np.log(info.variance() / before)) < 0
+
+
+def test_a_repeated_cell_is_a_new_seed_never_the_same_run_again():
+    """Candidates that are all cells already run: every recommendation is a replicate, and its ``seed`` is
+    one its cell has not run (the next after the cell's largest, then the next for a second pick there)."""
+    cells = [(p, f) for p in STEPS for f in SIZES]
+    df = runs_table(datasets=("enron_emails",), cells=cells).assign(seed=7)
+    df.loc[df.index[:3], "seed"] = 9  # three cells have two replicates, seeds 7 and 9
+    df = pd.concat([df, df.iloc[:3].assign(seed=7)], ignore_index=True)
+    out = advise_table(df, candidates_grid(), 12, **FAST)
+    assert (out["replicate"] >= 1).all()
+    ran = set(zip(df["pretrain_step"], df["finetune_size"], df["seed"], strict=True))
+    advised = list(zip(out["pretrain_step"], out["finetune_size"], out["seed"], strict=True))
+    assert not ran & set(advised) and len(set(advised)) == len(advised)  # never a run already done
+    for (p, f), rows in out.groupby(["pretrain_step", "finetune_size"]):
+        done = df.loc[(df["pretrain_step"] == p) & (df["finetune_size"] == f), "seed"]
+        assert list(rows["seed"]) == list(range(done.max() + 1, done.max() + 1 + len(rows)))
+        assert list(rows["replicate"]) == list(range(len(done), len(done) + len(rows)))
+    assert "repeat(s) of cells run" in out["message"].iloc[0]
+
+
+def test_the_message_states_the_studys_own_interval_and_whether_it_promises():
+    df = runs_table(datasets=("enron_emails",))
+    study = {"estimate": 0.61, "ci_low": 0.5, "ci_high": 0.77, "identified": True, "bound": []}
+    record = BootstrapSummary(
+        dataset="enron_emails", form="mikami_shifted", params={"G": study}, n_samples=4000
+    )
+    intervals = {"enron_emails": record}
+    out = advise_table(df, candidates_grid(), 4, intervals=intervals, n_sims=4, **FAST)
+    message = out["message"].iloc[0]
+    assert "G 0.61 [0.5, 0.77] (the study's bootstrap, 4,000 resamples)" in message
+    assert message.count("[") == 1  # one interval: the ensemble's own is not stated beside it
+    assert "now 0.27" in message
+    promised = bool(out["promised"].iloc[0])
+    if promised:
+        assert f"of 4 simulated studies came within {PROMISE_BAND:.0%} of it" in message
+    else:
+        assert "it cannot promise it: 4 simulated studies gave" in message
+    # without simulated studies the width is the criterion's own, and never promised
+    a = advise(df["pretrain_step"], df["finetune_size"], df["eval_loss"], [1e3, 1.4e5], [10, 1100], 2,
+               "mikami", n_samples=40, n_sims=0)  # fmt: skip
+    assert not a.promised and "not simulated, so it cannot promise it" in a.message
+
+
+def test_candidates_beyond_the_grid_are_priced_and_marked():
+    runs = runs_table(datasets=("enron_emails",)).assign(pretrain_tokens=lambda d: d["pretrain_step"] * 512)
+    cells = grid_candidates(runs, [1000], [10, 50], "pretrain_tokens", "finetune_size", [250000], [2000])
+    assert len(cells) == 2 * 3
+    beyond = cells[~cells["in_grid"]]
+    assert set(zip(beyond["pretrain_step"], beyond["finetune_size"], strict=True)) == {
+        (1000, 2000), (250000, 10), (250000, 50), (250000, 2000)
+    }  # fmt: skip
+    assert (cells["pretrain_tokens"] == cells["pretrain_step"] * 512).all()  # priced by the runs' ratio
+    odd = runs.assign(pretrain_tokens=lambda d: d["pretrain_step"] * 512 + d["finetune_size"])
+    with pytest.raises(ValueError, match=r"no run tells the pretrain_tokens of pretrain_step \[250000\]"):
+        grid_candidates(odd, [1000], [10], "pretrain_tokens", "finetune_size", [250000])
+
+
 @pytest.mark.parametrize(
     ("change", "culprit"),
     [
@@ -245,6 +338,12 @@ def test_cli_writes_next_csv_and_names_bad_input(tmp_path, capsys):
     assert "enron_emails: " in printed and "1. pretrain_step " in printed and "G width -> " in printed
     assert main([*args, "--target", "Q"]) == 2
     assert "transferlaw advise: error: target 'Q'" in capsys.readouterr().err
+    # with `transferlaw bootstrap`'s record the message states that interval: one per group
+    boot = tmp_path / "boot.json"
+    assert main(["bootstrap", str(table), "--form", "mikami", "--samples", "30", "-o", str(boot)]) == 0
+    assert main([*args, "--samples", "40", "--intervals", str(boot)]) == 0
+    said = pd.read_csv(out).groupby("dataset")["message"].first()
+    assert said.str.contains("(the study's bootstrap, 30 resamples)", regex=False).all()
 
 
 def test_config_names_a_target_that_is_not_a_parameter():
@@ -261,10 +360,15 @@ def test_config_names_a_target_that_is_not_a_parameter():
 
 @pytest.mark.slow
 def test_the_workflow_rule_advises_from_the_study_grid(tmp_path):
-    """The real Snakemake runs the advise rule alone (--allowed-rules) on record tables written here: one
-    CSV per dataset, analysis.advice_runs cells of the configured checkpoints x sizes."""
-    from conftest import make_study_dir, snakemake
+    """The real Snakemake runs the bootstrap and advise rules alone (--allowed-rules) on record tables
+    written here, every configured cell run: one CSV per dataset, analysis.advice_runs rows drawn from the
+    model's saved checkpoints x the sizes and analysis.advice_sizes, each naming the config change that
+    runs it (a repeat: a new seed), and the message stating the study's own interval of G."""
+    import json
 
+    from conftest import edit_config, make_study_dir, snakemake
+
+    from transferlaw.law.diagnostics import describe
     from transferlaw.schema import LATER_COLUMNS, RECORD_COLUMNS, write_records
 
     study = make_study_dir(tmp_path / "study")
@@ -288,12 +392,35 @@ def test_the_workflow_rule_advises_from_the_study_grid(tmp_path):
                 )  # fmt: skip
                 rows.append(row)
         write_records(pd.DataFrame(rows), str(study / f"results/runs/{ds}.parquet"))
+    edit_config(study, lambda cfg: cfg["analysis"].update(advice_sizes=[32]))
     targets = ["results/advice/devils-dictionary.csv", "results/advice/chloroplast-dna.csv"]
-    snakemake(study, *targets, "--allowed-rules", "advise", "--cores", "1")
+    snakemake(study, *targets, "--allowed-rules", "bootstrap", "advise", "--cores", "1")
+    saved = {f"step{s}" for s in (0, 1, 2, 4, 8, 16, 32, 64, 128, 256)}  # the pretrained model's revisions
     for target in targets:
         advice = pd.read_csv(study / target)
         assert len(advice) == 10 and (advice["status"] == STATUS_OK).all()
-        assert set(advice["revision"]) <= {"step0", "step16", "step256"}
-        assert set(advice["finetune_size"]) <= {4, 8, 16}
+        assert set(advice["revision"]) <= saved and set(advice["finetune_size"]) <= {4, 8, 16, 32}
         assert (advice["revision"] == "step" + advice["pretrain_step"].astype(str)).all()
+        # every configured cell has run: each row says the config change that runs it
+        for row in advice.to_dict("records"):
+            change = row["config_change"]
+            assert (row["revision"] not in {"step0", "step16", "step256"}) == (
+                f"add {row['revision']} to models.tiny-neox.revisions" in change
+            )
+            assert (row["finetune_size"] == 32) == ("datasets." in change and ".sizes" in change)
+            if row["replicate"] > 0:  # a repeat is a new seed of its cell (the records ran seed 0)
+                assert (
+                    row["seed"] >= 1
+                    and f"seeds: {row['seed'] + 1} (seed {row['seed']} of every cell)" in change
+                )
+            assert change != "none: configured, not yet run"
+        # the interval stated is the study's own (results/bootstrap), one per dataset
+        boot = json.loads(
+            (study / target.replace("advice", "bootstrap").replace(".csv", ".json")).read_text()
+        )
+        said = describe("G", boot["params"]["G"])
+        assert (
+            said in advice["message"].iloc[0]
+            and "the study's bootstrap, 200 resamples" in advice["message"].iloc[0]
+        )
     assert (study / "logs/advise/devils-dictionary.log").exists()

@@ -156,6 +156,16 @@ def _cmd_advise(args: argparse.Namespace) -> int:
     df = read_table(args.table)
     candidates = read_table(args.candidates)
     columns = table_columns(args)
+    intervals = None
+    if args.intervals:  # `transferlaw bootstrap`'s record: its interval is the one the message states
+        import json
+
+        from transferlaw.law.bootstrap import BootstrapSummary
+
+        raw = json.loads(open(args.intervals).read())
+        if "params" in raw:  # one group's record (the workflow's results/bootstrap/<dataset>.json)
+            raw = {str(raw.get("dataset")): raw}
+        intervals = {k: BootstrapSummary.from_json(v, args.intervals) for k, v in raw.items()}
     advice = advise_table(
         df,
         candidates,
@@ -166,6 +176,7 @@ def _cmd_advise(args: argparse.Namespace) -> int:
         cost=args.cost,
         n_samples=args.samples,
         seed=args.seed,
+        intervals=intervals,
     )
     write_csv(advice, args.output)
     key = columns.group
@@ -177,7 +188,8 @@ def _cmd_advise(args: argparse.Namespace) -> int:
             width = row["expected_width"]
             after = f", {args.target} width -> {width:.3g}" if width == width else ""  # NaN: no width to tell
             cell = f"{columns.p} {row[columns.p]:g}, {columns.f} {row[columns.f]:g}"
-            print(f"  {row['rank']}. {cell} (cost {row['cost']:.3g}{after})")
+            again = f", a new replicate: the cell's run {row['replicate'] + 1}" if row["replicate"] else ""
+            print(f"  {row['rank']}. {cell} (cost {row['cost']:.3g}{after}{again})")
     return 0
 
 
@@ -373,6 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     adv.add_argument(
         "--seed", type=int, default=ADVICE_SEED, help="seed of the resampling (default %(default)s)"
+    )
+    adv.add_argument(
+        "--intervals",
+        default=None,
+        metavar="BOOT.json",
+        help="`transferlaw bootstrap`'s output for the same table: the message states its interval of the "
+        "target instead of the advice's own ensemble's (one interval per group)",
     )
     adv.add_argument(
         "--show", type=int, default=5, help="recommendations printed per group (all are written)"

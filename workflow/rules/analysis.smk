@@ -57,8 +57,10 @@ rule crossval:
 
 
 rule advise:
+    # The study's own interval (the bootstrap's) is the one the advice states: one interval per dataset.
     input:
-        "results/runs/{dataset}.parquet",
+        runs="results/runs/{dataset}.parquet",
+        bootstrap="results/bootstrap/{dataset}.json",
     output:
         "results/advice/{dataset}.csv",
     log:

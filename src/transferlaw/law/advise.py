@@ -70,13 +70,14 @@ import numpy as np
 import pandas as pd
 
 from transferlaw.defaults import default
-from transferlaw.law.bootstrap import bootstrap_fit
+from transferlaw.law.bootstrap import BootstrapSummary, bootstrap_fit
 from transferlaw.law.diagnostics import describe
 from transferlaw.law.fit import (
     DEFAULT_FORM,
     NO_LAW,
     STATUS_NOT_FITTED,
     Columns,
+    FitResult,
     check_fit_input,
     fit_law,
     table_groups,
@@ -104,16 +105,42 @@ MIN_MEMBERS = 10
 #: ridge, relative to the largest diagonal entry, that keeps M_b invertible for a member whose target is
 #: at the bound (its term's Jacobian column is ~0: no run measures it under that law, and it counts 0)
 RIDGE = 1e-10
+#: the criteria :func:`advise` knows: ``cell``, the default (:class:`CellInformation`), and ``fisher``, the
+#: replicate-blind one it replaced (:class:`EnsembleInformation`), kept to be measured against
+CRITERIA = ("cell", "fisher")
+#: ρ: the variance a cell's runs share (the law's misfit there; in a study, the fine-tune subset its seeds
+#: share), in units of one run's own noise variance
+DISCREPANCY = 1.0
+#: leverage of a cell beyond which the criterion counts it as this (1 would be an infinite variance)
+MAX_LEVERAGE = 0.98
+#: simulated studies behind the expected width, and the resamples each is bootstrapped with
+N_SIMS = 8
+SIM_SAMPLES = 100
+#: the width is promised when this share of the simulated studies come within this band of it
+PROMISE_BAND = 0.25
+PROMISE_SHARE = 0.8
 #: what :func:`advise_table` adds to each candidate's columns
-ADVICE_COLUMNS = ["rank", "cost", "expected_width", "width_reduction", "target", "status", "message"]
+ADVICE_COLUMNS = [
+    "rank",
+    "replicate",
+    "cost",
+    "expected_width",
+    "width_reduction",
+    "promised",
+    "target",
+    "status",
+    "message",
+]
 
 
 @dataclass
 class Advice:
-    """The runs to do next: ``picks`` (indices into the candidates, in run order), their ``cost``, the
-    ``expected_width`` of the target's 95% interval after each (NaN when no law could be fitted, or the
-    interval reaches the top of the search box), the width now, the width the ensemble expects from as many
-    random runs, and a status with its message."""
+    """The runs to do next: ``picks`` (indices into the candidates, in run order), their ``cost``, how many
+    runs their cell has before each (``replicate``: 0 for a cell not yet run), the ``expected_width`` of
+    the target's 95% interval after each (NaN when no law could be fitted, or the interval would reach the
+    top of the search box), the width now, whether the last expected width is ``promised`` (the simulated
+    studies agree on it: :data:`PROMISE_SHARE` of them within :data:`PROMISE_BAND`), the simulated widths,
+    and a status with its message."""
 
     status: str
     message: str
@@ -123,6 +150,13 @@ class Advice:
     expected_width: np.ndarray
     width: float = float("nan")
     random_width: float = float("nan")
+    replicate: np.ndarray | None = None
+    promised: bool = False
+    simulated: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.replicate is None:
+            self.replicate = np.zeros(len(self.picks), dtype=int)
 
     @property
     def width_reduction(self) -> np.ndarray:
@@ -135,7 +169,8 @@ class Advice:
 # ----------------------------------------------------------------------------------------------------
 class EnsembleInformation:
     """Each member's M_b⁻¹ for the runs so far, and the candidates' Jacobians under each member: the
-    variance of the target and what one more run at each candidate would remove from it."""
+    variance of the target as if every run were an independent draw of a correct law (the Fisher
+    information), and what one more run at each candidate would remove from it."""
 
     def __init__(
         self,
@@ -155,6 +190,7 @@ class EnsembleInformation:
         ridge = RIDGE * np.diagonal(info, axis1=1, axis2=2).max(1) + 1e-300
         self.minv = np.linalg.inv(info + ridge[:, None, None] * np.eye(k))
         self.j_cand = j_cand[ok]
+        self.kept = ok
         self.target = target
         self.v0 = self.minv[:, target, target].copy()
 
@@ -169,6 +205,10 @@ class EnsembleInformation:
         v = self.minv[:, self.target, self.target]
         return (a * a / (1.0 + q) / v[:, None]).mean(0)
 
+    def score(self) -> np.ndarray:
+        """(m,): the criterion's value of one more run at each candidate (larger is better)."""
+        return self.relative_gain()
+
     def add(self, j: int) -> None:
         """Count one more run at candidate ``j`` (rank-one update of every member)."""
         x = self.j_cand[:, j, :]
@@ -180,21 +220,125 @@ class EnsembleInformation:
         return float(np.mean(np.log(self.minv[:, self.target, self.target] / self.v0)))
 
     def copy(self) -> EnsembleInformation:
-        """A copy to add runs to (the candidates' Jacobians are shared, never changed)."""
+        """A copy to add runs to (the Jacobians are shared, never changed)."""
         new = copy.copy(self)
         new.minv = self.minv.copy()
+        return new
+
+
+class CellInformation(EnsembleInformation):
+    """The variance of the target as the study's bootstrap measures it: cells (p, f) are what it resamples,
+    each with all its runs, and a cell's runs share a discrepancy no replicate averages away.
+
+    Per member b, a cell c with r_c runs and Jacobian j_c (log L's) has a mean residual made of the runs'
+    noise (variance σ²/r_c) and the cell's own discrepancy δ_c (variance ρσ²: the law's misfit there, and in
+    a real study the fine-tune subset the cell's seeds share). The fit weighs the cell by r_c, so the
+    target's variance is the sandwich
+
+        V_b = Σ_c a_c² (r_c + ρ r_c²) σ² / (1 - h_c)²,   a_c = (M_b⁻¹ j_c)_target,  h_c = r_c j_cᵀM_b⁻¹j_c,
+
+    with M_b = Σ_c r_c j_c j_cᵀ. The (1 - h_c)² is the leverage correction of a resampling variance (HC3,
+    by cell): a design whose cells each carry much of the fit (a few corners with many replicates) is one
+    whose resamples, missing one of them, wander far, and its interval is wide though its Fisher information
+    is large. σ² cancels from V_b'/V_b; ρ (:data:`DISCREPANCY`) and the leverage cap (:data:`MAX_LEVERAGE`)
+    are the criterion's two settings. One more run at candidate x is a rank-one update of M_b, so V_b after
+    it is closed form for every candidate and member at once."""
+
+    def __init__(
+        self,
+        law: LawForm,
+        members: np.ndarray,
+        p: np.ndarray,
+        f: np.ndarray,
+        cand_p: np.ndarray,
+        cand_f: np.ndarray,
+        target: int,
+        discrepancy: float | None = None,
+    ) -> None:
+        super().__init__(law, members, p, f, cand_p, cand_f, target)
+        self.rho = DISCREPANCY if discrepancy is None else float(discrepancy)
+        # cells: the candidates, then the run cells that are not candidates; r counts runs per cell
+        index = {(a, b): i for i, (a, b) in enumerate(zip(cand_p.tolist(), cand_f.tolist(), strict=True))}
+        extra: list[tuple[float, float]] = []
+        run_cell = np.empty(p.size, dtype=int)
+        for i, key in enumerate(zip(p.tolist(), f.tolist(), strict=True)):
+            if key not in index:
+                index[key] = cand_p.size + len(extra)
+                extra.append(key)
+            run_cell[i] = index[key]
+        self.r = np.bincount(run_cell, minlength=cand_p.size + len(extra)).astype(float)
+        j_extra = np.zeros((self.n_members, 0, law.n_params))
+        if extra:
+            ep, ef = (np.array(v, dtype=float) for v in zip(*extra, strict=True))
+            j_extra = law.log_predict(members[self.kept], ep, ef, jacobian=True)[1]
+        self.j_cells = np.concatenate([self.j_cand, j_extra], axis=1)  # (B, N, k)
+        v0 = self.variance()
+        good = np.isfinite(v0) & (v0 > 0) & np.isfinite(self.j_cells).all((1, 2))
+        self.minv, self.j_cand, self.j_cells = self.minv[good], self.j_cand[good], self.j_cells[good]
+        self.v0 = v0[good]
+
+    def _weight(self, r: np.ndarray, h: np.ndarray) -> np.ndarray:
+        return (r + self.rho * r * r) / (1.0 - np.minimum(h, MAX_LEVERAGE)) ** 2
+
+    def variance(self) -> np.ndarray:
+        """(B,): V_b / σ² for the runs and picks so far."""
+        act = np.flatnonzero(self.r)
+        j = self.j_cells[:, act, :]
+        mj = np.einsum("bkl,bnl->bnk", self.minv, j)
+        a = mj[:, :, self.target]
+        h = self.r[act] * np.einsum("bnk,bnk->bn", j, mj)
+        return (a * a * self._weight(self.r[act], h)).sum(1)
+
+    def trial(self) -> np.ndarray:
+        """(B, m): V_b / σ² after one more run at each candidate."""
+        act = np.flatnonzero(self.r)
+        j = self.j_cells[:, act, :]  # (B, A, k)
+        u = np.einsum("bkl,bml->bmk", self.minv, self.j_cand)  # M⁻¹ j_x, (B, m, k)
+        d = 1.0 + np.einsum("bmk,bmk->bm", self.j_cand, u)  # 1 + j_xᵀM⁻¹j_x
+        mj = np.einsum("bkl,bnl->bnk", self.minv, j)
+        a = mj[:, :, self.target]  # (B, A)
+        hcc = np.einsum("bnk,bnk->bn", j, mj)  # j_cᵀM⁻¹j_c
+        hcx = np.einsum("bnk,bmk->bnm", j, u)  # j_cᵀM⁻¹j_x, (B, A, m)
+        ax = u[:, :, self.target]  # (B, m)
+        a_new = a[:, :, None] - ax[:, None, :] * hcx / d[:, None, :]
+        h_new = hcc[:, :, None] - hcx * hcx / d[:, None, :]
+        r_new = np.broadcast_to(self.r[act][:, None], (act.size, d.shape[1])).copy()
+        m = d.shape[1]
+        here = act < m  # active cells that are candidates: one more run there
+        r_new[np.flatnonzero(here), act[here]] += 1.0
+        v = (a_new * a_new * self._weight(r_new[None], r_new[None] * h_new)).sum(1)
+        fresh = self.r[:m] == 0  # a candidate not yet run adds a cell of its own
+        own = (ax / d) ** 2 * self._weight(np.ones(1), (d - 1.0) / d)
+        return v + np.where(fresh[None, :], own, 0.0)
+
+    def score(self) -> np.ndarray:
+        """(m,): the expected fall of log V (mean over members) from one more run at each candidate."""
+        return -np.mean(np.log(self.trial() / self.variance()[:, None]), axis=0)
+
+    def add(self, j: int) -> None:
+        super().add(j)
+        self.r = self.r.copy()
+        self.r[j] += 1.0
+
+    def log_ratio(self) -> float:
+        """mean_b log(V_b now / V_b before any pick), <= 0 where the picks help."""
+        return float(np.mean(np.log(self.variance() / self.v0)))
+
+    def copy(self) -> CellInformation:
+        new = super().copy()
+        new.r = self.r.copy()
         return new
 
 
 def greedy_design(
     info: EnsembleInformation, n_runs: int, cost: np.ndarray, allowed: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Batch-greedy picks (relative gain per cost, ties to the first candidate) and the log-variance ratio
-    after each. ``allowed`` (a multiset of candidate indices) restricts the picks to it."""
+    """Batch-greedy picks (the criterion's gain per cost, ties to the first candidate) and the log-variance
+    ratio after each. ``allowed`` (a multiset of candidate indices) restricts the picks to it."""
     left = None if allowed is None else np.bincount(allowed, minlength=cost.size)
     picks, ratios = [], []
     for _ in range(n_runs):
-        score = info.relative_gain() / cost
+        score = info.score() / cost
         if left is not None:
             score = np.where(left > 0, score, -np.inf)
         j = int(np.argmax(score))
@@ -275,6 +419,67 @@ def _checked_request(form: str | LawForm, target: str, n_runs: int) -> LawForm:
     return law
 
 
+def _cells(p: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """A label per run: its cell (p, f), numbered in order of first appearance, as the study's bootstrap
+    numbers them (:func:`transferlaw.law.bootstrap.bootstrap_table`)."""
+    return pd.factorize(pd.Series(list(zip(p.tolist(), f.tolist(), strict=True))))[0]
+
+
+def simulate_widths(
+    law: LawForm,
+    base: FitResult,
+    members: np.ndarray,
+    p: np.ndarray,
+    f: np.ndarray,
+    loss: np.ndarray,
+    new_p: np.ndarray,
+    new_f: np.ndarray,
+    target: str,
+    *,
+    n_sims: int = N_SIMS,
+    n_samples: int = SIM_SAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> np.ndarray:
+    """The width of ``target``'s interval in ``n_sims`` simulated studies: the runs (p, f, loss) plus new
+    runs at (new_p, new_f), each drawn from a member of the ensemble (a law the runs allow) with the fit's
+    noise (the RMS log residual, corrected for the parameters fitted), then bootstrapped as the study does
+    (cells resampled, ``n_samples`` resamples). NaN where a simulated interval reaches the top of the
+    search box. This is the advice's own procedure run forward, so it needs no correction measured on
+    other data; what it cannot see is a law outside the form, whose misfit it treats as noise."""
+    resid = np.log(loss) - law.log_predict(np.asarray(base.free)[None, :], p, f)[0]
+    sigma = float(np.sqrt(np.mean(resid**2) * p.size / max(p.size - law.n_params, 1)))
+    rng = np.random.default_rng([seed, 21])
+    all_p, all_f = np.r_[p, new_p], np.r_[f, new_f]
+    cells = _cells(all_p, all_f)
+    widths = np.full(n_sims, np.nan)
+    for s in range(n_sims):
+        member = members[rng.integers(len(members))]
+        mean = law.log_predict(member[None, :], new_p, new_f)[0]
+        new_loss = np.exp(mean + rng.normal(0.0, sigma, new_p.size))
+        boot = bootstrap_fit(
+            all_p,
+            all_f,
+            np.r_[loss, new_loss],
+            law,
+            n_samples=n_samples,
+            seed=seed + s,
+            base=base,
+            cells=cells,
+        )
+        entry = boot.summary()[target]
+        if "high" not in entry.get("bound", []):
+            widths[s] = entry["ci_high"] - entry["ci_low"]
+    return widths
+
+
+def _interval_width(entry: Mapping[str, Any]) -> float:
+    """The width of an interval as a summary gives it; NaN where it reaches the top of the search box."""
+    lo, hi = entry.get("ci_low"), entry.get("ci_high")
+    if "high" in (entry.get("bound") or []) or lo is None or hi is None:  # JSON writes NaN as null
+        return float("nan")
+    return float(hi) - float(lo)
+
+
 def advise(
     p: Any,
     f: Any,
@@ -289,10 +494,24 @@ def advise(
     n_samples: int = DEFAULT_SAMPLES,
     seed: int = DEFAULT_SEED,
     names: tuple[str, str, str] = ("p", "f", "loss"),
+    interval: Mapping[str, Any] | None = None,
+    criterion: str = "cell",
+    n_sims: int = N_SIMS,
+    sim_samples: int = SIM_SAMPLES,
 ) -> Advice:
     """The ``n_runs`` candidates (cand_p, cand_f) to run next to shrink ``target``'s interval the most per
-    unit of ``cost`` (one value per candidate; default all 1), given runs (p, f, loss)."""
+    unit of ``cost`` (one value per candidate; default all 1), given runs (p, f, loss); a candidate may
+    come back (a replicate of its cell: ``Advice.replicate`` counts the runs it has before).
+
+    ``interval``: the study's own summary of the target (``ci_low``, ``ci_high`` and, as the bootstrap
+    writes them, ``estimate``, ``identified``, ``bound``, ``why``; ``n_samples``), which the message then
+    gives instead of the ensemble's, so that the reader sees one interval. ``n_sims`` simulated studies
+    (:func:`simulate_widths`) give the expected width and whether it is promised; 0 skips them (the
+    widths are then the criterion's own, uncalibrated, and never promised). Runs so far in, next batch out:
+    an adaptive study calls it once per round."""
     law = _checked_request(form, target, n_runs)
+    if criterion not in CRITERIA:
+        raise ValueError(f"criterion {criterion!r}: one of {', '.join(CRITERIA)}")
     cand_p, cand_f = (np.asarray(x, dtype=float).ravel() for x in (cand_p, cand_f))
     if cand_p.size == 0 or cand_p.size != cand_f.size:
         raise ValueError(f"candidates: {cand_p.size} p value(s) and {cand_f.size} f value(s)")
@@ -300,13 +519,20 @@ def advise(
     if cost.size != cand_p.size or not (np.isfinite(cost) & (cost > 0)).all():
         raise ValueError("cost: one positive finite value per candidate")
     p, f, loss = check_fit_input(p, f, loss, law, names=names, count=False)
+
+    def replicates(picks: np.ndarray) -> np.ndarray:
+        return _replicates(p, f, cand_p, cand_f, picks)
+
     reason = too_few_runs(p, f, law)
     if reason is None:
         base = fit_law(p, f, loss, law, names=names)
         if not np.isfinite(base.objective):
             reason = "the fit of the law to them failed (non-finite objective)"
     if reason is None:
-        boot = bootstrap_fit(p, f, loss, law, n_samples=n_samples, seed=seed, base=base, names=names)
+        # resampled as the study's interval is: by cell, each with all its runs (its seed replicates)
+        boot = bootstrap_fit(
+            p, f, loss, law, n_samples=n_samples, seed=seed, base=base, names=names, cells=_cells(p, f)
+        )
         ok = np.isfinite(boot.samples["objective"].to_numpy())
         members = np.array(
             [law.to_free(r) for r in boot.samples.loc[ok, list(law.param_names)].to_dict("records")]
@@ -314,7 +540,8 @@ def advise(
         info = None
         if ok.sum() >= MIN_MEMBERS:
             ti = law.param_names.index(target)
-            info = EnsembleInformation(law, members, p, f, cand_p, cand_f, ti)
+            kind = CellInformation if criterion == "cell" else EnsembleInformation
+            info = kind(law, members, p, f, cand_p, cand_f, ti)
         if info is None or info.n_members < MIN_MEMBERS:
             reason = (
                 f"only {0 if info is None else info.n_members} of {n_samples} bootstrap refits are usable"
@@ -329,14 +556,15 @@ def advise(
             picks,
             cost[picks],
             np.full(n_runs, np.nan),
+            replicate=replicates(picks),
         )
 
-    summary = boot.summary()[target]
-    # an interval reaching the top of the search box (G = e^60) has no width worth a number
-    width = np.nan if "high" in summary.get("bound", []) else float(summary["ci_high"] - summary["ci_low"])
+    own = boot.summary()[target]
+    summary = own if interval is None else interval
+    width = _interval_width(summary)
     picks, ratios = greedy_design(info.copy(), n_runs, cost)
 
-    # the guard: no worse than random runs under the same ensemble, per unit of cost
+    # the guard: no worse than random runs under the same criterion, per unit of cost
     rng = np.random.default_rng(seed)
     replace = n_runs > cand_p.size
     randoms = [rng.choice(cand_p.size, n_runs, replace=replace) for _ in range(N_RANDOM)]
@@ -349,23 +577,67 @@ def advise(
     if best > 0:
         picks, ratios = greedy_design(info.copy(), n_runs, cost, allowed=randoms[best - 1])
         guard = (
-            "; the greedy design scored worse than a random one under the ensemble, so that one is advised"
+            "; the greedy design scored worse than a random one under the criterion, so that one is advised"
         )
-    shrink = np.exp(0.5 * ratios)  # the interval's expected share of its width now, after each pick
+
+    # the expected width: the study's procedure run forward on simulated runs; each pick's share of the
+    # narrowing follows the criterion's path (exp(½Δ log V) per pick), ending at the simulated width
+    simulated = np.full(0, np.nan)
+    if n_sims > 0:
+        simulated = simulate_widths(
+            law, base, members, p, f, loss, cand_p[picks], cand_f[picks], target,
+            n_sims=n_sims, n_samples=sim_samples, seed=seed,
+        )  # fmt: skip
+    finite = simulated[np.isfinite(simulated)]
+    if n_sims > 0:
+        # most simulated intervals reach the top of the search box: no width worth a number
+        end = float(np.median(finite)) if finite.size * 2 > simulated.size else float("nan")
+    else:
+        own_width = _interval_width(own)
+        end = width * np.exp(0.5 * ratios[-1]) if np.isfinite(width) else own_width * np.exp(0.5 * ratios[-1])
+    if np.isfinite(width) and np.isfinite(end) and ratios[-1] < 0:
+        # from the width now to the simulated one, each pick taking its share of the criterion's fall
+        expected = width * (end / width) ** np.clip(ratios / ratios[-1], 0.0, 1.0)
+    else:
+        expected = end * np.exp(0.5 * (ratios - ratios[-1]))
+    near = np.abs(simulated / end - 1.0) <= PROMISE_BAND if np.isfinite(end) else np.zeros(0, bool)
+    promised = bool(n_sims > 0 and np.isfinite(end) and near.sum() >= PROMISE_SHARE * simulated.size)
     shrink_random = float(np.exp(0.5 * np.median(random_ratios)))
+
     said = describe(target, summary)  # "0.55 [0.52, 0.6]", "G < 1.9" or "not identified (at bound)"
     state = said if said.startswith(f"{target} ") else f"{target} {said}"
-    if np.isfinite(width):
-        expects = f"a width of {width * shrink[-1]:.3g} (now {width:.3g}; {n_runs} random run(s): "
-        expects += f"{width * shrink_random:.3g})"
+    if interval is not None:
+        state += f" (the study's bootstrap{_resamples(interval)})"
+    rep = replicates(picks)
+    n_new = len({(cand_p[j], cand_f[j]) for j, r in zip(picks, rep, strict=True) if r == 0})
+    runs_said = f"{n_runs} advised run(s): {n_new} new cell(s), {int((rep > 0).sum())} repeat(s) of cells run"
+    now = f"now {width:.3g}" if np.isfinite(width) else "now unbounded above"
+    if not np.isfinite(end):
+        expects = f"no width: in {simulated.size} simulated studies most intervals still reach the bound"
     else:
-        expects = f"{shrink[-1]:.3g}x its spread ({n_runs} random run(s): {shrink_random:.3g}x)"
+        expects = f"a width of {end:.3g} ({now})"
+        if n_sims == 0:
+            expects += "; not simulated, so it cannot promise it"
+        elif promised:
+            expects += f"; {int(near.sum())} of {simulated.size} simulated studies came within "
+            expects += f"{PROMISE_BAND:.0%} of it"
+        else:
+            lo, hi = np.nanmin(simulated), np.nanmax(simulated)
+            expects += f"; it cannot promise it: {simulated.size} simulated studies gave {lo:.3g} to {hi:.3g}"
     message = (
-        f"{p.size} runs, {info.n_members} refits: {state}; after the {n_runs} advised run(s) the ensemble "
-        f"expects {expects}{guard}"
+        f"{p.size} runs in {np.unique(_cells(p, f)).size} cells, {info.n_members} refits: {state}; "
+        f"after the {runs_said} the advice expects {expects}{guard}"
     )
-    expected, random_width = width * shrink, width * shrink_random
-    return Advice(STATUS_OK, message, target, picks, cost[picks], expected, width, random_width)
+    return Advice(
+        STATUS_OK, message, target, picks, cost[picks], expected, width,
+        width * shrink_random if np.isfinite(width) else float("nan"),
+        replicate=rep, promised=promised, simulated=simulated,
+    )  # fmt: skip
+
+
+def _resamples(entry: Mapping[str, Any]) -> str:
+    n = entry.get("n_samples")
+    return f", {int(n):,} resamples" if n else ""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -458,12 +730,22 @@ def advise_table(
     n_samples: int = DEFAULT_SAMPLES,
     seed: int = DEFAULT_SEED,
     keys: Mapping[str, str] | None = None,
+    intervals: Mapping[str, Mapping[str, Any]] | None = None,
+    n_sims: int = N_SIMS,
 ) -> pd.DataFrame:
     """Advice for every group of a table of runs (:func:`transferlaw.law.fit.table_groups`): per group the
     ``n_runs`` recommended candidates in run order, with the candidates' own columns and
     :data:`ADVICE_COLUMNS`. ``candidates`` holds the p and f columns and, optionally, the group column
     (then each group gets its own rows; without it every group shares them). Every input is checked
     before the first fit.
+
+    A recommendation to repeat a cell is a new replicate, never the same run again: ``replicate`` counts
+    the runs its cell has before it, and where the table has a ``seed`` column the row's ``seed`` is one
+    the cell has not run (the next after its largest; a cell not yet run gets the table's first seed).
+
+    ``intervals`` maps a group to the study's bootstrap summary of it (``transferlaw bootstrap``'s record:
+    ``params`` per parameter, ``n_samples``): the message then states that interval, not the advice's own
+    ensemble's, so that one interval per dataset is what the user reads.
 
     A group whose law cannot be fitted (:func:`transferlaw.law.fit.why_no_law`, the fit's own rule) gets a
     space-filling first batch of status ``not_fitted`` whose message says why no law was fitted and what to
@@ -504,6 +786,7 @@ def advise_table(
                 picks,
                 costs[picks],
                 np.full(n_runs, np.nan),
+                replicate=_replicates(g.runs[p], g.runs[f], cands[p], cands[f], picks),
             )
         else:
             advice = advise(
@@ -519,6 +802,8 @@ def advise_table(
                 n_samples=n_samples,
                 seed=seed,
                 names=columns.names,
+                interval=_study_interval(intervals, g.key, target),
+                n_sims=n_sims,
             )
         logger.info("%s: %s", g.label, advice.message)
         rows = cands.iloc[advice.picks].reset_index(drop=True)
@@ -526,9 +811,13 @@ def advise_table(
             rows = rows.drop(columns=[group], errors="ignore")
             rows.insert(0, group, g.key)
         rows["rank"] = np.arange(1, n_runs + 1)
+        rows["replicate"] = advice.replicate
+        if "seed" in g.runs.columns:
+            rows["seed"] = _new_seeds(g.runs, rows, p, f)
         rows["cost"] = advice.cost
         rows["expected_width"] = advice.expected_width
         rows["width_reduction"] = advice.width_reduction
+        rows["promised"] = advice.promised
         rows["target"] = target
         rows["status"] = advice.status
         rows["message"] = advice.message
@@ -538,21 +827,85 @@ def advise_table(
     return out[first + [c for c in out.columns if c not in first]]
 
 
+def _replicates(p: Any, f: Any, cand_p: Any, cand_f: Any, picks: np.ndarray) -> np.ndarray:
+    """Per pick, the runs its cell has before it: the runs (p, f) there, then the earlier picks."""
+    seen: dict[tuple[float, float], int] = {}
+    for key in zip(np.asarray(p, float).tolist(), np.asarray(f, float).tolist(), strict=True):
+        seen[key] = seen.get(key, 0) + 1
+    cp, cf = np.asarray(cand_p, float), np.asarray(cand_f, float)
+    out = []
+    for j in picks:
+        key = (float(cp[j]), float(cf[j]))
+        out.append(seen.get(key, 0))
+        seen[key] = seen.get(key, 0) + 1
+    return np.array(out, dtype=int)
+
+
+def _new_seeds(runs: pd.DataFrame, rows: pd.DataFrame, p: str, f: str) -> np.ndarray:
+    """A seed per recommended row that its cell has not run: the next after the cell's largest (and after
+    the batch's earlier picks there); the runs' first seed for a cell not yet run."""
+    seeds = pd.to_numeric(runs["seed"], errors="coerce")
+    first = int(seeds.min()) if seeds.notna().any() else 0
+    last: dict[tuple[float, float], int] = {}
+    for key, s in zip(zip(runs[p].astype(float), runs[f].astype(float), strict=True), seeds, strict=True):
+        if s == s:
+            last[key] = max(last.get(key, int(s)), int(s))
+    out = []
+    for key in zip(rows[p].astype(float), rows[f].astype(float), strict=True):
+        seed = last[key] + 1 if key in last else first
+        last[key] = seed
+        out.append(seed)
+    return np.array(out, dtype=np.int64)
+
+
+def _study_interval(
+    intervals: Mapping[str, BootstrapSummary] | None, key: Any, target: str
+) -> Mapping[str, Any] | None:
+    """The study's own summary of ``target`` for group ``key`` (with its resample count), if it has one;
+    one that is not identified is still the one stated (as "not identified", never beside another)."""
+    record = (intervals or {}).get(str(key))
+    entry = record.params.get(target) if record is not None else None
+    if not entry:
+        return None
+    return {**entry, "n_samples": record.n_samples}
+
+
 def grid_candidates(
-    runs: pd.DataFrame, steps: Sequence[int], sizes: Sequence[int], p: str, f: str
+    runs: pd.DataFrame,
+    steps: Sequence[int],
+    sizes: Sequence[int],
+    p: str,
+    f: str,
+    extra_steps: Sequence[int] = (),
+    extra_sizes: Sequence[int] = (),
 ) -> pd.DataFrame:
     """The study's grid as candidates: every configured checkpoint step x fine-tune size, with columns
     ``revision``, ``pretrain_step``, ``finetune_size`` and the law's ``p`` and ``f`` columns, these read
-    from the runs where they are not the step or the size (tokens per step, sequences per size)."""
+    from the runs where they are not the step or the size (tokens per step, sequences per size).
+
+    ``extra_steps`` and ``extra_sizes`` are checkpoints and sizes beyond the grid the advice may propose
+    (crossed with the grid's and with each other); column ``in_grid`` tells them apart. Where no run has
+    their p or f column, it is the step or size times the runs' constant ratio (tokens per step); a ratio
+    that is not constant over the runs cannot price them, and the error names them."""
+    all_steps = list(dict.fromkeys([*map(int, steps), *map(int, extra_steps)]))
+    all_sizes = list(dict.fromkeys([*map(int, sizes), *map(int, extra_sizes)]))
+    grid_steps, grid_sizes = set(map(int, steps)), set(map(int, sizes))
     cells = pd.DataFrame(
-        [(f"step{s}", int(s), int(z)) for s in steps for z in sizes],
-        columns=["revision", "pretrain_step", "finetune_size"],
+        [(f"step{s}", s, z, s in grid_steps and z in grid_sizes) for s in all_steps for z in all_sizes],
+        columns=["revision", "pretrain_step", "finetune_size", "in_grid"],
     )
+    extras = {"pretrain_step": set(map(int, extra_steps)), "finetune_size": set(map(int, extra_sizes))}
     for col, key in ((p, "pretrain_step"), (f, "finetune_size")):
         if col == key:
             continue
         pairs = runs[[key, col]].drop_duplicates(subset=[key])
         cells = cells.merge(pairs, on=key, how="left")
+        beyond = cells[col].isna() & cells[key].isin(extras[key])
+        if beyond.any():
+            ratio = (runs[col].astype(float) / runs[key].astype(float)).replace([np.inf, -np.inf], np.nan)
+            ratio = ratio.dropna()
+            if ratio.size and np.allclose(ratio, ratio.iloc[0], rtol=1e-9):
+                cells.loc[beyond, col] = cells.loc[beyond, key] * float(ratio.iloc[0])
         if cells[col].isna().any():
             lacking = sorted(set(cells.loc[cells[col].isna(), key]))
             raise ValueError(f"no run tells the {col} of {key} {lacking}")

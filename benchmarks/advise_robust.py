@@ -1,0 +1,277 @@
+"""Benchmark: advice on simulations it was not tuned to (issue 21), by the width of G's 95% interval.
+
+Each table is a simulated study on the paper's 15 x 10 grid (``tests/synthetic.paper_grid``): a law family
+(Table 2's five, and others: no gap, a large E, a small alpha, a large beta, ...), the form the truth follows
+and the form fitted (the shifted form fitted to unshifted truth, the reverse, a truth neither form is),
+log-normal noise of 1-5%, and a starting design (``n0`` random cells, a study stopped early, a coarse
+sub-grid). From its runs :func:`transferlaw.law.advise.advise` picks ``k`` runs from the 150 cells
+(replicates allowed: each a new seed, with its own noise) and ``k`` other runs go to random cells not yet
+run. Both tables are bootstrapped as the study does (cells resampled, ``--samples`` resamples) and the
+widths of G's interval compared. The advice's last expected width is compared with the width achieved.
+
+Tables are split into a **design set** (the seeds, families, noise levels, starts and forms the method was
+tuned on) and a **held-out set** (other seeds, three families, 3-4% noise, two starts and a truth of
+another form that were not looked at while designing); each is printed on its own:
+
+* the median over tables of the ratio advised/random (target <= 0.75), and per law family the median
+  (target: none above 1.0), and per condition (noise, start, forms);
+* calibration: the share of tables whose achieved width is within +-25% of the expected one, among those
+  where the advice promised its width (target: >= 80%), and how many it promised;
+* with ``--figure PNG``: expected against achieved width, promised or not.
+
+    python benchmarks/advise_robust.py [--set design|held-out|both] [--samples 400] [--figure calib.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from synthetic import TABLE2  # noqa: E402
+
+from transferlaw.law import advise as advise_module  # noqa: E402
+from transferlaw.law.bootstrap import bootstrap_fit  # noqa: E402
+from transferlaw.law.forms import get_form  # noqa: E402
+
+STEPS = np.unique(np.geomspace(1000, 143_000, 15).round())  # the grid of tests/synthetic.paper_grid
+SIZES = np.unique(np.geomspace(10, 1100, 10).round())
+GRID_P, GRID_F = (a.ravel() for a in np.meshgrid(STEPS, SIZES, indexing="ij"))
+
+#: law families beyond Table 2 (form ``mikami``'s parameters; a free shift ``c`` where the truth has one)
+OTHERS = {
+    "no_gap": dict(A=250.0, alpha=0.7, G=1e-9, beta=0.15, E=1.5),
+    "large_E": dict(A=200.0, alpha=0.65, G=0.8, beta=0.2, E=4.0),
+    "small_alpha": dict(A=8.0, alpha=0.2, G=0.7, beta=0.15, E=1.2),
+    "large_beta": dict(A=300.0, alpha=0.7, G=1.5, beta=0.5, E=1.0),
+    # held out
+    "late_saturation": dict(A=3000.0, alpha=1.0, G=0.3, beta=0.1, E=2.0),
+    "steep_f_small_E": dict(A=100.0, alpha=0.5, G=1.0, beta=0.35, E=0.3),
+}
+FAMILIES = {**TABLE2, **OTHERS}
+
+DESIGN_FAMILIES = [
+    "fictional_encyclopedia", "math_arxiv", "enron_emails", "house_cat_genome",
+    "no_gap", "large_E", "small_alpha", "large_beta",
+]  # fmt: skip
+HELD_OUT_FAMILIES = ["statistics_textbook", "late_saturation", "steep_f_small_E"]
+#: (truth form, fitted form, the truth's shift where it has a free one)
+DESIGN_FORMS = [
+    ("mikami", "mikami_shifted", None),
+    ("mikami", "mikami", None),
+    ("mikami_shifted", "mikami", None),
+]
+HELD_OUT_FORMS = [("mikami_f_shift", "mikami_shifted", 4.0), ("mikami", "mikami_shifted", None)]
+DESIGN_NOISE = [0.01, 0.02, 0.05]
+HELD_OUT_NOISE = [0.03, 0.04]
+DESIGN_STARTS = ["random25", "random15", "random40", "early25", "subgrid25"]
+HELD_OUT_STARTS = ["random20", "late20"]
+DESIGN_SEEDS = range(5)
+HELD_OUT_SEEDS = range(1000, 1002)
+
+
+@dataclass
+class Case:
+    family: str
+    seed: int
+    truth: str
+    fitted: str
+    shift: float | None
+    noise: float
+    start: str
+    held_out: bool
+
+    @property
+    def forms(self) -> str:
+        shift = "" if self.shift is None else f"(c={self.shift:g})"
+        return f"{self.truth}{shift}->{self.fitted}"
+
+    def rng(self, stream: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, zlib.crc32(self.family.encode()), stream])
+
+    def losses(self, cells: np.ndarray, stream: int) -> np.ndarray:
+        params = dict(FAMILIES[self.family])
+        if self.shift is not None:
+            params["c"] = self.shift
+        mean = get_form(self.truth).predict(params, GRID_P[cells], GRID_F[cells])
+        return mean * np.exp(self.rng(stream).normal(0.0, self.noise, cells.size))
+
+    def start_cells(self) -> np.ndarray:
+        rng = self.rng(0)
+        n = int("".join(ch for ch in self.start if ch.isdigit()))
+        if self.start.startswith("random"):
+            return rng.choice(GRID_P.size, n, replace=False)
+        if self.start.startswith("early"):  # a study run in checkpoint order, stopped after 9 of 15
+            return rng.choice(np.flatnonzero(GRID_P <= STEPS[8]), n, replace=False)
+        if self.start.startswith("late"):  # only the later checkpoints were run
+            return rng.choice(np.flatnonzero(GRID_P >= STEPS[7]), n, replace=False)
+        if self.start.startswith("subgrid"):  # a coarse 5 x 5 grid first
+            pi, fi = np.linspace(0, 14, 5).round().astype(int), np.linspace(0, 9, 5).round().astype(int)
+            return np.array([i * SIZES.size + j for i in pi for j in fi])
+        raise ValueError(self.start)
+
+
+def cases(held_out: bool) -> list[Case]:
+    """The design set crosses each family with every seed, and rotates noise, start and forms over the
+    seeds so that each level of each appears with every family; the held-out set does the same with its
+    own seeds and levels, over its own families and the design families."""
+    out = []
+    if not held_out:
+        for fi, fam in enumerate(DESIGN_FAMILIES):
+            for s in DESIGN_SEEDS:
+                truth, fitted, shift = DESIGN_FORMS[(s + fi) % len(DESIGN_FORMS)]
+                noise = DESIGN_NOISE[(s + 2 * fi) % len(DESIGN_NOISE)]
+                start = DESIGN_STARTS[(s + fi) % len(DESIGN_STARTS)]
+                out.append(Case(fam, s, truth, fitted, shift, noise, start, False))
+        return out
+    for fi, fam in enumerate(HELD_OUT_FAMILIES + DESIGN_FAMILIES):
+        seeds = HELD_OUT_SEEDS if fam in DESIGN_FAMILIES else range(1000, 1004)
+        for s in seeds:
+            truth, fitted, shift = HELD_OUT_FORMS[(s + fi) % len(HELD_OUT_FORMS)]
+            noise = HELD_OUT_NOISE[(s + fi) % len(HELD_OUT_NOISE)]
+            start = HELD_OUT_STARTS[(s + 2 * fi) % len(HELD_OUT_STARTS)]
+            out.append(Case(fam, s, truth, fitted, shift, noise, start, True))
+    return out
+
+
+def g_width(cells: np.ndarray, loss: np.ndarray, form: str, samples: int) -> float:
+    """G's interval as the study computes it (cells resampled); inf where it reaches the search box's top."""
+    p, f = GRID_P[cells], GRID_F[cells]
+    labels = pd.factorize(pd.Series(list(zip(p.tolist(), f.tolist(), strict=True))))[0]
+    g = bootstrap_fit(p, f, loss, form, n_samples=samples, seed=0, cells=labels).summary()["G"]
+    return float("inf") if "high" in g.get("bound", []) else g["ci_high"] - g["ci_low"]
+
+
+def ratio(a: float, b: float) -> float:
+    if np.isinf(a) and np.isinf(b):
+        return 1.0
+    return a / b
+
+
+def run_case(case: Case, args: argparse.Namespace) -> dict:
+    start = case.start_cells()
+    loss0 = case.losses(start, 1)
+    t0 = time.perf_counter()
+    advice = advise_module.advise(
+        GRID_P[start], GRID_F[start], loss0, GRID_P, GRID_F, args.runs, case.fitted,
+        n_samples=args.ensemble, seed=case.seed, criterion=args.criterion,
+    )  # fmt: skip
+    t_advise = time.perf_counter() - t0
+    picks = advice.picks
+    fresh = np.setdiff1d(np.arange(GRID_P.size), start)
+    rand = case.rng(2).choice(fresh, args.runs, replace=False)
+    wa = g_width(np.r_[start, picks], np.r_[loss0, case.losses(picks, 3)], case.fitted, args.samples)
+    wr = g_width(np.r_[start, rand], np.r_[loss0, case.losses(rand, 4)], case.fitted, args.samples)
+    cells, counts = np.unique(picks, return_counts=True)
+    return dict(
+        family=case.family, seed=case.seed, forms=case.forms, noise=case.noise, start=case.start,
+        advised=wa, random=wr, ratio=ratio(wa, wr), expected=float(advice.expected_width[-1]),
+        promised=advice.promised, status=advice.status, cells=cells.size, most=int(counts.max()),
+        seconds=t_advise,
+    )  # fmt: skip
+
+
+def report(res: pd.DataFrame, title: str) -> None:
+    print(f"\n=== {title}: {len(res)} tables ===")
+    med = res["ratio"].median()
+    print(f"MEDIAN RATIO advised/random: {med:.3f} (target <= 0.75); advised narrower in "
+          f"{int((res['ratio'] < 1).sum())} of {len(res)}")  # fmt: skip
+    fam = res.groupby("family")["ratio"].agg(["median", "max", "min", "count"])
+    print(fam.round(3).to_string())
+    worse = fam.index[fam["median"] > 1.0].tolist()
+    print("no family worse than random (median)" if not worse else f"WORSE than random on {worse}")
+    for col in ("noise", "start", "forms"):
+        print(res.groupby(col)["ratio"].median().round(3).to_string())
+    ach = res["advised"] / res["expected"]
+    within = np.abs(ach - 1) <= 0.25
+    prom = res["promised"].astype(bool)
+    print(
+        f"CALIBRATION: achieved within +-25% of expected in {within.mean():.0%} of all tables; the advice "
+        f"promised its width in {int(prom.sum())} of {len(res)}, and was within +-25% in "
+        f"{within[prom].mean() if prom.any() else float('nan'):.0%} of those (target >= 80%); median "
+        f"achieved/expected {np.nanmedian(ach):.2f}"
+    )
+    most, secs = res["most"].max(), res["seconds"].median()
+    print(f"advised designs: median {res['cells'].median():.0f} distinct cells, at most {most} runs on one "
+          f"cell; advice {secs:.1f} s (median)")  # fmt: skip
+
+
+def figure(res: pd.DataFrame, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharex=True, sharey=True)
+    for ax, (name, sub) in zip(axes, res.groupby("set", sort=False), strict=False):
+        ok = np.isfinite(sub["expected"]) & np.isfinite(sub["advised"])
+        sub = sub[ok]
+        lo = min(sub["expected"].min(), sub["advised"].min()) / 1.5
+        hi = max(sub["expected"].max(), sub["advised"].max()) * 1.5
+        xs = np.geomspace(lo, hi, 50)
+        ax.fill_between(xs, xs * 0.75, xs * 1.25, color="0.9", label="+-25%")
+        ax.plot(xs, xs, color="0.5", lw=0.8)
+        for promised, marker, label in ((True, "o", "promised"), (False, "x", "cannot promise")):
+            s = sub[sub["promised"] == promised]
+            ax.scatter(s["expected"], s["advised"], marker=marker, s=22, label=f"{label} ({len(s)})")
+        ax.set(xscale="log", yscale="log", title=f"{name} set", xlabel="expected width of G's interval")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("achieved width")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"figure: {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", choices=["design", "held-out", "both"], default="both")
+    ap.add_argument("--runs", type=int, default=25, help="runs added by the advice and at random")
+    ap.add_argument("--samples", type=int, default=400, help="bootstrap resamples of each evaluation")
+    ap.add_argument("--ensemble", type=int, default=200, help="bootstrap refits of the advice's ensemble")
+    ap.add_argument("--criterion", choices=advise_module.CRITERIA, default="cell")
+    ap.add_argument("--limit", type=int, default=None, help="first N tables of each set (a quick look)")
+    ap.add_argument("--figure", default=None, help="calibration figure (PNG)")
+    ap.add_argument("--csv", default=None, help="every table's figures (CSV)")
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    print(f"load average before: {os.getloadavg()}")
+    sets = {"design": [False], "held-out": [True], "both": [False, True]}[args.set]
+    frames = []
+    for held_out in sets:
+        name = "held-out" if held_out else "design"
+        rows = []
+        for case in cases(held_out)[: args.limit]:
+            row = run_case(case, args)
+            rows.append(row)
+            promised = " (promised)" if row["promised"] else ""
+            print(
+                f"[{name}] {case.family:22s} s{case.seed} {case.forms:34s} noise {case.noise:.0%} "
+                f"{case.start:9s}: G width advised {row['advised']:7.3g} random {row['random']:7.3g} ratio "
+                f"{row['ratio']:5.2f} | expected {row['expected']:7.3g}{promised}"
+                f" | {row['cells']} cells, at most {row['most']} runs on one",
+                flush=True,
+            )
+        res = pd.DataFrame(rows).assign(set=name)
+        report(res, f"{name} set")
+        frames.append(res)
+    allres = pd.concat(frames, ignore_index=True)
+    if args.csv:
+        allres.to_csv(args.csv, index=False)
+    if args.figure:
+        figure(allres, args.figure)
+    print(f"load average after: {os.getloadavg()}; wall {time.perf_counter() - t_start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
