@@ -86,29 +86,6 @@ def run_files(dataset):
     ]
 
 
-def advice_grid(dataset):
-    """The cells the advice chooses from: the fitted model's configured checkpoints x the dataset's sizes,
-    and the checkpoints and sizes it may propose beyond them (analysis.advice_revisions, advice_sizes; a
-    workflow-trained model's saved steps from its first revision on), with the study's seeds: what the
-    advice needs to say which config change runs a recommended cell or replicate."""
-    model = STUDY["fit"]["model"]
-    block = STUDY["models"][model]
-    steps = [tlconfig.revision_step(r) for r in revisions_of(model)]
-    extra = [tlconfig.revision_step(r) for r in STUDY["analysis"]["advice_revisions"]]
-    if block["source"] == "pretrain":
-        extra += [s for s in STUDY["pretrain"]["save_steps"] if s >= min(steps)]
-    sizes = list(STUDY["datasets"][dataset]["sizes"])
-    return {
-        "model": model,
-        "steps": steps,
-        "sizes": sizes,
-        "extra_steps": sorted(set(extra) - set(steps)),
-        "extra_sizes": sorted(set(STUDY["analysis"]["advice_sizes"]) - set(sizes)),
-        "seeds": STUDY.get("seeds", 1),
-        "base_seed": tlconfig.base_seed(STUDY, dataset),
-    }
-
-
 def finetune_resource(key, per_attempt=False):
     """A fine-tuning job's resource from its dataset's and method's settings (``finetune.threads``, ...)."""
 
@@ -171,11 +148,25 @@ def remedy_keys(wildcards):
 
 
 def advice_grid(dataset):
-    """The cells the advice chooses from: the fitted model's configured checkpoints x the dataset's sizes."""
-    revisions = revisions_of(MAIN_MODEL)
+    """The cells the advice chooses from: the fitted model's configured checkpoints x the dataset's sizes,
+    and the checkpoints and sizes it may propose beyond them (analysis.advice_revisions, advice_sizes; a
+    workflow-trained model's saved steps from its first revision on), with the study's seeds: what the
+    advice needs to say which config change runs a recommended cell or replicate."""
+    model = STUDY["fit"]["model"]
+    block = STUDY["models"][model]
+    steps = [tlconfig.revision_step(r) for r in revisions_of(model)]
+    extra = [tlconfig.revision_step(r) for r in STUDY["analysis"]["advice_revisions"]]
+    if block["source"] == "pretrain":
+        extra += [s for s in STUDY["pretrain"]["save_steps"] if s >= min(steps)]
+    sizes = list(STUDY["datasets"][dataset]["sizes"])
     return {
-        "steps": [tlconfig.revision_step(r) for r in revisions],
-        "sizes": list(STUDY["datasets"][dataset]["sizes"]),
+        "model": model,
+        "steps": steps,
+        "sizes": sizes,
+        "extra_steps": sorted(set(extra) - set(steps)),
+        "extra_sizes": sorted(set(STUDY["analysis"]["advice_sizes"]) - set(sizes)),
+        "seeds": STUDY.get("seeds", 1),
+        "base_seed": tlconfig.base_seed(STUDY, dataset),
     }
 
 
