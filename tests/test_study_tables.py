@@ -129,11 +129,11 @@ def test_the_small_study_writes_tables_1_and_4_and_its_compute(small_study):
 
 
 def test_fig2_costs_come_from_the_config_and_changing_them_redraws_only_fig2(study_copy):
-    """`analysis.allocation_*` are the budget-allocation figures' costs: editing one plans those two
-    figures (and the study's final check) and nothing else."""
+    """`allocation:` holds the budget-allocation figures' costs: editing one plans those two figures (and
+    the study's final check) and nothing else."""
     from conftest import edit_config, planned_outputs
 
-    edit_config(study_copy, lambda c: c.setdefault("analysis", {}).update(allocation_cost_pretrain=4.0))
+    edit_config(study_copy, lambda c: c.setdefault("allocation", {}).update(cost_pretrain=4.0))
     planned = planned_outputs(study_copy)
     figures = {f"results/figures/allocation_{k}.{e}" for k in ("gap", "cost") for e in ("png", "pdf")}
     assert figures <= set(planned)
@@ -147,8 +147,8 @@ def test_a_zero_cost_is_refused_naming_the_key(tmp_path):
     from transferlaw.config import load_config
 
     cfg = yaml.safe_load(SMALL_CONFIG.read_text())
-    cfg.setdefault("analysis", {})["allocation_cost_finetune"] = 0
+    cfg.setdefault("allocation", {})["cost_finetune"] = 0
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    with pytest.raises(Exception, match="allocation_cost_finetune") as err:  # Snakemake's validator
+    with pytest.raises(Exception, match="cost_finetune") as err:  # Snakemake's validator
         load_config(tmp_path / "c.yaml", root=SMALL_CONFIG.parents[2])
     assert "exclusiveMinimum" in str(err.value)

@@ -138,6 +138,7 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
     cfg["finetune"] = {**finetune_defaults(), **cfg.get("finetune", {})}
     cfg["fit"] = {**_defaults(props["fit"]["properties"]), **cfg.get("fit", {})}
     cfg["analysis"] = {**_defaults(props["analysis"]["properties"]), **cfg.get("analysis", {})}
+    cfg["allocation"] = {**_defaults(props["allocation"]["properties"]), **cfg.get("allocation", {})}
     cfg["fit"].setdefault("model", next(iter(cfg["models"])))
     # one method unless the study lists several: named after `finetune.method` (`full`, the paper's)
     cfg["methods"] = {name: dict(m or {}) for name, m in (cfg.get("methods") or {}).items()} or {

@@ -16,11 +16,8 @@ STUDY_FIGURES = ["allocation_gap", "allocation_cost", "parameters", "law_forms"]
 BEYOND_FIGURES = (["gap_vs_size"] if SEVERAL_MODELS else []) + (
     ["run_noise"] if REPLICATES else []
 )
-#: the budget-allocation figures' (Fig. 2) costs and budget, from the config (`analysis.allocation_*`)
-ALLOCATION_COSTS = {
-    key: STUDY["analysis"][f"allocation_{key}"]
-    for key in ("cost_pretrain", "cost_finetune", "budget")
-}
+#: the budget-allocation figures' (Fig. 2) costs and budget, from the config (`allocation:`)
+ALLOCATION_COSTS = STUDY["allocation"]
 
 
 # ---- per dataset: the main law's runs, fit and (where drawn) bootstrap refits ---------------------------
