@@ -129,15 +129,15 @@ def test_the_small_study_writes_tables_1_and_4_and_its_compute(small_study):
 
 
 def test_fig2_costs_come_from_the_config_and_changing_them_redraws_only_fig2(study_copy):
-    """`allocation:` holds the budget-allocation figures' costs: editing one plans those two figures (and
-    the study's final check) and nothing else."""
+    """`allocation:` holds the budget-allocation figures' costs: editing one plans those two figures (the
+    study's config, a report item, and its final check) and nothing else."""
     from conftest import edit_config, planned_outputs
 
     edit_config(study_copy, lambda c: c.setdefault("allocation", {}).update(cost_pretrain=4.0))
     planned = planned_outputs(study_copy)
     figures = {f"results/figures/allocation_{k}.{e}" for k in ("gap", "cost") for e in ("png", "pdf")}
     assert figures <= set(planned)
-    assert set(planned) - figures <= {"results/study_check.txt"}, planned
+    assert set(planned) - figures <= {"results/config.yaml", "results/study_check.txt"}, planned
 
 
 def test_a_zero_cost_is_refused_naming_the_key(tmp_path):
