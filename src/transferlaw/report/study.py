@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from transferlaw.law.bootstrap import BootstrapSummary
+from transferlaw.report.tables import coefficient_of_variation
 from transferlaw.schema import STATUS_OK
 
 #: the paper's figure for eq. 3 over its 750 runs (section 4.2), which the summary quotes beside ours
@@ -94,12 +94,6 @@ def datasets_table(manifests: Mapping[str, Mapping[str, Any]], described: Mappin
             }
         )
     return pd.DataFrame(rows)
-
-
-def coefficient_of_variation(values: Any) -> float:
-    """Sample standard deviation (ddof=1) over |mean|; NaN with fewer than two values."""
-    x = np.asarray(values, dtype=float)
-    return float(np.std(x, ddof=1) / abs(np.mean(x))) if x.size >= 2 else float("nan")
 
 
 def exponent_variation_sentence(summaries: Mapping[str, BootstrapSummary]) -> str | None:

@@ -47,6 +47,12 @@ def _no_law_row(dataset: str, s: BootstrapSummary, names: list[str]) -> dict[str
     return {"dataset": dataset, **dict.fromkeys(names, NO_LAW)}
 
 
+def coefficient_of_variation(values: Any) -> float:
+    """Sample standard deviation (ddof=1) over |mean|; NaN with fewer than two values."""
+    x = np.asarray(values, dtype=float)
+    return float(np.std(x, ddof=1) / abs(np.mean(x))) if x.size >= 2 else float("nan")
+
+
 def parameter_table(summaries: Mapping[str, BootstrapSummary], digits: int = 3) -> pd.DataFrame:
     """Table 2: one row per dataset, each parameter as "estimate (SE)" (or, where the bootstrap found it not
     identified, its one-sided limit or "not identified"), and a last row with each parameter's coefficient of
@@ -78,7 +84,7 @@ def parameter_table(summaries: Mapping[str, BootstrapSummary], digits: int = 3) 
             ],
             float,
         )
-        last[n] = f"{np.std(est, ddof=1) / abs(np.mean(est)):.{digits}f}" if est.size >= 2 else ""
+        last[n] = f"{coefficient_of_variation(est):.{digits}f}" if est.size >= 2 else ""
     rows.append(last)
     return pd.DataFrame(rows, columns=["dataset", *names])
 
