@@ -164,3 +164,39 @@ def test_the_cross_section_s_loss_axis_follows_the_runs_and_extrapolation_is_lig
     solid = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "-"]
     first = runs["pretrain_step"].min() + 1
     assert min(line.get_xdata().min() for line in solid) == pytest.approx(first, rel=1e-6)
+
+
+def test_the_theme_the_figures_read_is_seaborn_s_and_so_are_the_palettes():
+    """theme.json (read by every figure instead of importing seaborn) says what seaborn's set_theme says;
+    after a seaborn upgrade that changes it, `python -c "from transferlaw.report.plots import write_theme;
+    write_theme()"` rewrites it."""
+    import seaborn as sns
+
+    assert json.loads(plots.THEME_FILE.read_text()) == plots.seaborn_theme(), "theme.json is out of date"
+    for n in (1, 3, 7, 12):
+        assert np.allclose(plots.sequential(n), sns.color_palette(plots.SEQUENTIAL, n))
+        assert np.allclose(plots.categorical(n), sns.color_palette(plots.CATEGORICAL, n))
+    plots.set_style()
+    import matplotlib.pyplot as plt
+
+    themed = {k: plt.rcParams[k] for k in ("axes.edgecolor", "font.size", "axes.grid", "axes.prop_cycle")}
+    with matplotlib.rc_context():
+        sns.set_theme(**plots.THEME)
+        assert themed == {k: plt.rcParams[k] for k in themed}
+
+
+@pytest.mark.slow  # another Python process
+def test_a_figure_job_does_not_import_seaborn():
+    """Drawing a per-dataset figure other than the histogram leaves seaborn unimported (its import costs a
+    third of a figure job)."""
+    code = (
+        "import sys, synthetic as S; from transferlaw.report import plots;"
+        "plots.plot_surface(S.runs(), S.fit_record()); plots.plot_raw_data(S.runs());"
+        "assert 'seaborn' not in sys.modules and 'scipy.stats' not in sys.modules, 'imported'"
+    )
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    subprocess.run([sys.executable, "-c", code], cwd=tests, check=True)

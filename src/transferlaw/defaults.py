@@ -14,13 +14,19 @@ import yaml
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 
 
+#: libyaml's parser where PyYAML was built with it: the schema is read by every Snakemake invocation and
+#: every job, and the pure-Python parser takes a quarter of a second for it
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_schema() -> dict[str, Any]:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The config schema, a copy the caller may change."""
+    return copy.deepcopy(_schema())
 
 
 @functools.cache
 def _schema() -> dict[str, Any]:
-    return load_schema()
+    return yaml.load(SCHEMA_PATH.read_text(), Loader=_LOADER)  # noqa: S506 (a safe loader)
 
 
 def _node(key: str) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 Each ``plot_*`` function takes data frames or dicts and returns a matplotlib Figure; none touches a file,
 so they are usable from a notebook and testable without a workflow. :func:`save` writes PNG and PDF
-atomically. :func:`set_style` is the one place fonts, grid and palettes are chosen.
+atomically. :func:`set_style` is the one place fonts, grid and palettes are chosen: seaborn's theme, read
+from ``theme.json`` (written from seaborn by :func:`write_theme`; a test checks the two agree), so that a
+figure job does not pay seaborn's import (it pulls in scipy.stats: two of a figure job's six seconds here).
+Only the two figures that draw with seaborn (a histogram, a heatmap) import it.
 
 Log axes and p = 0: the step-0 checkpoint (no pre-training) is a real data point, so the pre-training
 axis is drawn at p + 1 and labelled "+ 1" (the same shift the default law form, eq. 7, uses). The
@@ -11,7 +14,9 @@ fine-tune axis is drawn at f itself (sizes are >= 1).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,7 @@ matplotlib.use("Agg")  # figures are files; never ask for a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+from matplotlib import cycler  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
@@ -42,12 +47,69 @@ CATEGORICAL = "colorblind"
 BAND = (2.5, 97.5)  # bootstrap band: the central 95% of predictions
 
 
+#: seaborn's theme for every figure: white grid, paper context scaled up so labels survive a PDF shrink
+THEME = dict(context="paper", style="whitegrid", palette=CATEGORICAL, font_scale=1.3)
+THEME_FILE = Path(__file__).with_name("theme.json")
+#: rc settings of the theme left out of theme.json: the default image colormap would be seaborn's "rocket",
+#: which only exists once seaborn is imported (every figure names its colormap)
+THEME_LEFT_OUT = ("image.cmap",)
+
+
+def seaborn_theme() -> dict[str, Any]:
+    """The rc settings seaborn's ``set_theme(**THEME)`` changes from matplotlib's defaults, as JSON values
+    (the colour cycle as a list of colours)."""
+    import seaborn as sns
+
+    with matplotlib.rc_context():
+        plt.rcdefaults()
+        before = dict(plt.rcParams)
+        sns.set_theme(**THEME)
+        after = dict(plt.rcParams)
+        plt.rcdefaults()
+    theme = {}
+    for key, value in sorted(after.items()):
+        if value == before.get(key) or key in THEME_LEFT_OUT:
+            continue
+        if key == "axes.prop_cycle":
+            value = [list(c) for c in value.by_key()["color"]]
+        elif not isinstance(value, (bool, int, float, str, list)):
+            value = str(value)  # an enum (a cap style)
+        theme[key] = value
+    return theme
+
+
+def write_theme(path: Path = THEME_FILE) -> None:
+    """Write seaborn's theme to ``theme.json`` (after a seaborn upgrade that changes it; a test says when)."""
+    write_with(lambda tmp: Path(tmp).write_text(json.dumps(seaborn_theme(), indent=1) + "\n"), path)
+
+
+@cache
+def _theme() -> dict[str, Any]:
+    theme = json.loads(THEME_FILE.read_text())
+    theme["axes.prop_cycle"] = cycler(color=[tuple(c) for c in theme["axes.prop_cycle"]])
+    return theme
+
+
 def set_style() -> None:
-    """One look for every figure: white grid, paper context scaled up so labels survive a PDF shrink."""
-    sns.set_theme(context="paper", style="whitegrid", palette=CATEGORICAL, font_scale=1.3)
+    """One look for every figure: seaborn's theme (``THEME``), then dpi, tight boxes and bold titles."""
+    plt.rcParams.update(_theme())
     plt.rcParams.update(
         {"figure.dpi": 110, "savefig.dpi": 150, "savefig.bbox": "tight", "axes.titleweight": "bold"}
     )
+
+
+def categorical(n: int | None = None) -> list[tuple[float, ...]]:
+    """The categorical palette (the theme's colour cycle, seaborn's "colorblind"), ``n`` colours repeating
+    the cycle as seaborn's ``color_palette`` does (all of it when ``n`` is None)."""
+    colours = [tuple(c) for c in _theme()["axes.prop_cycle"].by_key()["color"]]
+    return colours if n is None else [colours[i % len(colours)] for i in range(n)]
+
+
+def sequential(n: int) -> list[tuple[float, ...]]:
+    """``n`` colours of the sequential palette (``SEQUENTIAL``), spaced as seaborn's ``color_palette`` spaces
+    a matplotlib colormap: evenly, the two ends left out."""
+    cmap = matplotlib.colormaps[SEQUENTIAL]
+    return [tuple(map(float, c[:3])) for c in cmap(np.linspace(0, 1, int(n) + 2)[1:-1])]
 
 
 def save(fig: Figure, path_png: str | Path, path_pdf: str | Path | None = None) -> None:
@@ -83,7 +145,7 @@ def _ok(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _hue_colours(values: Sequence[Any]) -> dict[Any, Any]:
     values = sorted(set(values))
-    return dict(zip(values, sns.color_palette(SEQUENTIAL, len(values)), strict=True))
+    return dict(zip(values, sequential(len(values)), strict=True))
 
 
 def _tidy_log(ax: Any) -> None:
@@ -417,7 +479,9 @@ def plot_bootstrap(samples: pd.DataFrame, fit: FitRecord, dataset: str | None = 
         values = samples[name].to_numpy(float)
         span = np.append(values, fit.params[name])  # the estimate must fit on the axis too
         log = bool(name not in ("alpha", "beta") and (span > 0).all() and span.max() / span.min() > 100)
-        sns.histplot(values, ax=ax, bins=30, log_scale=log, color=sns.color_palette(CATEGORICAL)[0])
+        import seaborn as sns  # only here and in the heatmap: see the module's docstring
+
+        sns.histplot(values, ax=ax, bins=30, log_scale=log, color=categorical()[0])
         ax.axvline(fit.params[name], color="black", linestyle="--", label="estimate")
         lo, hi = np.percentile(values, BAND)
         ax.axvspan(lo, hi, color="grey", alpha=0.15, label="95% interval")
@@ -455,7 +519,7 @@ def plot_parameters(intervals: Mapping[str, BootstrapSummary]) -> Figure:
     fig, axes = plt.subplots(
         1, len(names), figsize=(3.2 * len(names) + 1.5, 0.55 * len(datasets) + 2), sharey=True, squeeze=False
     )
-    colours = dict(zip(datasets, sns.color_palette(CATEGORICAL, len(datasets)), strict=True))
+    colours = dict(zip(datasets, categorical(len(datasets)), strict=True))
     for ax, name in zip(axes[0], names, strict=True):
         shown = []  # the values that set the axis: measured intervals and upper limits, never the bound
         for i, ds in enumerate(datasets):
@@ -547,6 +611,8 @@ def plot_law_forms(crossval: pd.DataFrame) -> Figure:
     # datasets nothing scored stay in the figure as a blank row (the cross-validation table says why)
     table = table.reindex(sorted(set(table.index) | set(crossval["dataset"].astype(str))))
     fig, ax = plt.subplots(figsize=(1.6 * table.shape[1] + 3, 0.7 * table.shape[0] + 2.5))
+    import seaborn as sns  # only here and in the histogram: see the module's docstring
+
     sns.heatmap(
         table,
         annot=True,
@@ -582,7 +648,7 @@ def _allocation(
     if no_law:  # datasets without a law have no allocation to draw
         ax.annotate(f"{NO_LAW}: {', '.join(no_law)}", (0.01, 0.01), xycoords="axes fraction",
                     fontsize="x-small", color="firebrick")  # fmt: skip
-    colours = dict(zip(sweeps, sns.color_palette(CATEGORICAL, len(sweeps)), strict=True))
+    colours = dict(zip(sweeps, categorical(len(sweeps)), strict=True))
     for ds, df in sweeps.items():
         df = df.sort_values(x)
         ax.plot(df[x], 100 * df["share_finetune"], "-", color=colours[ds], label=ds, linewidth=2)
@@ -632,7 +698,7 @@ def plot_gap_vs_size(table: pd.DataFrame, trend: pd.DataFrame | None = None) -> 
     set_style()
     datasets = sorted(table["dataset"].unique())
     methods = sorted(table["method"].unique())
-    colours = dict(zip(methods, sns.color_palette(CATEGORICAL, len(methods)), strict=True))
+    colours = dict(zip(methods, categorical(len(methods)), strict=True))
     offsets = np.linspace(-0.04, 0.04, len(methods)) if len(methods) > 1 else np.zeros(1)
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets) + 0.5, 4.2), squeeze=False)
     for ax, ds in zip(axes[0], datasets, strict=True):
@@ -740,7 +806,7 @@ def plot_run_noise(cells: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     f_col = next(c for c in cells.columns if c.startswith("finetune_"))
     replicated = cells[cells["n_runs"] > 1]
     datasets = sorted(cells["dataset"].unique())
-    colours = dict(zip(datasets, sns.color_palette(CATEGORICAL, len(datasets)), strict=True))
+    colours = dict(zip(datasets, categorical(len(datasets)), strict=True))
     markers = dict(zip(sorted(cells["method"].unique()), "osD^v<>", strict=False))
     for (ds, method), sub in replicated.groupby(["dataset", "method"]):
         left.plot(
@@ -801,7 +867,7 @@ def plot_crossval_splits(
     law = get_form(form)
     p, f = df[p_column].to_numpy(float), df["finetune_size"].to_numpy(float)
     p_values, f_values = np.unique(p), np.unique(f)
-    colours = sns.color_palette(CATEGORICAL)
+    colours = categorical()
     fig, axes = plt.subplots(
         1, len(steps), figsize=(4.6 * len(steps), 4.8), sharex=True, sharey=True, layout="constrained"
     )
