@@ -177,3 +177,22 @@ def test_the_command_line_estimator_runs_without_torch_transformers_peft_or_snak
     fit = json.loads((tmp_path / "fit.json").read_text())
     assert fit  # a fitted law was written
     assert (tmp_path / "boot.json").is_file() and (tmp_path / "cv.csv").stat().st_size > 0
+
+
+def test_the_readme_s_layout_lists_every_module_and_what_it_holds():
+    """README, "Layout": one row per module of the package, each saying what it holds."""
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| module | what it holds |") :].split("\n\n", 1)[0]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[1]
+    modules = {
+        ".".join(p.relative_to(PKG).with_suffix("").parts)
+        for p in PKG.rglob("*.py")
+        if p.name != "__init__.py"
+    }
+    assert modules - set(rows) == set(), "modules the README's layout does not list"
+    assert set(rows) - modules == set(), "the README's layout lists modules that do not exist"
+    assert all(len(what) > 20 for what in rows.values()), "a row that does not say what its module holds"
