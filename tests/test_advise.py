@@ -26,6 +26,7 @@ from transferlaw.law.advise import (
     advise_table,
     candidate_costs,
     grid_candidates,
+    space_filling,
     why_no_promise,
 )
 from transferlaw.law.bootstrap import BootstrapSummary
@@ -477,3 +478,20 @@ def test_a_one_sided_interval_weighs_the_members_that_set_its_upper_end():
         np.testing.assert_allclose(info.score(), alone.score(), rtol=1e-9)
         info.add(1), alone.add(1)
         np.testing.assert_allclose(info.log_ratio(), alone.log_ratio(), rtol=1e-9)
+
+
+def test_space_filling_spreads_replicates_where_every_candidate_has_run():
+    """Where every candidate cell has run, the space-filling batch (the first batch, and a hedge the advice
+    simulates) spreads its replicates over the cells: never a second one on a cell before every cell has
+    one more, and the first picks far apart (corners before the middle)."""
+    cp, cf = (np.array(v, float) for v in zip(*[(p, f) for p in STEPS for f in SIZES], strict=True))
+    twice = [5, 6, 7]  # three cells inside the grid have two runs
+    p, f = np.r_[cp, cp[twice]], np.r_[cf, cf[twice]]
+    cost = np.ones(cp.size)
+    for n in (6, cp.size + 5):
+        picks = space_filling(p, f, cp, cf, n, cost)
+        runs = np.bincount(picks, minlength=cp.size) + np.bincount(np.r_[np.arange(cp.size), twice])
+        assert runs.max() - runs.min() <= 1
+    corners = {(STEPS[0], SIZES[0]), (STEPS[0], SIZES[-1]), (STEPS[-1], SIZES[0]), (STEPS[-1], SIZES[-1])}
+    first = space_filling(p, f, cp, cf, 4, cost)
+    assert {(cp[j], cf[j]) for j in first} == corners

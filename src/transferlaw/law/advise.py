@@ -419,17 +419,28 @@ def space_filling(
     p: np.ndarray, f: np.ndarray, cand_p: np.ndarray, cand_f: np.ndarray, n_runs: int, cost: np.ndarray
 ) -> np.ndarray:
     """Greedy maximin picks: each the candidate farthest from the runs and the earlier picks (ties: the
-    cheaper, then the first)."""
+    cheaper, then the first). Where every candidate has run or been picked (all at distance 0), the cell with
+    the fewest runs and picks so far, then the one farthest from the batch's earlier picks: the batch spreads
+    its replicates over the grid instead of piling them on one cell."""
     runs_u, cand_u = _unit_coordinates(p, f, cand_p, cand_f)
     nearest = np.full(cand_u.shape[0], np.inf)
     if runs_u.size:
         nearest = np.sqrt(((cand_u[:, None, :] - runs_u[None, :, :]) ** 2).sum(-1)).min(1)
+    labels = _cells(np.r_[p, cand_p], np.r_[f, cand_f])
+    run_labels, labels = labels[: p.size], labels[p.size :]
+    count = np.bincount(run_labels, minlength=labels.max() + 1)[labels].astype(float)
+    from_picks = np.full(cand_u.shape[0], np.inf)
     picks = []
     for _ in range(n_runs):
-        far = np.flatnonzero(nearest >= nearest.max() - 1e-12)
-        j = int(far[np.argmin(cost[far])])
+        tie = np.flatnonzero(nearest >= nearest.max() - 1e-12)
+        if nearest.max() <= 1e-12:  # every candidate has run or been picked: spread the replicates
+            tie = tie[count[tie] <= count[tie].min()]
+            tie = tie[from_picks[tie] >= from_picks[tie].max() - 1e-12]
+        j = int(tie[np.argmin(cost[tie])])
         picks.append(j)
-        nearest = np.minimum(nearest, np.sqrt(((cand_u - cand_u[j]) ** 2).sum(-1)))
+        count[labels == labels[j]] += 1
+        step = np.sqrt(((cand_u - cand_u[j]) ** 2).sum(-1))
+        nearest, from_picks = np.minimum(nearest, step), np.minimum(from_picks, step)
     return np.array(picks, dtype=int)
 
 
