@@ -14,15 +14,20 @@ from transferlaw.cli import main
 from transferlaw.law.advise import (
     ADVICE_COLUMNS,
     PROMISE_BAND,
+    PROMISE_INFLATE,
+    PROMISE_SHARE,
     RIDGE,
     STATUS_OK,
     STATUS_SPACE_FILLING,
     CellInformation,
     EnsembleInformation,
+    _narrower,
     advise,
     advise_table,
     candidate_costs,
     grid_candidates,
+    space_filling,
+    why_no_promise,
 )
 from transferlaw.law.bootstrap import BootstrapSummary
 from transferlaw.law.fit import STATUS_NOT_FITTED
@@ -251,9 +256,9 @@ def test_the_message_states_the_studys_own_interval_and_whether_it_promises():
     assert "now 0.27" in message
     promised = bool(out["promised"].iloc[0])
     if promised:
-        assert f"of 4 simulated studies came within {PROMISE_BAND:.0%} of it" in message
+        assert f"it promises it within {PROMISE_BAND:.0%}: the 4 simulated studies gave" in message
     else:
-        assert "it cannot promise it: 4 simulated studies gave" in message
+        assert "it cannot promise it (" in message and "): 4 simulated studies gave" in message
     # without simulated studies the width is the criterion's own, and never promised
     a = advise(df["pretrain_step"], df["finetune_size"], df["eval_loss"], [1e3, 1.4e5], [10, 1100], 2,
                "mikami", n_samples=40, n_sims=0)  # fmt: skip
@@ -424,3 +429,69 @@ def test_the_workflow_rule_advises_from_the_study_grid(tmp_path):
             and "the study's bootstrap, 200 resamples" in advice["message"].iloc[0]
         )
     assert (study / "logs/advise/devils-dictionary.log").exists()
+
+
+def test_a_design_is_narrower_by_the_mean_log_ratio_so_one_tail_counts():
+    """Paired simulated widths: narrower in most studies is not enough where one study runs far into a tail;
+    an interval that reaches the bound (NaN) is wider than any other; a design is not narrower than itself."""
+    base = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
+    assert _narrower(base * 0.9, base) and not _narrower(base, base * 0.9)
+    tail = np.array([0.9, 0.9, 0.9, 0.9, 1e4])  # narrower in 4 of 5, 10,000 times wider in one
+    assert not _narrower(tail, base) and _narrower(base, tail)
+    assert _narrower(base, np.r_[base[:4], np.nan]) and not _narrower(np.r_[base[:4], np.nan], base)
+    assert not _narrower(base, base) and not _narrower(np.full(5, np.nan), np.full(5, np.nan))
+
+
+def test_a_width_is_promised_only_where_one_study_would_keep_it():
+    """The promise needs the interval identified now, every simulated interval bounded, and the simulated
+    widths, their spread widened by PROMISE_INFLATE, within the band in PROMISE_SHARE of the studies."""
+    end = 2.0
+    tight = end * np.exp(np.linspace(-0.5, 0.5, 10) * np.log(1 + PROMISE_BAND) / PROMISE_INFLATE)
+    assert why_no_promise(tight, end, identified=True) is None
+    assert "not identified" in why_no_promise(tight, end, identified=False)
+    assert "reach the bound" in why_no_promise(np.r_[tight[:-1], np.nan], end, identified=True)
+    assert why_no_promise(np.full(0, np.nan), end, identified=True) == "not simulated"
+    # within the band as simulated, but not once widened: too many of them fall outside
+    n_out = int(np.ceil((1 - PROMISE_SHARE) * 10)) + 1
+    spread = np.r_[
+        np.full(10 - n_out, end), np.full(n_out, end * (1 + PROMISE_BAND) ** (1.5 / PROMISE_INFLATE))
+    ]
+    assert np.all(np.abs(spread / end - 1) <= PROMISE_BAND + 1e-12)
+    assert "varies more" in why_no_promise(spread, end, identified=True)
+
+
+def test_a_one_sided_interval_weighs_the_members_that_set_its_upper_end():
+    """With the upper share, the criterion is exactly the one of an ensemble of those members alone."""
+    law = get_form("mikami")
+    rng = np.random.default_rng(0)
+    members = np.array([law.to_free(TABLE2[d]) for d in TABLE2])
+    members = np.repeat(members, 4, axis=0) + rng.normal(0, 0.05, (20, law.n_params))
+    p, f = np.array([1e3, 1e3, 2e4, 2e4, 1.4e5, 1.4e5, 5e3]), np.array([10, 1e3, 10, 1e3, 10, 1e3, 100])
+    cp, cf = np.array([1e3, 1.4e5, 3e4, 3e3]), np.array([10, 50, 1100, 300])
+    ti = law.param_names.index("G")
+    for kind in (EnsembleInformation, CellInformation):
+        info = kind(law, members, p, f, cp, cf, ti)
+        info.weigh(members, 0.5)
+        top = members[:, ti] >= np.quantile(members[:, ti], 0.5)
+        alone = kind(law, members[top], p, f, cp, cf, ti)
+        assert 0 < (info.w > 0).sum() == top.sum() < len(members)
+        np.testing.assert_allclose(info.score(), alone.score(), rtol=1e-9)
+        info.add(1), alone.add(1)
+        np.testing.assert_allclose(info.log_ratio(), alone.log_ratio(), rtol=1e-9)
+
+
+def test_space_filling_spreads_replicates_where_every_candidate_has_run():
+    """Where every candidate cell has run, the space-filling batch (the first batch, and a hedge the advice
+    simulates) spreads its replicates over the cells: never a second one on a cell before every cell has
+    one more, and the first picks far apart (corners before the middle)."""
+    cp, cf = (np.array(v, float) for v in zip(*[(p, f) for p in STEPS for f in SIZES], strict=True))
+    twice = [5, 6, 7]  # three cells inside the grid have two runs
+    p, f = np.r_[cp, cp[twice]], np.r_[cf, cf[twice]]
+    cost = np.ones(cp.size)
+    for n in (6, cp.size + 5):
+        picks = space_filling(p, f, cp, cf, n, cost)
+        runs = np.bincount(picks, minlength=cp.size) + np.bincount(np.r_[np.arange(cp.size), twice])
+        assert runs.max() - runs.min() <= 1
+    corners = {(STEPS[0], SIZES[0]), (STEPS[0], SIZES[-1]), (STEPS[-1], SIZES[0]), (STEPS[-1], SIZES[-1])}
+    first = space_filling(p, f, cp, cf, 4, cost)
+    assert {(cp[j], cf[j]) for j in first} == corners
