@@ -39,8 +39,15 @@ def start(workdir: Path, *args: str, env: dict | None = None) -> subprocess.Pope
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": pythonpath, **(env or {})}
     with open(workdir / "snakemake.out", "w") as out:  # what it prints, for the test to read
         return subprocess.Popen(
-            [*cmd, *args], cwd=workdir, env=full_env, start_new_session=True, stdout=out, stderr=out
-        )
+            [*cmd, *args], cwd=workdir, env=full_env, start_new_session=True, stdout=out, stderr=out,
+            preexec_fn=as_from_a_terminal,
+        )  # fmt: skip
+
+
+def as_from_a_terminal() -> None:
+    """Ctrl-C interrupts, as in a terminal: a process started in the background by a shell without job
+    control (`pytest ... &` in a script) ignores SIGINT, and so would Snakemake, which inherits it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition, timeout: float = 240.0) -> None:
