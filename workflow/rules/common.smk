@@ -184,6 +184,7 @@ def all_outputs():
         "results/figures/crossval_splits.png",
     ]
     outs += beyond_outputs()
+    outs += adaptive_outputs()  # adaptive.smk
     outs += plot_outputs()  # plots.smk
     return outs
 
