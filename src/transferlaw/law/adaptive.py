@@ -90,7 +90,7 @@ class Interval:
     estimate: float = float("nan")
     low: float = float("nan")
     high: float = float("nan")
-    bounded: bool = False  # both ends inside the search box: a width worth comparing with a target
+    bounded: bool = False  # below the top of the search box: a width worth comparing with a target
 
     @classmethod
     def from_summary(cls, entry: Mapping[str, Any] | None) -> Interval:
@@ -101,7 +101,9 @@ class Interval:
             value = entry.get(key)
             return float("nan") if value is None else float(value)
 
-        bounded = "high" not in (entry.get("bound") or []) and bool(entry.get("identified", True))
+        # as the advice reads an interval: a width unless it reaches the top of the search box (one at the
+        # lower bound, G = 0 within the noise, is an upper limit, and its width is worth reaching)
+        bounded = "high" not in (entry.get("bound") or [])
         return cls(number("estimate"), number("ci_low"), number("ci_high"), bounded)
 
     @property
@@ -111,7 +113,7 @@ class Interval:
 
 def target_met(interval: Interval, settings: Settings) -> bool:
     """Whether the interval is as narrow as every target given asks (no target: never). An interval that
-    reaches the top of the search box, or is not identified, meets none."""
+    reaches the top of the search box meets none."""
     if settings.width is None and settings.relative is None:
         return False
     w = interval.width
