@@ -15,7 +15,7 @@ counted apart.
 The design set (families, seeds, noise levels the settings were chosen on) and the held-out set (other
 seeds, 3-4% noise, three families not looked at) are printed on their own.
 
-    nice python benchmarks/adaptive.py [--set design|held-out|both] [--samples 200] [--initial 20] [--batch 10]
+    nice python benchmarks/adaptive.py [--set design|held-out|both] [--initial 20] [--batch 10]
 """
 
 from __future__ import annotations

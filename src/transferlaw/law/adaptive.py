@@ -145,11 +145,11 @@ def decide(
     settings: Settings,
     run_cost: float = float("nan"),
 ) -> Decision:
-    """The stopping rule of round ``round_`` (>= 1: the initial batch and ``round_ - 1`` advised ones run), with ``n_runs`` runs spent at
-    ``cost`` GPU-hours, and the target's ``interval`` from them. In order: the target met; the run budget
-    spent; the GPU-hour budget spent; ``max_rounds`` batches advised. Else the next batch: ``batch`` runs,
-    fewer where the budget left is smaller (in GPU-hours, at ``run_cost`` per run, the mean so far; at
-    least one run while any budget is left)."""
+    """The stopping rule of round ``round_`` (>= 1: the initial batch and ``round_ - 1`` advised ones run),
+    with ``n_runs`` runs spent at ``cost`` GPU-hours and the target's ``interval`` from them. In order: the
+    target met; the run budget spent; the GPU-hour budget spent; ``max_rounds`` advised batches run. Else
+    the next batch: ``batch`` runs, fewer where the budget left is smaller (in GPU-hours, at ``run_cost``
+    per run, the mean so far; at least one run while any budget is left)."""
     if target_met(interval, settings):
         rel = f", {interval.width / abs(interval.estimate):.3g} of |estimate|" if interval.estimate else ""
         return Decision(STOP_TARGET, 0, f"interval width {interval.width:.4g}{rel}: the target is met")
