@@ -331,3 +331,14 @@ def test_a_study_killed_mid_round_resumes_without_redoing_a_run(adaptive_copy):
     assert {k: after[k] for k in done} == done
     assert_nothing_planned(adaptive_copy, target)
     assert planned_outputs(adaptive_copy, target) == []
+
+
+def test_the_embedded_adaptive_config_is_the_embedded_study_in_adaptive_mode():
+    import yaml
+
+    adaptive = yaml.safe_load((REPO / "config/adaptive.yaml").read_text())
+    grid = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    assert {k: v for k, v in adaptive.items() if k not in ("adaptive", "study")} == {
+        k: v for k, v in grid.items() if k != "study"
+    }
+    check_study(resolve(load_config(REPO / "config/adaptive.yaml", root=REPO)), root=REPO)
