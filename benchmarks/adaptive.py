@@ -108,9 +108,11 @@ def adaptive(family: str, noise: float, seed: int, width: float, args: argparse.
         )  # fmt: skip
         if r.decision.stop is not None:
             cells = runs[["pretrain_step", "finetune_size"]].drop_duplicates()
+            g = FAMILIES[family]["G"]
             return dict(
-                runs=r.n_runs, stop=r.decision.stop, rounds=round_, cells=len(cells), width=r.interval.width
-            )
+                runs=r.n_runs, stop=r.decision.stop, rounds=round_, cells=len(cells), width=r.interval.width,
+                covers=bool(r.interval.low <= g <= r.interval.high),
+            )  # fmt: skip
         new = simulate(family, noise, seed, r.batch[["pretrain_step", "finetune_size", "seed"]])
         runs = pd.concat([runs, new], ignore_index=True)
         round_ += 1
