@@ -139,6 +139,12 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
     cfg["fit"] = {**_defaults(props["fit"]["properties"]), **cfg.get("fit", {})}
     cfg["analysis"] = {**_defaults(props["analysis"]["properties"]), **cfg.get("analysis", {})}
     cfg["allocation"] = {**_defaults(props["allocation"]["properties"]), **cfg.get("allocation", {})}
+    if cfg.get("adaptive") is not None:  # nested blocks: their defaults, then the study's values
+        ad_props = props["adaptive"]["properties"]
+        block = cfg["adaptive"]
+        cfg["adaptive"] = {**_defaults(ad_props), **block}
+        for key in ("target", "budget"):
+            cfg["adaptive"][key] = {**_defaults(ad_props[key]["properties"]), **(block.get(key) or {})}
     cfg["fit"].setdefault("model", next(iter(cfg["models"])))
     # one method unless the study lists several: named after `finetune.method` (`full`, the paper's)
     cfg["methods"] = {name: dict(m or {}) for name, m in (cfg.get("methods") or {}).items()} or {
@@ -505,6 +511,8 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
             f"fit.model: {cfg['fit']['model']!r} is not a key of `models` ({', '.join(models)})"
         )
     _check_methods(cfg)
+    if cfg.get("adaptive") is not None:
+        _check_adaptive(cfg)
     if "pretrain" in cfg:
         pre = cfg["pretrain"]
         _check_file(root, pre["corpus"], "pretrain.corpus")
@@ -549,6 +557,39 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
                     f"{key}: finetune.context_length {ft['context_length']} exceeds the context of model "
                     f"{mname!r} (pretrain.context_length = {cfg['pretrain']['context_length']})"
                 )
+
+
+def _check_adaptive(cfg: Mapping[str, Any]) -> None:
+    """An adaptive study (``adaptive``, resolved): values the schema cannot judge, and a study it can run
+    (one model and one method: the rounds choose the main law's runs)."""
+    from transferlaw.law.adaptive import Settings
+
+    try:
+        settings = Settings.from_config(cfg["adaptive"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if len(cfg["models"]) > 1 or len(cfg["methods"]) > 1:
+        raise ConfigError(
+            f"adaptive: an adaptive study chooses the runs of one model and one method; this one has "
+            f"{len(cfg['models'])} model(s) ({', '.join(cfg['models'])}) and {len(cfg['methods'])} method(s) "
+            f"({', '.join(cfg['methods'])}): keep one of each, or remove `adaptive`"
+        )
+    model = cfg["models"][cfg["fit"]["model"]]
+    if revision_rule(model):
+        return  # the grid is known once `snakemake prefetch` has resolved the rule; round 0 checks it then
+    for name in cfg["datasets"]:
+        cells = len(model["revisions"]) * len(cfg["datasets"][name]["sizes"])
+        first = cells * len(run_seeds(cfg, name)) if settings.initial == "grid" else int(settings.initial)
+        if settings.initial != "grid" and first > cells:
+            raise ConfigError(
+                f"adaptive.initial: {first} runs, but dataset {name!r} has only {cells} cells "
+                f"({len(model['revisions'])} revisions x {len(cfg['datasets'][name]['sizes'])} sizes)"
+            )
+        if settings.budget_runs is not None and settings.budget_runs < first:
+            raise ConfigError(
+                f"adaptive.budget.runs: {settings.budget_runs} runs, fewer than the {first} of the first "
+                f"round (adaptive.initial) of dataset {name!r}"
+            )
 
 
 def _check_rule(m: Mapping[str, Any], key: str) -> None:

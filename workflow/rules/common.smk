@@ -2,6 +2,7 @@
 # model: errors in the config (wrong types, missing files, unknown revisions, datasets too small) stop the
 # workflow at parse time. Every path of the study is written in the rule files (and, for the few an input
 # function needs, here): the package takes the paths it reads and writes as arguments.
+import json
 import re
 
 import transferlaw.config as tlconfig
@@ -184,6 +185,7 @@ def all_outputs():
         "results/figures/crossval_splits.png",
     ]
     outs += beyond_outputs()
+    outs += adaptive_outputs()  # adaptive.smk
     outs += plot_outputs()  # plots.smk
     return outs
 
@@ -287,6 +289,104 @@ def tokenizer_pin():
             lambda wc: f"results/checkpoints/{MAIN_MODEL}/{revisions_of(MAIN_MODEL)[0]}.json"
         )
     return []
+
+
+# ---- an adaptive study (adaptive.smk) ------------------------------------------------------------------
+#: the resolved `adaptive` block, or None for a study that runs its whole grid
+ADAPTIVE = STUDY.get("adaptive")
+
+
+def adaptive_round_file(dataset, round_):
+    return f"results/adaptive/{dataset}/round{round_}.json"
+
+
+def read_round(dataset, round_):
+    """A finished round's JSON, through its checkpoint: until the round has run, Snakemake stops here,
+    runs it, and evaluates the DAG again (so the study grows one round at a time)."""
+    path = checkpoints.adaptive_round.get(dataset=dataset, round=str(round_)).output[0]
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def round_runs(dataset, plan):
+    """The record files of a round's runs (the main model's and method's: an adaptive study has one each)."""
+    return [
+        run_file(dataset, MAIN_MODEL, r["revision"], r["size"], MAIN_METHOD, r["seed"])
+        for r in plan["runs"]
+    ]
+
+
+def last_round(dataset):
+    """The dataset's round that stopped, and its JSON (every round before it run first)."""
+    round_ = 0
+    while True:
+        plan = read_round(dataset, round_)
+        if plan["stop"]:
+            return round_, plan
+        round_ += 1
+
+
+def adaptive_round_input(wildcards):
+    """Round r reads round r - 1's plan and the records of every run it lists (round 0: nothing)."""
+    round_ = int(wildcards.round)
+    if round_ == 0:
+        return {}
+    previous = read_round(wildcards.dataset, round_ - 1)
+    if previous["stop"]:
+        raise WorkflowError(
+            f"{adaptive_round_file(wildcards.dataset, round_)}: round {round_ - 1} stopped the study "
+            f"({previous['stop']}); there is no round {round_}"
+        )
+    return {
+        "previous": adaptive_round_file(wildcards.dataset, round_ - 1),
+        "runs": round_runs(wildcards.dataset, previous),
+    }
+
+
+def adaptive_rounds(wildcards):
+    """Every round's JSON, up to the one that stopped."""
+    last, _ = last_round(wildcards.dataset)
+    return [adaptive_round_file(wildcards.dataset, r) for r in range(last + 1)]
+
+
+def dataset_runs(wildcards):
+    """The records a dataset's aggregate reads: every run of its grid, or in an adaptive study the runs its
+    last round fitted."""
+    if ADAPTIVE is None:
+        return run_files(wildcards.dataset)
+    _, plan = last_round(wildcards.dataset)
+    return round_runs(wildcards.dataset, plan)
+
+
+def adaptive_grid(dataset):
+    """What a round chooses from: the main model's revisions x the dataset's sizes, and the seeds."""
+    return {
+        "revisions": list(revisions_of(MAIN_MODEL)),
+        "sizes": list(STUDY["datasets"][dataset]["sizes"]),
+        "seeds": tlconfig.run_seeds(STUDY, dataset),
+        "base_seed": tlconfig.base_seed(STUDY, dataset),
+    }
+
+
+def adaptive_reference(wildcards):
+    """A grid study's bootstrap summary of the dataset (`adaptive.reference`), where the file exists."""
+    pattern = ADAPTIVE["reference"]
+    if pattern:
+        path = pattern.replace("{dataset}", wildcards.dataset)
+        if Path(path).exists():
+            return {"reference": path}
+    return {}
+
+
+def adaptive_outputs():
+    """The rounds' table and figure of every dataset (none outside an adaptive study)."""
+    if ADAPTIVE is None:
+        return []
+    return expand(
+        "results/adaptive/{dataset}/{name}",
+        dataset=DATASETS,
+        name=["rounds.csv", "rounds.png", "rounds.pdf"],
+    )
 
 
 # ---- one time: a study written before every record named its method and seed (rule migrate_layout) -----

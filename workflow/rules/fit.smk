@@ -3,7 +3,8 @@
 
 rule aggregate:
     input:
-        runs=lambda wc: run_files(wc.dataset),
+        # every run of the grid, or in an adaptive study the runs its last round fitted (adaptive.smk)
+        runs=dataset_runs,
         verdicts=model_verdicts(),
     output:
         "results/runs/{dataset}.parquet",

@@ -893,3 +893,44 @@ def plot_crossval_splits(
         fig.legend(handles, labels, loc="outside lower center", ncol=2)
     _title(fig, dataset, f"step-wise cross-validation splits (form {law.name})")
     return fig
+
+
+def plot_adaptive(
+    rounds: pd.DataFrame,
+    target: str = "G",
+    reference: BootstrapSummary | None = None,
+    dataset: str | None = None,
+) -> Figure:
+    """An adaptive study's rounds (``rounds.csv``): the target's 95% interval against the runs spent after
+    each round, the last marked with what stopped it; beside them, at its own run count, a grid study's
+    interval (``reference``, its bootstrap summary) where there is one."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ok = rounds.dropna(subset=[target, f"{target}_low", f"{target}_high"])
+    if len(ok):
+        est, lo, hi = (ok[c].to_numpy(float) for c in (target, f"{target}_low", f"{target}_high"))
+        ax.errorbar(ok["runs"], est, yerr=[est - lo, hi - est], fmt="o-", capsize=3, label="adaptive rounds")
+    else:
+        _say(ax, "no round gave an interval of " + target)
+    if len(rounds) and rounds["stop"].iloc[-1]:
+        last = rounds.iloc[-1]
+        ax.annotate(
+            f"stopped: {last['stop']}",
+            (last["runs"], last[target] if pd.notna(last[target]) else 0.0),
+            textcoords="offset points",
+            xytext=(6, 8),
+            fontsize=9,
+        )
+    entry = reference.params.get(target) if reference is not None and reference.fitted else None
+    if entry and entry.get("ci_low") is not None and entry.get("ci_high") is not None:
+        n = reference.n_points or 0
+        e, lo, hi = (float(entry[k]) for k in ("estimate", "ci_low", "ci_high"))
+        ax.errorbar([n], [e], yerr=[[e - lo], [hi - e]], fmt="s", capsize=4, color="black", label="full grid")
+        ax.axhspan(lo, hi, color="grey", alpha=0.15, lw=0)
+    ax.set_xlabel("runs spent")
+    ax.set_ylabel(f"{target} (95% interval)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=9)
+    _title(fig, dataset, f"{target} by round")
+    return fig
