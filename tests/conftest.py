@@ -120,6 +120,7 @@ FIRST = [
     "test_slurm.py",  # the small study, then its runs again through Slurm: the longest chain
     "multi_study",  # test_beyond's study of two models x two methods x two seeds
     "test_faults.py",  # the interrupted study and the half-rewritten pins: the longest tests on a copy
+    "adaptive_study",  # test_adaptive: rounds of advised runs on a copy of the small study, then copies
     "test_prefetch.py",
     "hub_study",
     "small_study",
