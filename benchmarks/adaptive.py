@@ -32,7 +32,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from synthetic import TABLE2  # noqa: E402
+from synthetic import OTHER_FAMILIES, TABLE2  # noqa: E402
 
 from transferlaw.law.adaptive import Interval, Settings, initial_design, plan_round  # noqa: E402
 from transferlaw.law.bootstrap import bootstrap_table  # noqa: E402
@@ -43,15 +43,7 @@ STEPS = [int(s) for s in np.unique(np.geomspace(1000, 143_000, 15).round())]
 SIZES = [int(z) for z in np.unique(np.geomspace(10, 1100, 10).round())]
 FORM = "mikami"
 COLUMNS = Columns(p="pretrain_step", f="finetune_size")
-OTHERS = {  # benchmarks/advise_robust.py's families beyond Table 2
-    "no_gap": dict(A=250.0, alpha=0.7, G=1e-9, beta=0.15, E=1.5),
-    "large_E": dict(A=200.0, alpha=0.65, G=0.8, beta=0.2, E=4.0),
-    "small_alpha": dict(A=8.0, alpha=0.2, G=0.7, beta=0.15, E=1.2),
-    "large_beta": dict(A=300.0, alpha=0.7, G=1.5, beta=0.5, E=1.0),
-    "late_saturation": dict(A=3000.0, alpha=1.0, G=0.3, beta=0.1, E=2.0),
-    "steep_f_small_E": dict(A=100.0, alpha=0.5, G=1.0, beta=0.35, E=0.3),
-}
-FAMILIES = {**TABLE2, **OTHERS}
+FAMILIES = {**TABLE2, **OTHER_FAMILIES}
 DESIGN = dict(
     families=[
         "fictional_encyclopedia", "math_arxiv", "enron_emails", "house_cat_genome",

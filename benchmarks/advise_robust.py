@@ -52,7 +52,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from synthetic import TABLE2  # noqa: E402
+from synthetic import OTHER_FAMILIES, TABLE2  # noqa: E402
 
 from transferlaw.law import advise as advise_module  # noqa: E402
 from transferlaw.law.bootstrap import bootstrap_fit  # noqa: E402
@@ -62,15 +62,8 @@ STEPS = np.unique(np.geomspace(1000, 143_000, 15).round())  # the grid of tests/
 SIZES = np.unique(np.geomspace(10, 1100, 10).round())
 GRID_P, GRID_F = (a.ravel() for a in np.meshgrid(STEPS, SIZES, indexing="ij"))
 
-#: law families beyond Table 2 (form ``mikami``'s parameters; a free shift ``c`` where the truth has one)
-OTHERS = {
-    "no_gap": dict(A=250.0, alpha=0.7, G=1e-9, beta=0.15, E=1.5),
-    "large_E": dict(A=200.0, alpha=0.65, G=0.8, beta=0.2, E=4.0),
-    "small_alpha": dict(A=8.0, alpha=0.2, G=0.7, beta=0.15, E=1.2),
-    "large_beta": dict(A=300.0, alpha=0.7, G=1.5, beta=0.5, E=1.0),
-    "late_saturation": dict(A=3000.0, alpha=1.0, G=0.3, beta=0.1, E=2.0),
-    "steep_f_small_E": dict(A=100.0, alpha=0.5, G=1.0, beta=0.35, E=0.3),
-}
+#: law families beyond Table 2: tests/synthetic.OTHER_FAMILIES (form ``mikami``'s parameters)
+OTHERS = OTHER_FAMILIES
 #: families of the held-out set only, fixed before any table of them was run
 NEW = {
     "weak_gap_high_E": dict(A=30.0, alpha=0.6, G=0.8, beta=0.3, E=3.5),
