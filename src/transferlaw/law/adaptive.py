@@ -26,6 +26,7 @@ import pandas as pd
 
 from transferlaw.defaults import default
 from transferlaw.law.advise import advise_table, grid_candidates, space_filling
+from transferlaw.law.advise import new_seeds as _advise_new_seeds
 from transferlaw.law.bootstrap import bootstrap_table
 from transferlaw.law.fit import Columns
 
@@ -205,18 +206,9 @@ def candidates(
 
 
 def new_seeds(runs: pd.DataFrame, rows: pd.DataFrame, first: int) -> np.ndarray:
-    """A seed per chosen row that its cell has never run (whatever the run's status: a capped run is not
-    redone under its own seed): the next after the cell's largest and after the batch's earlier picks;
-    ``first`` (the dataset's seed) for a cell not yet run."""
-    last: dict[tuple[int, int], int] = {}
-    for s, z, seed in runs[["pretrain_step", "finetune_size", "seed"]].astype(int).itertuples(index=False):
-        last[(s, z)] = max(last.get((s, z), seed), seed)
-    out = []
-    for s, z in rows[["pretrain_step", "finetune_size"]].astype(int).itertuples(index=False):
-        seed = last[(s, z)] + 1 if (s, z) in last else first
-        last[(s, z)] = seed
-        out.append(seed)
-    return np.array(out, dtype=np.int64)
+    """A seed per chosen row that its cell has never run (:func:`transferlaw.law.advise.new_seeds` over all
+    the dataset's runs, capped ones included); ``first`` (the dataset's seed) for a cell not yet run."""
+    return _advise_new_seeds(runs, rows, "pretrain_step", "finetune_size", first)
 
 
 def initial_design(

@@ -940,7 +940,7 @@ def advise_table(
         rows["rank"] = np.arange(1, n_runs + 1)
         rows["replicate"] = advice.replicate
         if "seed" in g.runs.columns:
-            rows["seed"] = _new_seeds(g.runs, rows, p, f)
+            rows["seed"] = new_seeds(g.runs, rows, p, f)
         rows["cost"] = advice.cost
         rows["expected_width"] = advice.expected_width
         rows["width_reduction"] = advice.width_reduction
@@ -968,11 +968,14 @@ def _replicates(p: Any, f: Any, cand_p: Any, cand_f: Any, picks: np.ndarray) -> 
     return np.array(out, dtype=int)
 
 
-def _new_seeds(runs: pd.DataFrame, rows: pd.DataFrame, p: str, f: str) -> np.ndarray:
-    """A seed per recommended row that its cell has not run: the next after the cell's largest (and after
-    the batch's earlier picks there); the runs' first seed for a cell not yet run."""
+def new_seeds(runs: pd.DataFrame, rows: pd.DataFrame, p: str, f: str, first: int | None = None) -> np.ndarray:
+    """A seed per recommended row that its cell has not run, whatever that run's status (a capped run is not
+    redone under its own seed): the next after the cell's largest (and after the batch's earlier picks
+    there); ``first`` (default: the runs' first seed) for a cell not yet run. The advice and the adaptive
+    study's rounds both number repeats with it."""
     seeds = pd.to_numeric(runs["seed"], errors="coerce")
-    first = int(seeds.min()) if seeds.notna().any() else 0
+    if first is None:
+        first = int(seeds.min()) if seeds.notna().any() else 0
     last: dict[tuple[float, float], int] = {}
     for key, s in zip(zip(runs[p].astype(float), runs[f].astype(float), strict=True), seeds, strict=True):
         if s == s:
