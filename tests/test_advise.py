@@ -253,7 +253,7 @@ def test_the_message_states_the_studys_own_interval_and_whether_it_promises():
     message = out["message"].iloc[0]
     assert "G 0.61 [0.5, 0.77] (the study's bootstrap, 4,000 resamples)" in message
     assert message.count("[") == 1  # one interval: the ensemble's own is not stated beside it
-    assert "now 0.27" in message
+    assert "(now 0.27)" in message or "wider than the 0.27 now" in message  # the width now, stated once
     promised = bool(out["promised"].iloc[0])
     if promised:
         assert f"it promises it within {PROMISE_BAND:.0%}: the 4 simulated studies gave" in message
@@ -263,6 +263,21 @@ def test_the_message_states_the_studys_own_interval_and_whether_it_promises():
     a = advise(df["pretrain_step"], df["finetune_size"], df["eval_loss"], [1e3, 1.4e5], [10, 1100], 2,
                "mikami", n_samples=40, n_sims=0)  # fmt: skip
     assert not a.promised and "not simulated, so it cannot promise it" in a.message
+
+
+def test_an_expected_width_wider_than_the_interval_now_says_so():
+    """The study's interval far narrower than its own refits' laws allow (as from a bootstrap of a few runs):
+    the simulated studies give wider intervals, and the message says that the interval now is the one to
+    doubt rather than promising that more runs widen it."""
+    df = runs_table(datasets=("enron_emails",))
+    narrow = {"estimate": 0.61, "ci_low": 0.6095, "ci_high": 0.6105, "identified": True, "bound": []}
+    record = BootstrapSummary(dataset="enron_emails", form="mikami_shifted", params={"G": narrow})
+    out = advise_table(df, candidates_grid(), 4, intervals={"enron_emails": record}, n_sims=4, **FAST)
+    message = out["message"].iloc[0]
+    end = float(message.split("expects a width of ")[1].split(",")[0])
+    assert end > 0.001
+    assert f"a width of {end:.3g}, wider than the 0.001 now" in message
+    assert "the interval now is likely too narrow" in message and "(now 0.001)" not in message
 
 
 def test_candidates_beyond_the_grid_are_priced_and_marked():

@@ -741,6 +741,13 @@ def advise(
         expects = f"no width: in {simulated.size} simulated studies most intervals still reach the bound"
     else:
         expects = f"a width of {end:.3g} ({now})"
+        if np.isfinite(width) and end > width:
+            # more runs rarely widen an interval: the study's own, from few runs, is the one to doubt
+            expects = (
+                f"a width of {end:.3g}, wider than the {width:.3g} now: studies simulated from the refits' "
+                "laws with the study's noise give wider intervals than its own bootstrap did, so the "
+                "interval now is likely too narrow"
+            )
         if n_sims == 0:
             expects += "; not simulated, so it cannot promise it"
         elif promised:
