@@ -13,6 +13,7 @@ from synthetic import TABLE2
 from transferlaw.cli import main
 from transferlaw.law.advise import (
     ADVICE_COLUMNS,
+    MIN_MEMBERS,
     PROMISE_BAND,
     PROMISE_INFLATE,
     PROMISE_SHARE,
@@ -263,6 +264,17 @@ def test_the_message_states_the_studys_own_interval_and_whether_it_promises():
     a = advise(df["pretrain_step"], df["finetune_size"], df["eval_loss"], [1e3, 1.4e5], [10, 1100], 2,
                "mikami", n_samples=40, n_sims=0)  # fmt: skip
     assert not a.promised and "not simulated, so it cannot promise it" in a.message
+
+
+def test_too_few_usable_refits_say_the_law_was_fitted_and_propose_a_space_filling_batch():
+    """A law fitted, but an ensemble too small to weigh candidates by (fewer refits than MIN_MEMBERS): a
+    space-filling batch whose message does not claim the runs are too few to fit the law."""
+    df = runs_table(datasets=("enron_emails",))
+    out = advise_table(df, candidates_grid(), 4, form="mikami", n_samples=MIN_MEMBERS - 1)
+    message = out["message"].iloc[0]
+    assert (out["status"] == STATUS_SPACE_FILLING).all() and "space-filling first batch of 4" in message
+    assert f"the law was fitted, but only {MIN_MEMBERS - 1} of {MIN_MEMBERS - 1} bootstrap refits" in message
+    assert "too few to fit the law" not in message
 
 
 def test_an_expected_width_wider_than_the_interval_now_says_so():

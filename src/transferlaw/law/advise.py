@@ -647,15 +647,19 @@ def advise(
             kind = CellInformation if criterion == "cell" else EnsembleInformation
             info = kind(law, members, p, f, cand_p, cand_f, ti)
         if info is None or info.n_members < MIN_MEMBERS:
+            # the law was fitted: what is missing is an ensemble to weigh candidates by, not a fit
+            usable = int(ok.sum()) if info is None else info.n_members
             reason = (
-                f"only {0 if info is None else info.n_members} of {n_samples} bootstrap refits are usable"
+                f"the law was fitted, but only {usable} of {n_samples} bootstrap refits are usable (a "
+                f"finite, positive variance of {target}): too few to weigh candidate runs by"
             )
     if reason is not None:
         picks = space_filling(p, f, cand_p, cand_f, n_runs, cost)
+        if not reason.startswith("the law was fitted"):
+            reason += ": too few to fit the law"
         return Advice(
             STATUS_SPACE_FILLING,
-            f"{p.size} runs: {reason}: too few to fit the law; "
-            f"a space-filling first batch of {n_runs} run(s)",
+            f"{p.size} runs: {reason}; a space-filling first batch of {n_runs} run(s)",
             target,
             picks,
             cost[picks],
