@@ -87,7 +87,7 @@ import pandas as pd
 
 from transferlaw.defaults import default
 from transferlaw.law.bootstrap import BootstrapSummary, bootstrap_fit
-from transferlaw.law.diagnostics import describe
+from transferlaw.law.diagnostics import at_bound, describe
 from transferlaw.law.fit import (
     DEFAULT_FORM,
     NO_LAW,
@@ -649,9 +649,14 @@ def advise(
         if info is None or info.n_members < MIN_MEMBERS:
             # the law was fitted: what is missing is an ensemble to weigh candidates by, not a fit
             usable = int(ok.sum()) if info is None else info.n_members
+            # typically a target at its bound (G = e^-60): the runs say nothing of it there
+            stuck = (
+                int(at_bound(law, members, p, f)[:, law.param_names.index(target)].sum()) if ok.any() else 0
+            )
             reason = (
                 f"the law was fitted, but only {usable} of {n_samples} bootstrap refits are usable (a "
-                f"finite, positive variance of {target}): too few to weigh candidate runs by"
+                f"finite, positive variance of {target}; {stuck} have {target} at a bound of the search, "
+                "where the runs say nothing of it): too few to weigh candidate runs by"
             )
     if reason is not None:
         picks = space_filling(p, f, cand_p, cand_f, n_runs, cost)
