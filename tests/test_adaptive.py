@@ -205,6 +205,27 @@ def test_a_round_replans_the_same_batch_and_stops_once_the_target_is_met():
     assert round_seed(0, "toy", 1) != round_seed(0, "toy", 2) != round_seed(0, "other", 1)
 
 
+def test_the_rounds_figure_shows_a_grid_study_s_interval_beside_them_where_one_is_given():
+    from transferlaw.law.bootstrap import BootstrapSummary
+    from transferlaw.report.plots import plot_adaptive
+
+    table = pd.DataFrame(
+        {"round": [1, 2], "runs": [9, 13], "cost": [0.1, 0.2], "G": [0.5, 0.45], "G_low": [0.1, 0.3],
+         "G_high": [0.9, 0.6], "stop": ["", STOP_TARGET]}
+    )  # fmt: skip
+    grid = {"estimate": 0.47, "ci_low": 0.35, "ci_high": 0.58, "identified": True}
+    ref = BootstrapSummary(dataset="a", form="mikami_shifted", params={"G": grid}, n_points=24)
+    with_ref, without = plot_adaptive(table, "G", ref, "a"), plot_adaptive(table, "G", None, "a")
+    (ax,) = with_ref.axes
+    assert ax.get_legend_handles_labels()[1] == ["adaptive rounds", "full grid"]
+    assert without.axes[0].get_legend_handles_labels()[1] == ["adaptive rounds"]
+    band = [p for p in ax.patches if p.get_alpha() == 0.15]  # the grid's interval as a band across
+    assert len(band) == 1 and np.allclose([band[0].get_bbox().y0, band[0].get_bbox().y1], [0.35, 0.58])
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 # ---- the real workflow ------------------------------------------------------------------------------------
 def rounds(workdir: Path) -> pd.DataFrame:
     return pd.read_csv(workdir / f"results/adaptive/{DS}/rounds.csv", keep_default_na=False)
@@ -299,6 +320,46 @@ def test_a_spent_budget_stops_the_study(adaptive_copy):
     after = record_files(adaptive_copy)
     assert {k: after[k] for k in before} == before  # no finished run redone
     assert_nothing_planned(adaptive_copy, f"results/adaptive/{DS}/rounds.csv")
+
+
+@pytest.mark.slow
+def test_a_spent_gpu_hour_budget_stops_the_study_and_cuts_each_batch_to_what_is_left(adaptive_copy):
+    """`adaptive.budget.gpu_hours` from the records' wall_seconds: each batch is cut to the hours left at
+    the mean run's cost so far (at least one run), and the study stops on the round whose runs spent it."""
+    before, first = record_files(adaptive_copy), rounds(adaptive_copy)
+    c9, c11 = (float(c) for c in first["cost"][:2])
+    # round 1's batch of 2 still fits (so its runs are kept, not replanned), and a little more after it
+    hours = max(c11, c9 + 2 * c9 / 9) + 1e-9
+    edit_config(adaptive_copy, lambda c: c["adaptive"].update(max_rounds=20, budget={"gpu_hours": hours}))
+    target = f"results/adaptive/{DS}/rounds.csv"
+    snakemake(adaptive_copy, "--cores", "2", target)
+    table = rounds(adaptive_copy)
+    runs, cost = table["runs"].tolist(), table["cost"].astype(float).tolist()
+    assert runs[:2] == [9, 11] and len(runs) >= 3
+    assert table["stop"].tolist() == [""] * (len(runs) - 1) + [STOP_BUDGET_HOURS]
+    assert cost[-1] >= hours > cost[-2]  # spent by the last batch, not before
+    for r in range(len(runs) - 1):  # each batch: 2, or what the hours left buy at the mean cost so far
+        assert runs[r + 1] - runs[r] == max(1, min(2, int((hours - cost[r]) // (cost[r] / runs[r]))))
+    after = record_files(adaptive_copy)
+    assert {k: after[k] for k in before} == before  # no finished run redone
+    assert_nothing_planned(adaptive_copy, target)
+
+
+@pytest.mark.slow
+def test_a_grid_study_named_as_reference_is_drawn_beside_the_rounds(adaptive_copy, small_study):
+    """`adaptive.reference` names a grid study's bootstrap summary: the rounds' figure is redrawn from it
+    (nothing else reruns), and a pattern naming no file leaves the figure without it."""
+    grid = adaptive_copy / "grid" / f"{DS}.json"
+    grid.parent.mkdir()
+    grid.write_bytes((small_study / f"results/bootstrap/{DS}.json").read_bytes())
+    edit_config(adaptive_copy, lambda c: c["adaptive"].update(reference="grid/{dataset}.json"))
+    figure = f"results/adaptive/{DS}/rounds.png"
+    proc = snakemake(adaptive_copy, "--cores", "2", figure)
+    jobs = (proc.stdout + proc.stderr).split("rule ")[1:]
+    drawn = [j for j in jobs if j.startswith("plot_adaptive:")]
+    assert len(drawn) == 1 and f"grid/{DS}.json" in drawn[0].split("output:")[0]  # an input of the figure
+    assert not [o for o in executed_outputs(proc) if o.startswith(RUNS)]
+    assert_nothing_planned(adaptive_copy, figure)
 
 
 @pytest.mark.slow
