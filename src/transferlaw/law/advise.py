@@ -632,7 +632,9 @@ def advise(
         base = fit_law(p, f, loss, law, names=names)
         if not np.isfinite(base.objective):
             reason = "the fit of the law to them failed (non-finite objective)"
-    if reason is None:
+    if reason is not None:
+        reason += ": too few to fit the law"
+    else:
         # resampled as the study's interval is: by cell, each with all its runs (its seed replicates)
         boot = bootstrap_fit(
             p, f, loss, law, n_samples=n_samples, seed=seed, base=base, names=names, cells=_cells(p, f)
@@ -660,8 +662,6 @@ def advise(
             )
     if reason is not None:
         picks = space_filling(p, f, cand_p, cand_f, n_runs, cost)
-        if not reason.startswith("the law was fitted"):
-            reason += ": too few to fit the law"
         return Advice(
             STATUS_SPACE_FILLING,
             f"{p.size} runs: {reason}; a space-filling first batch of {n_runs} run(s)",
