@@ -190,17 +190,21 @@ def make_study_dir(path: Path, config: Path = SMALL_CONFIG) -> Path:
 
 
 def snakemake(
-    workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+    workdir: Path,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    snakefile: Path = REPO / "Snakefile",
 ) -> subprocess.CompletedProcess:
-    """Run the real Snakemake on the repo's Snakefile in ``workdir`` with its config.yaml, offline unless
-    ``env`` says otherwise."""
+    """Run the real Snakemake on the repo's Snakefile (or ``snakefile``) in ``workdir`` with its config.yaml,
+    offline unless ``env`` says otherwise."""
     require_slow("runs Snakemake")
     cmd = [
         sys.executable,
         "-m",
         "snakemake",
         "-s",
-        str(REPO / "Snakefile"),
+        str(snakefile),
         "--configfile",
         "config.yaml",
         "--directory",
@@ -218,9 +222,9 @@ def snakemake(
     return proc
 
 
-def planned_outputs(workdir: Path, *args: str) -> list[str]:
+def planned_outputs(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> list[str]:
     """Outputs of the jobs a dry run would execute (parsed from Snakemake's job listing)."""
-    return executed_outputs(snakemake(workdir, "-n", *args))
+    return executed_outputs(snakemake(workdir, "-n", *args, snakefile=snakefile))
 
 
 def executed_outputs(proc: subprocess.CompletedProcess) -> list[str]:

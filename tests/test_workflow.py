@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,34 @@ def test_no_input_of_the_study_is_ancient():
     lines = [(p.name, n, line) for p in sources for n, line in enumerate(p.read_text().splitlines(), 1)]
     uses = [f"{name}:{n}" for name, n, line in lines if call.search(line.split("#")[0])]
     assert uses == []
+
+
+def fresh_checkout(dest: Path, default_profile: bool = True) -> Path:
+    """The workflow's code copied as a fresh clone writes it: every file newer than any result."""
+    for part in ("Snakefile", "workflow", "envs", "config", "profiles"):
+        if (REPO / part).is_dir():
+            shutil.copytree(REPO / part, dest / part, copy_function=shutil.copyfile)
+        else:
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO / part, dest / part)
+    if not default_profile:
+        shutil.rmtree(dest / "profiles" / "default")
+    return dest / "Snakefile"
+
+
+def test_a_fresh_checkout_of_the_code_reruns_no_finished_job(study_copy, tmp_path):
+    """A finished study run with a fresh clone of the code (a new checkout path, a `git pull` that rewrites
+    a script) redoes none of its jobs: the workflow profile (profiles/default) leaves out Snakemake's
+    default trigger on a script newer than its outputs, which would redo the tokenizer and every fine-tune
+    after it. Only the summary is redone: its description is read from the checkout, by path."""
+    clone = fresh_checkout(tmp_path / "clone")
+    planned = planned_outputs(study_copy, snakefile=clone)
+    assert set(planned) <= {"results/summary.md", "results/report.rst", "results/study_check.txt"}, planned
+    # the control: without the profile, Snakemake's default would redo the whole study
+    bare = fresh_checkout(tmp_path / "bare", default_profile=False)
+    redone = planned_outputs(study_copy, snakefile=bare)
+    assert "results/tokenizer/tokenizer.json" in redone
+    assert any(o.startswith("results/runs/devils-dictionary/") for o in redone)
 
 
 def test_changing_resources_reruns_nothing(study_copy):
