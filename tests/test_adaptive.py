@@ -347,8 +347,8 @@ def test_a_spent_gpu_hour_budget_stops_the_study_and_cuts_each_batch_to_what_is_
 
 @pytest.mark.slow
 def test_a_grid_study_named_as_reference_is_drawn_beside_the_rounds(adaptive_copy, small_study):
-    """`adaptive.reference` names a grid study's bootstrap summary: the rounds' figure is redrawn from it
-    (nothing else reruns), and a pattern naming no file leaves the figure without it."""
+    """`adaptive.reference` names a grid study's bootstrap summary: it becomes an input of the rounds'
+    figure, which is redrawn from it, and nothing else reruns."""
     grid = adaptive_copy / "grid" / f"{DS}.json"
     grid.parent.mkdir()
     grid.write_bytes((small_study / f"results/bootstrap/{DS}.json").read_bytes())
