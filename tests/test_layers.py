@@ -1,7 +1,7 @@
 """The package's stages import in one direction, without circles, and the estimator runs without the
 training stack: what `pip install transferlaw` (no extras) gives a researcher with a table of losses.
 
-    foundation (io, runlog, schema, defaults)
+    foundation (io, runlog, schema, defaults, warm)
       <- law (the estimator: numpy, scipy, numba, pandas)      <- report (figures, tables, summary)
       <- data (sources, prepared data)  <- train (torch, transformers, peft)
     config (the study's config) and plan (Slurm) read the stages; cli reads them all, each command lazily.
@@ -21,7 +21,7 @@ import pytest
 from conftest import REPO
 
 PKG = REPO / "src" / "transferlaw"
-FOUNDATION = {"io", "runlog", "schema", "defaults"}
+FOUNDATION = {"io", "runlog", "schema", "defaults", "warm"}
 #: stage -> the stages it may import from
 ALLOWED = {
     "foundation": {"foundation"},

@@ -1,5 +1,9 @@
 """Snakemake entry point: an adaptive study's rounds of one dataset as a table (rounds.csv)."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import json
 
 from transferlaw.io import write_csv

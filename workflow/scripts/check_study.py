@@ -2,6 +2,10 @@
 have a law; where one could not be fitted the job fails, naming it and the setting to change, after every
 other output has been written (README, "Exit status")."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import sys
 
 from transferlaw.io import write_text

@@ -1,6 +1,10 @@
 """Snakemake entry point: each method's law side by side, and the difference in G from the reference
 method."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import pandas as pd
 
 from transferlaw.io import write_csv, write_text

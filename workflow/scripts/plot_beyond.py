@@ -1,6 +1,10 @@
 """Snakemake entry point: a figure of a study with several models or seeds (``params.figure``), as PNG
 and PDF."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import pandas as pd
 
 from transferlaw.report import plots

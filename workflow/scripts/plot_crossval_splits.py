@@ -1,5 +1,9 @@
 """Snakemake entry point: Fig. 7, the step-wise cross-validation splits of one dataset, as PNG and PDF."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 from transferlaw.io import read_table
 from transferlaw.law.fit import FitRecord
 from transferlaw.report import plots

@@ -1,5 +1,9 @@
 """Snakemake entry point: one cross-dataset figure (``params.figure``), as PNG and PDF."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import numpy as np
 import pandas as pd
 

@@ -1,6 +1,10 @@
 """Snakemake entry point: seed-to-seed spread of eval loss per cell, and run noise against each law's
 residuals."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import pandas as pd
 
 from transferlaw.io import write_csv, write_text

@@ -1,6 +1,10 @@
 """Snakemake entry point: Table 1 (datasets), Table 4 (checkpoints x sizes) and eq. 3's compute, from what
 the study ran."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import json
 
 import pandas as pd

@@ -1,6 +1,10 @@
 """Snakemake entry point: results/summary.md from the fits, bootstrap, cross-validation and advice, and the
 tables of a study with several methods, models or seeds."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import pandas as pd
 
 from transferlaw.io import write_text

@@ -1,5 +1,9 @@
 """Snakemake entry point: Tables 2, 3 and 5, effective data transferred and Hernandez et al.'s fit."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import json
 
 import pandas as pd

@@ -23,7 +23,8 @@ overlaps the jobs' steps (``--overlap``, sharing the allocation's CPUs, memory a
 allocation.
 See docs/cluster.md.
 
-This module is imported by every fine-tuning job, so it imports only the standard library.
+This module is imported by every fine-tuning job, so it imports only the standard library (and the slot
+folder and socket helpers of :mod:`transferlaw.warm`, which the warm process of the light jobs shares).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import importlib
 import json
 import os
@@ -40,12 +40,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from transferlaw.warm import connect, listen, receive, say, send, slot_dir
 
 #: tasks a worker runs, by name: "module:function", each called as function(request, cancelled)
 TASKS = {"finetune": "transferlaw.train.finetune:run_job"}
@@ -64,26 +65,6 @@ class Cancelled(Exception):
 # ----------------------------------------------------------------------------------------------------
 # where slots live
 # ----------------------------------------------------------------------------------------------------
-def fingerprint() -> str:
-    """This code and this allocation: the interpreter, every module of the package (path and mtime), and the
-    Slurm job and GPUs the process may use. Workers are shared only by identical fingerprints."""
-    package = Path(__file__).resolve().parent
-    parts = [sys.executable, os.environ.get("SLURM_JOB_ID", ""), os.environ.get("CUDA_VISIBLE_DEVICES", "")]
-    for path in sorted(package.rglob("*.py")):
-        parts.append(f"{path}:{path.stat().st_mtime_ns}")
-    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
-
-
-def slot_dir() -> Path:
-    base = Path(os.environ.get("TRANSFERLAW_WORKER_DIR") or tempfile.gettempdir())
-    folder = base / f"transferlaw-worker-{os.getuid()}" / fingerprint()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if folder.parent.stat().st_uid != os.getuid():
-        raise WorkerError(f"{folder.parent} belongs to another user")
-    folder.parent.chmod(0o700)
-    return folder
-
-
 def _visible_gpus() -> list[str]:
     return [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
 
@@ -133,20 +114,6 @@ def slurm_step(threads: int, log: Path) -> tuple[list[str], dict[str, str]] | No
 # ----------------------------------------------------------------------------------------------------
 # the job's side
 # ----------------------------------------------------------------------------------------------------
-def _send(sock: socket.socket, obj: Any) -> None:
-    sock.sendall(json.dumps(obj).encode() + b"\n")
-
-
-def _receive(sock: socket.socket) -> Any:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            return None
-        data += chunk
-    return json.loads(data)
-
-
 @contextlib.contextmanager
 def _take_slot(folder: Path, slots: list[str | None], key: str) -> Iterator[tuple[int, Any]]:
     """Hold a free slot for the duration: the one that last ran ``key`` if it is free, else any free one,
@@ -178,31 +145,6 @@ def _state(folder: Path, i: int) -> dict[str, Any]:
         return {}
 
 
-@contextlib.contextmanager
-def _short(path: Path) -> Iterator[str]:
-    """A name for ``path`` that fits a Unix socket address (108 bytes): through an open handle on its folder
-    (``/proc/self/fd/N/name``, on Linux) when the path itself is longer."""
-    if len(os.fsencode(path)) < 100 or not Path("/proc/self/fd").is_dir():
-        yield str(path)
-        return
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        yield f"/proc/self/fd/{fd}/{path.name}"
-    finally:
-        os.close(fd)
-
-
-def _connect(path: Path) -> socket.socket | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        with _short(path) as address:
-            sock.connect(address)
-        return sock
-    except OSError:
-        sock.close()
-        return None
-
-
 def _start_worker(folder: Path, i: int, device: str | None, threads: int = 1) -> socket.socket:
     """Start slot ``i``'s worker, as a Slurm step of its own inside an allocation, and connect to it."""
     path = folder / f"slot-{i}.sock"
@@ -228,7 +170,7 @@ def _launch(cmd: list[str], env: dict[str, str], path: Path, log: Path, i: int) 
         )
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
-        if (sock := _connect(path)) is not None:
+        if (sock := connect(path)) is not None:
             return sock
         if proc.poll() is not None:
             raise WorkerError(f"the worker of slot {i} exited at start (code {proc.returncode}); see {log}")
@@ -243,13 +185,16 @@ def run_task(task: str, request: dict[str, Any], *, key: str, device: str = "aut
     ``key`` names what the worker keeps between runs (the pinned checkpoint), so that runs of one
     checkpoint go to the worker that holds it. Raises :class:`WorkerError` with the worker's traceback.
     """
-    folder = slot_dir()
+    try:
+        folder = slot_dir()
+    except OSError as err:
+        raise WorkerError(str(err)) from err
     slots = default_slots(device, threads)
     with _take_slot(folder, slots, key) as (i, _lock):
-        sock = _connect(folder / f"slot-{i}.sock") or _start_worker(folder, i, slots[i], threads)
+        sock = connect(folder / f"slot-{i}.sock") or _start_worker(folder, i, slots[i], threads)
         with sock:
-            _send(sock, {"task": task, "request": request, "cwd": os.getcwd()})
-            reply = _receive(sock)
+            send(sock, {"task": task, "request": request, "cwd": os.getcwd()})
+            reply = receive(sock)
         if reply is None:
             raise WorkerError(f"the worker of slot {i} died during the run; see {folder / f'slot-{i}.log'}")
         (folder / f"slot-{i}.json").write_text(json.dumps({"key": key}))
@@ -280,27 +225,23 @@ def _task(name: str) -> Callable[..., Any]:
 def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
     """Serve runs on the Unix socket ``path``, one at a time, until ``idle`` seconds pass without one."""
     path = Path(path)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    with _short(path) as address:
-        listener.bind(address)
-    path.chmod(0o600)
-    listener.listen(4)
+    listener = listen(path, 4)
     pid = path.with_suffix(".pid")
     pid.write_text(str(os.getpid()))
     step = os.environ.get("SLURM_STEP_ID")
     where = f" in Slurm job {os.environ.get('SLURM_JOB_ID')} step {step}" if step else ""
-    _say(f"worker {os.getpid()} serving {path}{where}")
+    say(f"worker {os.getpid()} serving {path}{where}")
     try:
         while select.select([listener], [], [], idle)[0]:
             conn, _ = listener.accept()
             with conn:
-                message = _receive(conn)
+                message = receive(conn)
                 if message is None:
                     continue
                 try:
                     # a worker serves every study on this node that runs this code: paths are the job's
                     os.chdir(message["cwd"])
-                    _say(f"run {message['task']} for {message['request'].get('record', '?')}")
+                    say(f"run {message['task']} for {message['request'].get('record', '?')}")
                     result = _task(message["task"])(message["request"], lambda c=conn: _gone(c))
                     reply = {"ok": True, "result": result}
                 except Cancelled:
@@ -310,7 +251,7 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
                     if not isinstance(err, Exception):
                         raise
                 with contextlib.suppress(OSError):
-                    _send(conn, reply)
+                    send(conn, reply)
     finally:
         listener.close()
         with contextlib.suppress(OSError):
@@ -318,10 +259,6 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
                 path.unlink()
             if pid.read_text() == str(os.getpid()):
                 pid.unlink()
-
-
-def _say(line: str) -> None:
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", flush=True)
 
 
 def main(argv: list[str]) -> int:
