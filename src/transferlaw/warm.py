@@ -356,8 +356,10 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
         except ImportError as err:  # an extra not installed: the jobs that need it import it themselves
             say(f"not preloaded: {name} ({err})")
     listener = listen(path, 64)
+    mine = path.stat().st_ino  # the socket file this process listens at: at exit, it removes that one only
     say(f"warm process {os.getpid()} serving {path}")
     children: set[int] = set()
+    why = "an error (see above)"
     try:
         while True:
             readable = select.select([listener], [], [], 1.0 if children else idle)[0]
@@ -369,6 +371,7 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
             if not readable:
                 if children:
                     continue
+                why = f"idle for {idle:.0f} s"
                 break
             conn, _ = listener.accept()
             try:
@@ -390,9 +393,10 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
                 os.close(fd)
     finally:
         listener.close()
-        with contextlib.suppress(OSError):
-            if path.exists() and path.is_socket():
+        with contextlib.suppress(OSError):  # not a newer warm process's socket at the same path
+            if path.is_socket() and path.stat().st_ino == mine:
                 path.unlink()
+        say(f"warm process {os.getpid()} exits: {why}")
 
 
 def main(argv: list[str]) -> int:
