@@ -361,18 +361,25 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
     children: set[int] = set()
     why = "an error (see above)"
     try:
+        closing = False
         while True:
-            readable = select.select([listener], [], [], 1.0 if children else idle)[0]
+            wait = 0.0 if closing else 1.0 if children else idle
+            readable = select.select([listener], [], [], wait)[0]
             while children:  # reap finished children
                 pid, _ = os.waitpid(-1, os.WNOHANG)
                 if pid == 0:
                     break
                 children.discard(pid)
             if not readable:
-                if children:
+                if closing:
+                    break
+                if wait < idle:  # a poll while children ran (reaped above), not a whole idle period
                     continue
-                why = f"idle for {idle:.0f} s"
-                break
+                # idle: first take the socket's name away, then serve what connected before that, so that
+                # no job that reached this process is dropped
+                why, closing = f"idle for {idle:.0f} s", True
+                _unlink_own(path, mine)
+                continue
             conn, _ = listener.accept()
             try:
                 request, fds = _read_request(conn)
@@ -393,10 +400,15 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
                 os.close(fd)
     finally:
         listener.close()
-        with contextlib.suppress(OSError):  # not a newer warm process's socket at the same path
-            if path.is_socket() and path.stat().st_ino == mine:
-                path.unlink()
+        _unlink_own(path, mine)
         say(f"warm process {os.getpid()} exits: {why}")
+
+
+def _unlink_own(path: Path, inode: int) -> None:
+    """Remove the socket file at ``path`` if it is still this process's (not a newer warm process's)."""
+    with contextlib.suppress(OSError):
+        if path.is_socket() and path.stat().st_ino == inode:
+            path.unlink()
 
 
 def main(argv: list[str]) -> int:
