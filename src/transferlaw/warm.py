@@ -59,7 +59,6 @@ PRELOAD = (
     "snakemake.iocontainers",
     "snakemake.logging",
     "transferlaw.law.adaptive",
-    "transferlaw.law.advise",
     "transferlaw.law.allocate",
     "transferlaw.law.bootstrap",
     "transferlaw.law.compare",
@@ -183,25 +182,29 @@ def _warm_socket() -> socket.socket:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (sock := connect(path)) is not None:  # another job started it while this one waited
             return sock
-        path.unlink(missing_ok=True)
-        log = path.with_suffix(".log")
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "transferlaw.warm", str(path), str(IDLE_SECONDS)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + START_SECONDS
-        while time.monotonic() < deadline:
-            if (sock := connect(path)) is not None:
-                return sock
-            if proc.poll() is not None:
-                raise OSError(f"the warm process exited at start (code {proc.returncode}); see {log}")
-            time.sleep(0.05)
-        proc.kill()
-        raise OSError(f"the warm process did not start within {START_SECONDS:.0f} s; see {log}")
+        cmd = [sys.executable, "-m", "transferlaw.warm", str(path), str(IDLE_SECONDS)]
+        return start_server(cmd, dict(os.environ), path, "the warm process", START_SECONDS)
+
+
+def start_server(cmd: list[str], env: dict[str, str], path: Path, what: str, seconds: float) -> socket.socket:
+    """Start ``cmd``, a process that listens at ``path``, in a session of its own (its output appended to
+    ``path``'s ``.log``), and connect to it; OSError naming ``what`` if it exits first or does not listen
+    within ``seconds``."""
+    path.unlink(missing_ok=True)
+    log = path.with_suffix(".log")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+        )
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (sock := connect(path)) is not None:
+            return sock
+        if proc.poll() is not None:
+            raise OSError(f"{what} exited at start (code {proc.returncode}); see {log}")
+        time.sleep(0.05)
+    proc.kill()
+    raise OSError(f"{what} did not start within {seconds:.0f} s; see {log}")
 
 
 def run_warm(snakemake: Any, script: str) -> None:
@@ -297,7 +300,6 @@ def _exit_code(code: Any) -> int:
 def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
     """In the forked child: become the job (streams, directory, environment, umask, path), run its script
     from the top, report its exit status. Never returns."""
-    global _served
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -319,8 +321,7 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None
 
         threading.Thread(target=watch, daemon=True).start()
         os.environ["TRANSFERLAW_WARM_CHILD"] = "1"  # never hand a served script on again
-        _served = True
-        importlib.import_module("transferlaw.warm")._served = True
+        importlib.import_module("transferlaw.warm")._served = True  # the module the script imports
         snakemake = pickle.loads(bytes.fromhex(request["snakemake"]))
         script = request[
             "script"

@@ -38,7 +38,6 @@ import os
 import select
 import shutil
 import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -46,7 +45,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from transferlaw.warm import connect, listen, receive, say, send, slot_dir
+from transferlaw.warm import connect, listen, receive, say, send, slot_dir, start_server
 
 #: tasks a worker runs, by name: "module:function", each called as function(request, cancelled)
 TASKS = {"finetune": "transferlaw.train.finetune:run_job"}
@@ -155,28 +154,19 @@ def _start_worker(folder: Path, i: int, device: str | None, threads: int = 1) ->
     step = slurm_step(threads, log)
     if step is not None:
         try:
-            return _launch(step[0] + cmd, step[1], path, log, i)
+            return _launch(step[0] + cmd, step[1], path, i)
         except WorkerError as err:  # no step could be made: a plain process serves, if only this job
             with open(log, "a") as fh:
                 print(f"transferlaw: no Slurm step for the worker ({err}); starting it as a process", file=fh)
-    return _launch(cmd, dict(os.environ), path, log, i)
+    return _launch(cmd, dict(os.environ), path, i)
 
 
-def _launch(cmd: list[str], env: dict[str, str], path: Path, log: Path, i: int) -> socket.socket:
-    path.unlink(missing_ok=True)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
-        )
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if (sock := connect(path)) is not None:
-            return sock
-        if proc.poll() is not None:
-            raise WorkerError(f"the worker of slot {i} exited at start (code {proc.returncode}); see {log}")
-        time.sleep(0.05)
-    proc.kill()
-    raise WorkerError(f"the worker of slot {i} did not start within {START_SECONDS:.0f} s; see {log}")
+def _launch(cmd: list[str], env: dict[str, str], path: Path, i: int) -> socket.socket:
+    """Start slot ``i``'s worker (its log: the socket's ``.log``, ``slot-{i}.log``) and connect to it."""
+    try:
+        return start_server(cmd, env, path, f"the worker of slot {i}", START_SECONDS)
+    except OSError as err:
+        raise WorkerError(str(err)) from err
 
 
 def run_task(task: str, request: dict[str, Any], *, key: str, device: str = "auto", threads: int = 1) -> Any:
