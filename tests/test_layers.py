@@ -179,6 +179,26 @@ def test_the_command_line_estimator_runs_without_torch_transformers_peft_or_snak
     assert (tmp_path / "boot.json").is_file() and (tmp_path / "cv.csv").stat().st_size > 0
 
 
+@pytest.mark.slow  # a new Python process
+def test_the_fine_tuning_client_imports_neither_pandas_nor_the_training_stack():
+    """Every fine-tuning job starts a client (workflow/scripts/finetune.py) that hands its run to a worker:
+    what it imports is paid once per run. Importing the script's modules loads no pandas (0.4-0.6 s of CPU
+    a job) and none of torch, transformers, peft (the worker's, not the client's)."""
+    script = PKG.parents[1] / "workflow" / "scripts" / "finetune.py"
+    modules = sorted(
+        name for name, _ in imports(script) if name.split(".")[0] == "transferlaw" and name != "transferlaw"
+    )
+    assert "transferlaw.train.worker" in modules and "transferlaw.config" in modules
+    code = "import importlib, json, sys\n"
+    code += f"for m in {modules!r}: importlib.import_module(m)\nprint(json.dumps(sorted(sys.modules)))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(PKG.parent)}
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = {name.split(".")[0] for name in json.loads(proc.stdout)}
+    assert loaded & {"pandas", *HEAVY} == set()
+
+
 def test_the_readme_s_layout_lists_every_module_and_what_it_holds():
     """README, "Layout": one row per module of the package, each saying what it holds."""
     text = (REPO / "README.md").read_text()

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported by the functions that build or read tables, not here: every fine-tuning job's client
+# imports this module (through transferlaw.config) for its statuses and revision names, and pandas would be
+# most of its start-up (0.4-0.6 s of CPU a job, of a client that otherwise imports next to nothing)
 
 #: Status of a run whose minimum eval loss is usable for fitting (early stopping triggered).
 STATUS_OK = "ok"
@@ -113,6 +119,8 @@ def validate_records(df: pd.DataFrame, source: str = "records") -> pd.DataFrame:
 
     Raises :class:`RecordError` naming the file (``source``) and the offending column.
     """
+    import pandas as pd
+
     missing = [c for c in RECORD_COLUMNS if c not in df.columns]
     if missing:
         raise RecordError(f"{source}: missing column(s) {', '.join(missing)}")
@@ -181,6 +189,8 @@ def upgrade_records(df: pd.DataFrame) -> pd.DataFrame:
 
 def records_frame(rows: Sequence[Mapping[str, Any]], source: str = "records") -> pd.DataFrame:
     """Build a validated records table from dicts (one per run)."""
+    import pandas as pd
+
     return validate_records(pd.DataFrame(list(rows)), source)
 
 
@@ -211,6 +221,8 @@ def write_records(df: pd.DataFrame, path: str, source: str | None = None) -> Non
 
 def read_records(paths: str | Sequence[str]) -> pd.DataFrame:
     """Read and validate one or more record files into one table (sorted for reproducibility)."""
+    import pandas as pd
+
     if isinstance(paths, str):
         paths = [paths]
     frames = [validate_records(upgrade_records(_read_parquet(p)), p) for p in paths]
@@ -224,6 +236,8 @@ def read_records(paths: str | Sequence[str]) -> pd.DataFrame:
 
 def _read_parquet(path: str) -> pd.DataFrame:
     """One record file; a truncated or corrupt one is named, with what to do about it."""
+    import pandas as pd
+
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError, pa.ArrowException) as err:
