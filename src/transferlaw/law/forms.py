@@ -23,7 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from transferlaw.law import kernels
+# the compiled kernels (transferlaw.law.kernels, numba) are imported where a law is evaluated, not here: the
+# Snakefile looks a form up by name in every Snakemake run (config checks), and numba's import would be a
+# sixth of its time
 
 #: Free log-parameters are clipped to this box before exponentiation: e^±60 is far beyond any
 #: physical loss coefficient yet keeps every intermediate finite in float64.
@@ -172,6 +174,8 @@ class LawForm:
             raise ValueError(f"form {self.name!r} has {self.n_params} parameters, got {theta.shape[1]}")
         out = np.empty((theta.shape[0], grid.p_index.size))
         jac = np.empty((theta.shape[0], self.n_params, grid.p_index.size) if jacobian else (0, 0, 0))
+        from transferlaw.law import kernels
+
         p_values, f_values = self.kernel_values(grid)
         kernels.predict(
             theta, self.layout, p_values, grid.p_index, f_values, grid.f_index, LOG_CLIP, jacobian, out, jac
@@ -180,6 +184,8 @@ class LawForm:
 
     def kernel_values(self, grid: PointGrid) -> tuple[np.ndarray, np.ndarray]:
         """The distinct p and f of ``grid`` as :mod:`transferlaw.law.kernels` takes them for this form."""
+        from transferlaw.law import kernels
+
         lay = self.layout
         return kernels.shift_values(lay[0], grid.p_values), kernels.shift_values(lay[1], grid.f_values)
 
@@ -199,17 +205,17 @@ class LawForm:
         return np.array(list(itertools.product(*axes)), dtype=float)
 
 
-_SHIFT_KIND = {_NONE: kernels.SHIFT_NONE, _ONE: kernels.SHIFT_ONE, _FREE: kernels.SHIFT_FREE}
-
-
 @functools.cache
 def _layout(form: LawForm) -> np.ndarray:
+    from transferlaw.law import kernels
+
+    shift_kind = {_NONE: kernels.SHIFT_NONE, _ONE: kernels.SHIFT_ONE, _FREE: kernels.SHIFT_FREE}
     names = form.param_names
     assert names[:4] == ("A", "alpha", "G", "beta") and (not form.has_e or names[4] == "E"), names
     i_cp = names.index(form.p_shift_name) if form.p_shift == _FREE else -1
     i_cf = names.index(form.f_shift_name) if form.f_shift == _FREE else -1
     lay = np.array(
-        [_SHIFT_KIND[form.p_shift], _SHIFT_KIND[form.f_shift], int(form.has_e), i_cp, i_cf], np.int64
+        [shift_kind[form.p_shift], shift_kind[form.f_shift], int(form.has_e), i_cp, i_cf], np.int64
     )
     lay.setflags(write=False)
     return lay
