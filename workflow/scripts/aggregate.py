@@ -1,6 +1,10 @@
 """Snakemake entry point: one dataset's run records -> one validated table, checked against the commits each
 model's verdict pinned."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import json
 from pathlib import Path
 

@@ -2,6 +2,10 @@
 (transferlaw.train.checkpoints.verify_pins): all pinned, and no two serving the same weights unless the config
 accepts them. The aggregate reads it."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import json
 from pathlib import Path
 

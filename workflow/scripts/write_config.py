@@ -1,5 +1,9 @@
 """Snakemake entry point: the config that produced the study, as YAML, so the report carries it."""
 
+from transferlaw.warm import run_warm
+
+run_warm(snakemake, __file__)  # the rest runs in a warm process that has imported what it needs
+
 import yaml
 
 from transferlaw.io import write_text
