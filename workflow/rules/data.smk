@@ -78,7 +78,8 @@ rule prepare_data:
 
 rule check_size:
     # One marker per (dataset, size), so adding a size adds a check and a fine-tune job, nothing more.
-    # Runs in-process and ahead of fine-tuning (priority), so a size that does not fit fails early.
+    # Runs in a thread of Snakemake (profiles/default: force-use-threads) and ahead of fine-tuning
+    # (priority), so a size that does not fit fails early.
     input:
         manifest="results/data/{dataset}.json",
     output:
