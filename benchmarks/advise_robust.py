@@ -176,43 +176,42 @@ class Case:
         raise ValueError(self.start)
 
 
-def cases(which: str) -> list[Case]:
-    """Each set (``design``, ``second``, ``held-out``) crosses its families with its seeds and rotates noise,
-    start and forms over the seeds so that each level of each appears with every family. The design set is
-    the original design set followed by the first held-out set (now seen); the second held-out set has its
-    own seeds, levels and three new families (seen since); the held-out set has its own seeds and levels."""
+def _rotated(
+    families, seeds_of, forms, noises, starts, held_out: bool, noise_step: int = 2, start_step: int = 1
+) -> list[Case]:
+    """Families crossed with their seeds (``seeds_of(family)``), forms, noise and start rotated over the seeds
+    (with a step per family) so that each level of each appears with every family."""
     out = []
-    if which == "held-out":
-        for fi, fam in enumerate(THIRD_FAMILIES):
-            for s in THIRD_SEEDS:
-                truth, fitted, shift = THIRD_FORMS[(s + fi) % len(THIRD_FORMS)]
-                noise = THIRD_NOISE[(s + 2 * fi) % len(THIRD_NOISE)]
-                start = THIRD_STARTS[(s + fi) % len(THIRD_STARTS)]
-                out.append(Case(fam, s, truth, fitted, shift, noise, start, True))
-        return out
-    if which == "design":
-        for fi, fam in enumerate(DESIGN_FAMILIES):
-            for s in DESIGN_SEEDS:
-                truth, fitted, shift = DESIGN_FORMS[(s + fi) % len(DESIGN_FORMS)]
-                noise = DESIGN_NOISE[(s + 2 * fi) % len(DESIGN_NOISE)]
-                start = DESIGN_STARTS[(s + fi) % len(DESIGN_STARTS)]
-                out.append(Case(fam, s, truth, fitted, shift, noise, start, False))
-        for fi, fam in enumerate(FIRST_HELD_OUT_FAMILIES + DESIGN_FAMILIES):
-            seeds = FIRST_HELD_OUT_SEEDS if fam in DESIGN_FAMILIES else range(1000, 1004)
-            for s in seeds:
-                truth, fitted, shift = FIRST_HELD_OUT_FORMS[(s + fi) % len(FIRST_HELD_OUT_FORMS)]
-                noise = FIRST_HELD_OUT_NOISE[(s + fi) % len(FIRST_HELD_OUT_NOISE)]
-                start = FIRST_HELD_OUT_STARTS[(s + 2 * fi) % len(FIRST_HELD_OUT_STARTS)]
-                out.append(Case(fam, s, truth, fitted, shift, noise, start, False))
-        return out
-    for fi, fam in enumerate(HELD_OUT_FAMILIES):
-        seeds = range(3000, 3005) if fam in NEW else HELD_OUT_SEEDS
-        for s in seeds:
-            truth, fitted, shift = HELD_OUT_FORMS[(s + fi) % len(HELD_OUT_FORMS)]
-            noise = HELD_OUT_NOISE[(s + 2 * fi) % len(HELD_OUT_NOISE)]
-            start = HELD_OUT_STARTS[(s + fi) % len(HELD_OUT_STARTS)]
-            out.append(Case(fam, s, truth, fitted, shift, noise, start, True))
+    for fi, fam in enumerate(families):
+        for s in seeds_of(fam):
+            truth, fitted, shift = forms[(s + fi) % len(forms)]
+            noise = noises[(s + noise_step * fi) % len(noises)]
+            start = starts[(s + start_step * fi) % len(starts)]
+            out.append(Case(fam, s, truth, fitted, shift, noise, start, held_out))
     return out
+
+
+def cases(which: str) -> list[Case]:
+    """The tables of a set: ``design`` (the original design set followed by the first held-out set, now
+    seen), ``second`` (the second held-out set: its own seeds, levels and three new families; seen since) or
+    ``held-out`` (the third: its own seeds and levels)."""
+    if which == "held-out":
+        return _rotated(THIRD_FAMILIES, lambda _: THIRD_SEEDS, THIRD_FORMS, THIRD_NOISE, THIRD_STARTS, True)
+    if which == "design":
+        first = _rotated(
+            DESIGN_FAMILIES, lambda _: DESIGN_SEEDS, DESIGN_FORMS, DESIGN_NOISE, DESIGN_STARTS, False
+        )
+        return first + _rotated(
+            FIRST_HELD_OUT_FAMILIES + DESIGN_FAMILIES,
+            lambda fam: FIRST_HELD_OUT_SEEDS if fam in DESIGN_FAMILIES else range(1000, 1004),
+            FIRST_HELD_OUT_FORMS, FIRST_HELD_OUT_NOISE, FIRST_HELD_OUT_STARTS, False,
+            noise_step=1, start_step=2,
+        )  # fmt: skip
+    return _rotated(
+        HELD_OUT_FAMILIES,
+        lambda fam: range(3000, 3005) if fam in NEW else HELD_OUT_SEEDS,
+        HELD_OUT_FORMS, HELD_OUT_NOISE, HELD_OUT_STARTS, True,
+    )  # fmt: skip
 
 
 def g_width(cells: np.ndarray, loss: np.ndarray, form: str, samples: int) -> tuple[float, str]:
