@@ -38,7 +38,7 @@ if mode == "sleep":
 mask = os.umask(0)
 os.umask(mask)
 with open(snakemake.output[0], "w") as fh:
-    json.dump({"served": warm._served, "cwd": os.getcwd(), "value": os.environ.get("TL_VALUE"),
+    json.dump({"served": warm.served(), "cwd": os.getcwd(), "value": os.environ.get("TL_VALUE"),
                "umask": mask, "pid": os.getpid(), "argv0": sys.argv[0]}, fh)
 '''
 SNAKEFILE = """

@@ -74,11 +74,11 @@ PRELOAD = (
 #: environment variables that change what an import does: a warm process serves only jobs whose values of
 #: these equal its own
 ENV_PREFIXES = ("PYTHON", "NUMBA_", "MPL", "MATPLOTLIB", "OMP_", "OPENBLAS_", "MKL_", "LD_", "TRANSFERLAW_")
+#: seconds a warm process or a fine-tuning worker waits for a job before it exits
 IDLE_SECONDS = float(os.environ.get("TRANSFERLAW_WORKER_IDLE", "120"))
 START_SECONDS = 120.0  # the warm process imports the stack before it listens: seconds on a busy machine
-
-#: set in a warm process's child: the script is already where it runs
-_served = False
+#: set in a warm process's child (and so in what it starts): the script is already where it runs
+CHILD_MARKER = "TRANSFERLAW_WARM_CHILD"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -156,6 +156,14 @@ def listen(path: Path, backlog: int) -> socket.socket:
     return listener
 
 
+def remove_socket(path: Path, inode: int) -> None:
+    """Remove the socket file at ``path`` if it is still the one a server listened at (``inode``): a server
+    that exits must not take a newer server's socket with it, or the next job starts yet another one."""
+    with contextlib.suppress(OSError):
+        if path.is_socket() and path.stat().st_ino == inode:
+            path.unlink()
+
+
 def say(line: str) -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", flush=True)
 
@@ -163,6 +171,11 @@ def say(line: str) -> None:
 # ----------------------------------------------------------------------------------------------------
 # the job's side
 # ----------------------------------------------------------------------------------------------------
+def served() -> bool:
+    """Whether this process is a warm process's child running a light job's script."""
+    return bool(os.environ.get(CHILD_MARKER))
+
+
 def _environment_key() -> str:
     env = sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIXES))
     return hashlib.sha1(json.dumps(env).encode()).hexdigest()[:12]
@@ -211,7 +224,7 @@ def run_warm(snakemake: Any, script: str) -> None:
     """Run the rest of the Snakemake script ``script`` (its ``__file__``) in a warm process and exit with its
     status; return at once (the script goes on here) inside the warm process, where it is off, or where the
     warm process cannot be reached."""
-    if _served or os.environ.get("TRANSFERLAW_WARM_CHILD") or not _enabled():
+    if served() or not _enabled():
         return
     try:
         sock = _warm_socket()
@@ -320,12 +333,10 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None
             os._exit(1)
 
         threading.Thread(target=watch, daemon=True).start()
-        os.environ["TRANSFERLAW_WARM_CHILD"] = "1"  # never hand a served script on again
-        importlib.import_module("transferlaw.warm")._served = True  # the module the script imports
+        os.environ[CHILD_MARKER] = "1"  # never hand a served script on again
         snakemake = pickle.loads(bytes.fromhex(request["snakemake"]))
-        script = request[
-            "script"
-        ]  # run as the job's own process would: argv as it is, the script as __main__
+        # run as the job's own process would: argv as it is, the script as __main__
+        script = request["script"]
         code_object = compile(Path(script).read_bytes(), script, "exec")
         exec(
             code_object,
@@ -364,7 +375,8 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
     try:
         closing = False
         while True:
-            wait = 0.0 if closing else 1.0 if children else idle
+            polling = bool(children)  # children run: wake each second to reap them, and do not count it idle
+            wait = 0.0 if closing else 1.0 if polling else idle
             readable = select.select([listener], [], [], wait)[0]
             while children:  # reap finished children
                 pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -374,12 +386,12 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
             if not readable:
                 if closing:
                     break
-                if wait < idle:  # a poll while children ran (reaped above), not a whole idle period
+                if polling:  # not a whole idle period
                     continue
                 # idle: first take the socket's name away, then serve what connected before that, so that
                 # no job that reached this process is dropped
                 why, closing = f"idle for {idle:.0f} s", True
-                _unlink_own(path, mine)
+                remove_socket(path, mine)
                 continue
             conn, _ = listener.accept()
             try:
@@ -401,15 +413,8 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
                 os.close(fd)
     finally:
         listener.close()
-        _unlink_own(path, mine)
+        remove_socket(path, mine)
         say(f"warm process {os.getpid()} exits: {why}")
-
-
-def _unlink_own(path: Path, inode: int) -> None:
-    """Remove the socket file at ``path`` if it is still this process's (not a newer warm process's)."""
-    with contextlib.suppress(OSError):
-        if path.is_socket() and path.stat().st_ino == inode:
-            path.unlink()
 
 
 def main(argv: list[str]) -> int:

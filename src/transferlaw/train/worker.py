@@ -45,11 +45,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from transferlaw.warm import connect, listen, receive, say, send, slot_dir, start_server
+from transferlaw.warm import (
+    IDLE_SECONDS,
+    connect,
+    listen,
+    receive,
+    remove_socket,
+    say,
+    send,
+    slot_dir,
+    start_server,
+)
 
 #: tasks a worker runs, by name: "module:function", each called as function(request, cancelled)
 TASKS = {"finetune": "transferlaw.train.finetune:run_job"}
-IDLE_SECONDS = float(os.environ.get("TRANSFERLAW_WORKER_IDLE", "120"))
 START_SECONDS = 300.0  # a cold worker imports torch and transformers: minutes on a busy shared node
 
 
@@ -216,6 +225,7 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
     """Serve runs on the Unix socket ``path``, one at a time, until ``idle`` seconds pass without one."""
     path = Path(path)
     listener = listen(path, 4)
+    mine = path.stat().st_ino  # at exit it removes this socket file only, not a newer worker's
     pid = path.with_suffix(".pid")
     pid.write_text(str(os.getpid()))
     step = os.environ.get("SLURM_STEP_ID")
@@ -244,9 +254,8 @@ def serve(path: str | Path, idle: float = IDLE_SECONDS) -> None:
                     send(conn, reply)
     finally:
         listener.close()
+        remove_socket(path, mine)
         with contextlib.suppress(OSError):
-            if path.exists() and path.is_socket():
-                path.unlink()
             if pid.read_text() == str(os.getpid()):
                 pid.unlink()
 
