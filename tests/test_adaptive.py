@@ -5,6 +5,7 @@ runs are reused), and change copies of it."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -26,7 +27,7 @@ from conftest import (
     snakemake,
 )
 
-from transferlaw.config import ConfigError, check_study, load_config, resolve
+from transferlaw.config import ConfigError, adaptive_settings, check_study, load_config, resolve
 from transferlaw.law.adaptive import (
     ROUND_COLUMNS,
     STOP_BUDGET_HOURS,
@@ -110,10 +111,32 @@ def test_a_config_names_what_an_adaptive_study_cannot_do():
         bad = resolve({**cfg, "adaptive": adaptive})
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             check_study(bad, root=REPO)
+    # a dataset's own budget is named as the dataset's; an override in a study that is not adaptive is named
+    own = copy.deepcopy(cfg)
+    own["datasets"]["encyclopedia"]["adaptive"] = {"budget": {"runs": 5}}
+    for adaptive, key in (
+        ({"initial": 8}, "datasets.encyclopedia.adaptive.budget.runs"),
+        (None, "datasets.encyclopedia.adaptive"),
+    ):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            check_study(resolve({**own, "adaptive": adaptive}), root=REPO)
     two = resolve({**cfg, "adaptive": {}, "methods": {"full": {}, "lora": {"method": "lora"}}})
     with pytest.raises(ConfigError, match="one model and one method"):
         check_study(two, root=REPO)
     check_study(resolve({**cfg, "adaptive": {"initial": 8}}), root=REPO)  # a good one passes
+
+
+def test_a_dataset_s_target_and_budget_override_the_study_s_key_by_key():
+    cfg = load_config(REPO / "config/config.yaml", root=REPO)
+    cfg["adaptive"] = {"initial": 8, "target": {"relative": 0.5}, "budget": {"runs": 20}}
+    cfg["datasets"]["encyclopedia"]["adaptive"] = {"target": {"width": 0.25}, "budget": {"runs": 12}}
+    study = resolve(cfg)
+    check_study(study, root=REPO)
+    own = Settings.from_config(adaptive_settings(study, "encyclopedia"))
+    other = Settings.from_config(adaptive_settings(study, "python-stdlib"))
+    assert (own.width, own.relative, own.budget_runs, own.initial) == (0.25, 0.5, 12, 8)
+    assert (other.width, other.relative, other.budget_runs, other.initial) == (None, 0.5, 20, 8)
+    assert "adaptive" not in study["datasets"]["python-stdlib"]  # nothing filled into a dataset's block
 
 
 # ---- bookkeeping ------------------------------------------------------------------------------------------
@@ -294,7 +317,9 @@ def test_a_met_target_stops_the_study_without_another_run(adaptive_copy):
 
     def target(cfg):
         cfg["analysis"]["advice_target"] = "E"  # the small study's G is not identified; E is bounded
-        cfg["adaptive"].update(max_rounds=5, target={"width": 1000.0})
+        # the study's own target is out of reach; the dataset's, which overrides it, is not
+        cfg["adaptive"].update(max_rounds=5, target={"width": 1e-9})
+        cfg["datasets"][DS]["adaptive"] = {"target": {"width": 1000.0}}
 
     edit_config(adaptive_copy, target)
     proc = snakemake(adaptive_copy, "--cores", "2", f"results/adaptive/{DS}/rounds.csv")
@@ -399,6 +424,8 @@ def test_the_embedded_adaptive_config_is_the_embedded_study_in_adaptive_mode():
 
     adaptive = yaml.safe_load((REPO / "config/adaptive.yaml").read_text())
     grid = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    for block in adaptive["datasets"].values():  # a dataset's own target: the adaptive study's alone
+        block.pop("adaptive", None)
     assert {k: v for k, v in adaptive.items() if k not in ("adaptive", "study")} == {
         k: v for k, v in grid.items() if k != "study"
     }

@@ -64,6 +64,10 @@ def _check_revision_rules(config: Mapping[str, Any]) -> None:
             )
 
 
+#: a dataset's blocks that override the study's, key by key: their keys are documented once, at the study's
+OVERRIDES = ("datasets.<name>.finetune", "datasets.<name>.adaptive.target", "datasets.<name>.adaptive.budget")
+
+
 def describe_config() -> str:
     """Every config key as Markdown, generated from the schema: ``config/README.md`` is this text (a test
     checks that the two agree; regenerate with ``transferlaw config-docs > config/README.md``)."""
@@ -74,7 +78,7 @@ def describe_config() -> str:
         "Generated from `src/transferlaw/schemas/config.schema.yaml` by `transferlaw config-docs`: do not",
         "edit. A study is one YAML file (`config/config.yaml` is the embedded toy, `config/barnett2024.yaml`",
         "the paper's protocol). A dataset's `finetune` block overrides the global `finetune` block for that",
-        "dataset only.",
+        "dataset only, as its `adaptive` block does the study's `adaptive.target` and `adaptive.budget`.",
         "",
         # the schema's own description: which defaults are the paper's, and why two are not
         " ".join(str(schema["description"]).split()),
@@ -89,7 +93,7 @@ def describe_config() -> str:
         for name, sub in node.get("properties", {}).items():
             key = f"{prefix}{name}"
             lines.append(_key_row(key, sub, schema))
-            if key == "datasets.<name>.finetune":  # any key of `finetune`, defaults from there
+            if key in OVERRIDES:  # any key of the block it overrides, defaults from there
                 continue
             if "properties" in sub or "$ref" in sub:
                 walk(sub, key + ".")
@@ -143,8 +147,9 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
         ad_props = props["adaptive"]["properties"]
         block = cfg["adaptive"]
         cfg["adaptive"] = {**_defaults(ad_props), **block}
-        for key in ("target", "budget"):
-            cfg["adaptive"][key] = {**_defaults(ad_props[key]["properties"]), **(block.get(key) or {})}
+        for key in ("target", "budget"):  # a dataset's own `adaptive` holds overrides: not filled
+            own_defaults = _defaults(schema["definitions"][f"adaptive_{key}"]["properties"])
+            cfg["adaptive"][key] = {**own_defaults, **(block.get(key) or {})}
     cfg["fit"].setdefault("model", next(iter(cfg["models"])))
     # one method unless the study lists several: named after `finetune.method` (`full`, the paper's)
     cfg["methods"] = {name: dict(m or {}) for name, m in (cfg.get("methods") or {}).items()} or {
@@ -191,6 +196,16 @@ def revision_step(revision: str) -> int:
         return _record_revision_step(revision)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def adaptive_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+    """The study's ``adaptive`` block with the dataset's own ``target`` and ``budget`` applied key by key
+    (resolved config): what the dataset's rounds stop on."""
+    own = cfg["datasets"][dataset].get("adaptive") or {}
+    block = dict(cfg["adaptive"])
+    for key in ("target", "budget"):
+        block[key] = {**block[key], **(own.get(key) or {})}
+    return block
 
 
 def finetune_settings(cfg: Mapping[str, Any], dataset: str) -> dict[str, Any]:
@@ -511,8 +526,7 @@ def check_study(cfg: Mapping[str, Any], root: str | Path = ".") -> None:
             f"fit.model: {cfg['fit']['model']!r} is not a key of `models` ({', '.join(models)})"
         )
     _check_methods(cfg)
-    if cfg.get("adaptive") is not None:
-        _check_adaptive(cfg)
+    _check_adaptive(cfg)
     if "pretrain" in cfg:
         pre = cfg["pretrain"]
         _check_file(root, pre["corpus"], "pretrain.corpus")
@@ -564,10 +578,24 @@ def _check_adaptive(cfg: Mapping[str, Any]) -> None:
     (one model and one method: the rounds choose the main law's runs)."""
     from transferlaw.law.adaptive import Settings
 
+    if cfg.get("adaptive") is None:
+        for name, block in cfg["datasets"].items():
+            if block.get("adaptive") is not None:
+                raise ConfigError(
+                    f"datasets.{name}.adaptive: overrides the study's `adaptive` block, and this study has "
+                    "none (it runs its whole grid): add a top-level `adaptive`, or remove the dataset's"
+                )
+        return
     try:
-        settings = Settings.from_config(cfg["adaptive"])
+        Settings.from_config(cfg["adaptive"])
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    settings = {}
+    for name in cfg["datasets"]:
+        try:
+            settings[name] = Settings.from_config(adaptive_settings(cfg, name))
+        except ValueError as err:  # the study's block passed: the dataset's own value is the culprit
+            raise ConfigError(f"datasets.{name}.{err}") from None
     if len(cfg["models"]) > 1 or len(cfg["methods"]) > 1:
         raise ConfigError(
             f"adaptive: an adaptive study chooses the runs of one model and one method; this one has "
@@ -578,16 +606,19 @@ def _check_adaptive(cfg: Mapping[str, Any]) -> None:
     if revision_rule(model):
         return  # the grid is known once `snakemake prefetch` has resolved the rule; round 0 checks it then
     for name in cfg["datasets"]:
+        own = settings[name]
         cells = len(model["revisions"]) * len(cfg["datasets"][name]["sizes"])
-        first = cells * len(run_seeds(cfg, name)) if settings.initial == "grid" else int(settings.initial)
-        if settings.initial != "grid" and first > cells:
+        first = cells * len(run_seeds(cfg, name)) if own.initial == "grid" else int(own.initial)
+        if own.initial != "grid" and first > cells:
             raise ConfigError(
                 f"adaptive.initial: {first} runs, but dataset {name!r} has only {cells} cells "
                 f"({len(model['revisions'])} revisions x {len(cfg['datasets'][name]['sizes'])} sizes)"
             )
-        if settings.budget_runs is not None and settings.budget_runs < first:
+        if own.budget_runs is not None and own.budget_runs < first:
+            dataset_own = "runs" in ((cfg["datasets"][name].get("adaptive") or {}).get("budget") or {})
+            key = f"datasets.{name}.adaptive.budget.runs" if dataset_own else "adaptive.budget.runs"
             raise ConfigError(
-                f"adaptive.budget.runs: {settings.budget_runs} runs, fewer than the {first} of the first "
+                f"{key}: {own.budget_runs} runs, fewer than the {first} of the first "
                 f"round (adaptive.initial) of dataset {name!r}"
             )
 

@@ -23,7 +23,11 @@ checkpoint adaptive_round:
     conda:
         "../../envs/analysis.yaml"
     params:
-        adaptive={k: v for k, v in (ADAPTIVE or {}).items() if k != "reference"},
+        adaptive=lambda wc: {
+            k: v
+            for k, v in tlconfig.adaptive_settings(STUDY, wc.dataset).items()
+            if k != "reference"
+        },
         fit=STUDY["fit"],
         bootstrap={
             k: STUDY["analysis"][k]
