@@ -522,3 +522,18 @@ def test_space_filling_spreads_replicates_where_every_candidate_has_run():
     corners = {(STEPS[0], SIZES[0]), (STEPS[0], SIZES[-1]), (STEPS[-1], SIZES[0]), (STEPS[-1], SIZES[-1])}
     first = space_filling(p, f, cp, cf, 4, cost)
     assert {(cp[j], cf[j]) for j in first} == corners
+
+
+def test_a_cell_whose_runs_the_fit_left_out_is_repeated_under_a_new_seed_and_said_so():
+    """A run stopped at the epoch cap exists though the fit leaves it out: advice to run its cell is a repeat
+    (replicate >= 1) under a seed the cell has not run, never that run again, and the message says why."""
+    df = runs_table(datasets=("enron_emails",)).assign(seed=0)
+    capped = {"dataset": "enron_emails", "pretrain_step": 1000, "finetune_size": 5, "eval_loss": 3.9}
+    df = pd.concat([df, pd.DataFrame([{**capped, "epochs": 150, "status": "max_epochs", "seed": 0}])])
+    cands = pd.DataFrame({"pretrain_step": [1000], "finetune_size": [5]})  # only the capped run's cell
+    out = advise_table(df, cands, 2, **FAST)
+    assert out["seed"].tolist() == [1, 2] and out["replicate"].tolist() == [1, 2]
+    note = "2 advised run(s) repeat 1 cell(s) whose run(s) so far the fit left out (status max_epochs: 1)"
+    assert note in out["message"].iloc[0]
+    ok = advise_table(df[df["status"] == "ok"], candidates_grid(), 4, **FAST)  # no capped run: no such note
+    assert "left out" not in ok["message"].iloc[0]

@@ -954,20 +954,55 @@ def advise_table(
             rows = rows.drop(columns=[group], errors="ignore")
             rows.insert(0, group, g.key)
         rows["rank"] = np.arange(1, n_runs + 1)
-        rows["replicate"] = advice.replicate
-        if "seed" in g.runs.columns:
-            rows["seed"] = new_seeds(g.runs, rows, p, f)
+        # a repeat is numbered, and seeded, after every run its cell has, those the fit leaves out included (a
+        # run stopped at the epoch cap exists: its seed run again is the same run)
+        every = _every_run(df, group, g.key)
+        rows["replicate"] = _replicates(every[p], every[f], cands[p], cands[f], advice.picks)
+        if "seed" in every.columns:
+            rows["seed"] = new_seeds(every, rows, p, f)
+        message = advice.message + _excluded_note(every, g.runs, rows, p, f, columns.status)
         rows["cost"] = advice.cost
         rows["expected_width"] = advice.expected_width
         rows["width_reduction"] = advice.width_reduction
         rows["promised"] = advice.promised
         rows["target"] = target
         rows["status"] = advice.status
-        rows["message"] = advice.message
+        rows["message"] = message
         frames.append(rows)
     out = pd.concat(frames, ignore_index=True)
     first = [c for c in (group, p, f) if c is not None]
     return out[first + [c for c in out.columns if c not in first]]
+
+
+def _every_run(df: pd.DataFrame, group: str | None, key: Any) -> pd.DataFrame:
+    """A group's runs whatever their status (:func:`transferlaw.law.fit.table_groups` keeps usable ones)."""
+    if group is None or group not in df.columns:
+        return df
+    return df[df[group].astype(str) == str(key)]
+
+
+def _excluded_note(
+    every: pd.DataFrame, usable: pd.DataFrame, rows: pd.DataFrame, p: str, f: str, status: str | None
+) -> str:
+    """What the message adds where advised runs repeat cells whose every run so far the fit left out: the
+    same settings may end the same way (an epoch cap reached again), so the user should know."""
+
+    def cells(t: pd.DataFrame) -> set[tuple[float, float]]:
+        return set(zip(t[p].astype(float), t[f].astype(float), strict=True))
+
+    left_out = cells(every) - cells(usable)
+    hit = [c for c in zip(rows[p].astype(float), rows[f].astype(float), strict=True) if c in left_out]
+    if not hit:
+        return ""
+    where = every[[c in set(hit) for c in zip(every[p].astype(float), every[f].astype(float), strict=True)]]
+    why = ""
+    if status is not None and status in where.columns:
+        counts = where[status].astype(str).value_counts()
+        why = f" (status {', '.join(f'{k}: {n}' for k, n in counts.items())})"
+    return (
+        f"; {len(hit)} advised run(s) repeat {len(set(hit))} cell(s) whose run(s) so far the fit left "
+        f"out{why}: at the same settings they may end the same way"
+    )
 
 
 def _replicates(p: Any, f: Any, cand_p: Any, cand_f: Any, picks: np.ndarray) -> np.ndarray:
