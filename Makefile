@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml scripts/install_torch.sh
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	bash scripts/install_torch.sh $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[workflow,test]'
+	# numba compiles the estimator's kernels once per machine (~15 s): here, not in a study's or the tests' first fit
+	$(BIN)/transferlaw compile-kernels
 	touch $@
 
 study: setup

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.optimize import minimize
+from synthetic import TABLE2
 
 from transferlaw.law.fit import (
     Columns,
@@ -371,3 +372,38 @@ def test_every_form_fits() -> None:
         assert set(fit.params) == set(form.param_names)
         assert np.isfinite(fit.objective) and fit.converged, name
         assert fit.to_dict()["form"] == name
+
+
+@pytest.mark.slow  # compiles the kernels from nothing, in processes of their own: ~15 s
+def test_compile_kernels_leaves_nothing_for_a_fit_or_bootstrap_to_compile(tmp_path) -> None:
+    """`transferlaw compile-kernels` (run by `make setup`) compiles every kernel for the argument types the
+    fits pass: afterwards a fit, a bootstrap and a cross-validation, in a new process, add nothing to the
+    cache."""
+    import os
+    import subprocess
+    import sys
+
+    cache = tmp_path / "numba-cache"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-m", "transferlaw.cli", "compile-kernels"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "compiled and cached" in done.stdout, done.stderr
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
+    assert len([p for p in before if p.suffix == ".nbc"]) >= 6  # every kernel the fit calls
+    law, rng = get_form("mikami"), np.random.default_rng(0)
+    p, f = (a.ravel() for a in np.meshgrid([1e3, 4e3, 16e3, 64e3, 143e3], [10.0, 50, 250, 1100]))
+    loss = law.predict(TABLE2["enron_emails"], p, f) * np.exp(rng.normal(0, 0.02, p.size))
+    table = pd.DataFrame({"dataset": "enron", "pretrain_step": p, "finetune_size": f, "eval_loss": loss})
+    table.to_csv(tmp_path / "runs.csv", index=False)
+    commands = [
+        ["fit", "runs.csv", "-o", "fit.json", "--form", "mikami"],
+        ["bootstrap", "runs.csv", "-o", "boot.json", "--form", "mikami", "--samples", "20"],
+        ["crossval", "runs.csv", "-o", "cv.csv", "--forms", "mikami", "--workers", "1"],
+    ]
+    script = "from transferlaw.cli import main\n" + "".join(f"assert main({c!r}) == 0\n" for c in commands)
+    used = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert used.returncode == 0, used.stderr
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()} == before

@@ -64,6 +64,14 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compile_kernels(args: argparse.Namespace) -> int:
+    from transferlaw.law.fit import compile_kernels
+
+    seconds = compile_kernels()
+    print(f"transferlaw compile-kernels: the estimator's kernels compiled and cached in {seconds:.1f} s")
+    return 0
+
+
 def _cmd_config_docs(args: argparse.Namespace) -> int:
     from transferlaw.config import describe_config
 
@@ -434,6 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=_cmd_schema)
     docs = sub.add_parser("config-docs", help="print every config key (config/README.md) from the schema")
     docs.set_defaults(handler=_cmd_config_docs)
+    compile_ = sub.add_parser(
+        "compile-kernels",
+        help="compile the estimator's kernels into numba's cache now, not at a first fit (make setup does)",
+    )
+    compile_.set_defaults(handler=_cmd_compile_kernels)
     return parser
 
 

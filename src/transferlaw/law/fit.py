@@ -504,6 +504,21 @@ def fit_law(
     )
 
 
+def compile_kernels() -> float:
+    """Compile the estimator's kernels now, as a first fit would, and return the seconds it took: numba
+    caches them beside the package (or in ``NUMBA_CACHE_DIR``) for every later process on this machine.
+    ``make setup`` runs it (``transferlaw compile-kernels``), so that the first fit of a study, or of each of
+    a cluster's first jobs at once, does not pay it. One small fit calls every kernel with the argument
+    types every fit, bootstrap and cross-validation passes, so nothing is left to compile after it."""
+    t0 = time.perf_counter()
+    law = get_form(DEFAULT_FORM)
+    p, f = np.meshgrid([64.0, 256.0, 1024.0, 4096.0], [8.0, 32.0, 128.0], indexing="ij")
+    truth = {"A": 5.0, "alpha": 0.5, "G": 0.5, "beta": 0.3, "E": 1.5, "c_p": 1.0, "c_f": 1.0}
+    loss = law.predict({k: truth[k] for k in law.param_names}, p.ravel(), f.ravel())
+    fit_law(p.ravel(), f.ravel(), loss * np.exp(0.01 * np.sin(np.arange(loss.size))), law)
+    return time.perf_counter() - t0
+
+
 # ----------------------------------------------------------------------------------------------------
 # tables of runs
 # ----------------------------------------------------------------------------------------------------
