@@ -9,12 +9,13 @@ BIN := $(VENV)/bin
 
 setup: $(VENV)/.installed
 
+# numba compiles the estimator's kernels once per machine (~15 s): at setup, not in a study's or the tests'
+# first fit
 $(VENV)/.installed: pyproject.toml scripts/install_torch.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	bash scripts/install_torch.sh $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[workflow,test]'
-	# numba compiles the estimator's kernels once per machine (~15 s): here, not in a study's or the tests' first fit
 	$(BIN)/transferlaw compile-kernels
 	touch $@
 
