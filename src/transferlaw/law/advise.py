@@ -94,6 +94,7 @@ from transferlaw.law.fit import (
     STATUS_NOT_FITTED,
     Columns,
     FitResult,
+    RunGroup,
     check_fit_input,
     fit_law,
     table_groups,
@@ -956,11 +957,10 @@ def advise_table(
         rows["rank"] = np.arange(1, n_runs + 1)
         # a repeat is numbered, and seeded, after every run its cell has, those the fit leaves out included (a
         # run stopped at the epoch cap exists: its seed run again is the same run)
-        every = _every_run(df, group, g.key)
-        rows["replicate"] = _replicates(every[p], every[f], cands[p], cands[f], advice.picks)
-        if "seed" in every.columns:
-            rows["seed"] = new_seeds(every, rows, p, f)
-        message = advice.message + _excluded_note(every, g.runs, rows, p, f, columns.status)
+        rows["replicate"] = _replicates(g.every[p], g.every[f], cands[p], cands[f], advice.picks)
+        if "seed" in g.every.columns:
+            rows["seed"] = new_seeds(g.every, rows, p, f)
+        message = advice.message + _excluded_note(g, rows, p, f, columns.status)
         rows["cost"] = advice.cost
         rows["expected_width"] = advice.expected_width
         rows["width_reduction"] = advice.width_reduction
@@ -974,30 +974,20 @@ def advise_table(
     return out[first + [c for c in out.columns if c not in first]]
 
 
-def _every_run(df: pd.DataFrame, group: str | None, key: Any) -> pd.DataFrame:
-    """A group's runs whatever their status (:func:`transferlaw.law.fit.table_groups` keeps usable ones)."""
-    if group is None or group not in df.columns:
-        return df
-    return df[df[group].astype(str) == str(key)]
-
-
-def _excluded_note(
-    every: pd.DataFrame, usable: pd.DataFrame, rows: pd.DataFrame, p: str, f: str, status: str | None
-) -> str:
+def _excluded_note(g: RunGroup, rows: pd.DataFrame, p: str, f: str, status: str | None) -> str:
     """What the message adds where advised runs repeat cells whose every run so far the fit left out: the
     same settings may end the same way (an epoch cap reached again), so the user should know."""
 
-    def cells(t: pd.DataFrame) -> set[tuple[float, float]]:
-        return set(zip(t[p].astype(float), t[f].astype(float), strict=True))
+    def cells(t: pd.DataFrame) -> list[tuple[float, float]]:
+        return list(zip(t[p].astype(float), t[f].astype(float), strict=True))
 
-    left_out = cells(every) - cells(usable)
-    hit = [c for c in zip(rows[p].astype(float), rows[f].astype(float), strict=True) if c in left_out]
+    left_out = set(cells(g.every)) - set(cells(g.runs))
+    hit = [c for c in cells(rows) if c in left_out]
     if not hit:
         return ""
-    where = every[[c in set(hit) for c in zip(every[p].astype(float), every[f].astype(float), strict=True)]]
     why = ""
-    if status is not None and status in where.columns:
-        counts = where[status].astype(str).value_counts()
+    if status is not None and status in g.every.columns:
+        counts = g.every[[c in hit for c in cells(g.every)]][status].astype(str).value_counts()
         why = f" (status {', '.join(f'{k}: {n}' for k, n in counts.items())})"
     return (
         f"; {len(hit)} advised run(s) repeat {len(set(hit))} cell(s) whose run(s) so far the fit left "

@@ -552,6 +552,7 @@ class RunGroup:
     key: Any  # the group's value (a plain Python scalar); "all" without a group column
     label: str  # "dataset=foo", or "table": how errors and warnings name it
     runs: pd.DataFrame  # its usable runs
+    every: pd.DataFrame  # all its runs, whatever their status (a repeat of a cell is numbered after them)
     n_excluded: int  # its runs left out because their status is not "ok"
     #: every run of the group counted by status (usable ones under "ok")
     statuses: dict[str, int] = field(default_factory=dict)
@@ -602,6 +603,7 @@ def table_groups(df: pd.DataFrame, columns: Columns = Columns()) -> list[RunGrou
                 key=key.item() if isinstance(key, np.generic) else key,
                 label=f"{group}={key!s}" if group is not None else "table",
                 runs=df.loc[in_group & ok],
+                every=sub,
                 n_excluded=int((in_group & ~ok).sum()),
                 statuses={s: int(n) for s, n in statuses.items()},
                 cap=cap,
